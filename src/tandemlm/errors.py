@@ -1,0 +1,71 @@
+"""Typed errors. Each carries an actionable message; wrapping code chains the cause (`raise ... from err`)."""
+
+from __future__ import annotations
+
+
+class TandemError(Exception):
+    """Base class of every error tandemlm raises on purpose."""
+
+
+class ValidationError(TandemError, ValueError):
+    """A request, parameter or argument is malformed; the message says what to fix."""
+
+
+class ConfigError(TandemError):
+    """A pipeline file is invalid; the message names the file, the key path and what was expected."""
+
+
+class ModelNotFoundError(TandemError, KeyError):
+    """A catalog name, pipeline or model name that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelSourceError(TandemError):
+    """A model file could not be fetched or failed verification (wrong size or SHA-256, no pip, no disk space)."""
+
+
+class MissingExtraError(TandemError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+class UnsupportedOperationError(TandemError, NotImplementedError):
+    """The engine cannot do this (for example full logprobs from a remote endpoint)."""
+
+
+class ContextLengthError(ValidationError):
+    """The prompt plus the requested tokens do not fit in the model's context window."""
+
+
+class VocabularyMismatchError(TandemError):
+    """Two models that must share a tokenizer do not."""
+
+
+class EngineError(TandemError):
+    """A model backend failed at run time."""
+
+
+class RemoteError(EngineError):
+    """An HTTP endpoint answered with an error; `status` is its HTTP status (None for transport errors)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthenticationError(RemoteError):
+    """The endpoint rejected the API key (401/403)."""
+
+
+class RateLimitError(RemoteError):
+    """The endpoint kept answering 429 after all retries."""
+
+
+class RemoteTimeoutError(RemoteError):
+    """The endpoint did not answer in time after all retries."""
+
+
+def missing_extra(package: str, extra: str) -> MissingExtraError:
+    """The error to raise when an optional import fails."""
+    return MissingExtraError(f"{package} is not installed; install it with: pip install 'tandemlm[{extra}]'")

@@ -1,0 +1,263 @@
+"""`LanguageModel`: the one interface every engine and every collaboration strategy implements.
+
+Engines implement a few protected methods (`_generate`, optionally `_stream`, `_next_token_logprobs`,
+`_token_logprobs`, `_tokenize`, ...). The public methods here add, once for all of them: request
+validation, the context-window check, tracing, usage, cost, the egress ledger for cloud models, and
+typed errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from types import TracebackType
+
+import numpy as np
+
+from tandemlm.errors import (
+    ContextLengthError,
+    EngineError,
+    TandemError,
+    UnsupportedOperationError,
+    ValidationError,
+)
+from tandemlm.trace import Recorder, record
+from tandemlm.types import Chunk, Completion, LogProbs, Location, Price, Request, TraceEvent, Usage
+
+LOCATIONS: tuple[str, ...] = ("edge", "cloud")
+
+
+class LanguageModel:
+    """Base class of engines and strategies. A strategy built from LanguageModels is itself one, so they nest."""
+
+    def __init__(self, name: str, *, location: Location = "edge", price: Price | None = None) -> None:
+        if location not in LOCATIONS:
+            raise ValidationError(f"location must be 'edge' or 'cloud', got {location!r}")
+        self.name = name
+        self.location: Location = location
+        self.price = price or Price()
+        self._fingerprint: str | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, location={self.location!r})"
+
+    # ---- public API -------------------------------------------------------------------------------
+
+    def generate(self, request: Request | str, *, role: str = "model") -> Completion:
+        """Answer a request (a `Request`, or a plain user prompt)."""
+        request = self._check_request(request)
+        with _Call(self, "generate", role, self._egress(request)) as call:
+            return call.complete(self._generate(request))
+
+    async def agenerate(self, request: Request | str, *, role: str = "model") -> Completion:
+        """`generate` for asyncio callers; engines with a native async client override `_agenerate`."""
+        request = self._check_request(request)
+        with _Call(self, "generate", role, self._egress(request)) as call:
+            return call.complete(await self._agenerate(request))
+
+    def stream(self, request: Request | str, *, role: str = "model") -> Iterator[Chunk]:
+        """Answer a request piece by piece; the last chunk carries the finish reason and the traced completion."""
+        request = self._check_request(request)
+        call = _Call(self, "stream", role, self._egress(request))
+        pieces = self._stream(request)
+        while True:
+            with call:  # active only while the engine works, so the consumer may switch threads between chunks
+                try:
+                    chunk = next(pieces)
+                except StopIteration:
+                    raise EngineError(f"{self.name}: the stream ended without a final chunk") from None
+                if chunk.completion is not None:
+                    yield replace(chunk, completion=call.complete(chunk.completion))
+                    return
+            yield chunk
+
+    def next_token_logprobs(self, tokens: Sequence[int], *, top_k: int | None = None, role: str = "model") -> LogProbs:
+        """The next-token distribution after a token prefix: dense for local engines, top-k for remote ones."""
+        tokens = self._check_tokens(tokens)
+        if top_k is not None and top_k < 1:
+            raise ValidationError(f"top_k must be a positive integer, got {top_k}")
+        with _Call(self, "logprobs", role, self._token_egress(tokens)) as call:
+            out = self._next_token_logprobs(tokens, top_k)
+            call.complete(Completion("", "stop", Usage(len(tokens), 0), self.name))
+            return out
+
+    def score(self, prompt: str, continuation: str, *, role: str = "model") -> float:
+        """Log-likelihood of `continuation` right after `prompt` (for multiple choice and verifiers)."""
+        if not continuation:
+            raise ValidationError("score needs a non-empty continuation")
+        head = self.tokenize(prompt, add_special=True)
+        tail = self.tokenize(continuation)
+        tokens = head + tail
+        with _Call(self, "score", role, self._token_egress(tokens)) as call:
+            values = self._token_logprobs(tokens, len(head))
+            call.complete(Completion("", "stop", Usage(len(tokens), 0), self.name))
+            return float(np.sum(values))
+
+    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
+        """Token ids of `text`; `add_special` adds the model's begin-of-sequence token where it has one."""
+        return self._tokenize(text, add_special)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._detokenize(self._check_tokens(tokens))
+
+    @property
+    def vocab_fingerprint(self) -> str | None:
+        """SHA-256 over the vocabulary (size and every token's bytes); None when the engine cannot see it."""
+        if self._fingerprint is None:
+            pieces = self._vocabulary()
+            if pieces is None:
+                return None
+            digest = hashlib.sha256(str(len(pieces)).encode())
+            for piece in pieces:
+                digest.update(len(piece).to_bytes(4, "little") + piece)
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    @property
+    def context_length(self) -> int | None:
+        """Tokens the model can attend to (prompt plus answer); None when unknown."""
+        return None
+
+    def close(self) -> None:
+        """Release the engine's resources (model weights, HTTP connections)."""
+
+    def __enter__(self) -> LanguageModel:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ---- what engines implement -------------------------------------------------------------------
+
+    def _generate(self, request: Request) -> Completion:
+        """Answer without tracing; the base class adds the trace. Every engine implements this."""
+        raise NotImplementedError
+
+    async def _agenerate(self, request: Request) -> Completion:
+        return await asyncio.to_thread(self._generate, request)
+
+    def _stream(self, request: Request) -> Iterator[Chunk]:
+        """Text pieces, then one final chunk with `completion` set. Default: the whole answer at once."""
+        completion = self._generate(request)
+        yield Chunk(completion.text)
+        yield Chunk("", completion.finish_reason, completion)
+
+    def _next_token_logprobs(self, tokens: list[int], top_k: int | None) -> LogProbs:
+        raise UnsupportedOperationError(f"{type(self).__name__} cannot give next-token logprobs")
+
+    def _token_logprobs(self, tokens: list[int], start: int) -> np.ndarray:
+        """Log-probability of each of tokens[start:] given the tokens before it. Default: one call per position."""
+        return np.array([self._next_token_logprobs(tokens[:i], None).logprob(tokens[i]) for i in range(start, len(tokens))])
+
+    def _tokenize(self, text: str, add_special: bool) -> list[int]:
+        raise UnsupportedOperationError(f"{type(self).__name__} cannot tokenize")
+
+    def _detokenize(self, tokens: list[int]) -> str:
+        raise UnsupportedOperationError(f"{type(self).__name__} cannot detokenize")
+
+    def _vocabulary(self) -> list[bytes] | None:
+        """Every token's bytes, in id order, for the fingerprint; None when unknown."""
+        return None
+
+    def _count_prompt_tokens(self, request: Request) -> int | None:
+        """Prompt tokens after the chat template, for the context check; None when the engine cannot tell."""
+        return None
+
+    def _egress(self, request: Request) -> str | None:
+        """The exact text that leaves the device for this request: None on the edge, the messages as JSON in the cloud.
+
+        Engines that send other bytes (an HTTP body) override this so the ledger holds exactly what they send.
+        """
+        if self.location == "edge":
+            return None
+        return json.dumps([{"role": m.role, "content": m.content} for m in request.messages], ensure_ascii=False)
+
+    def _token_egress(self, tokens: list[int]) -> str | None:
+        return None if self.location == "edge" else json.dumps({"tokens": tokens})
+
+    # ---- validation -------------------------------------------------------------------------------
+
+    def _check_request(self, request: Request | str) -> Request:
+        if isinstance(request, str):
+            request = Request.of(request)
+        if not isinstance(request, Request):
+            raise ValidationError(f"expected a Request or a prompt string, got {type(request).__name__}")
+        limit = self.context_length
+        if limit is not None:
+            prompt_tokens = self._count_prompt_tokens(request)
+            if prompt_tokens is not None and prompt_tokens + request.params.max_tokens > limit:
+                raise ContextLengthError(
+                    f"{self.name}: the prompt has {prompt_tokens} tokens and max_tokens is {request.params.max_tokens}, "
+                    f"which exceeds the context window of {limit} tokens; shorten the prompt or lower max_tokens"
+                )
+        return request
+
+    def _check_tokens(self, tokens: Sequence[int]) -> list[int]:
+        out = [int(t) for t in tokens]
+        if not out:
+            raise ValidationError("need at least one token")
+        return out
+
+
+class _Call:
+    """One traced call: collects the events of inner calls, then records this call's own event."""
+
+    def __init__(self, model: LanguageModel, operation: str, role: str, egress: str | None) -> None:
+        self.model = model
+        self.operation = operation
+        self.role = role
+        self.egress = egress
+        self.recorder = Recorder()
+        self.elapsed = 0.0
+        self._t0 = 0.0
+
+    def __enter__(self) -> _Call:
+        self.recorder.__enter__()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.elapsed += time.perf_counter() - self._t0
+        self.recorder.__exit__(exc_type, exc, tb)
+        if exc is None or isinstance(exc, GeneratorExit):
+            return
+        record(self._event(Usage(), error=f"{type(exc).__name__}: {exc}"))
+        if not isinstance(exc, TandemError):
+            raise EngineError(f"{self.model.name}: {type(exc).__name__}: {exc}") from exc
+
+    def complete(self, result: Completion) -> Completion:
+        """Record this call's event and return the completion carrying the whole trace."""
+        self.elapsed += time.perf_counter() - self._t0
+        self._t0 = time.perf_counter()
+        event = self._event(result.usage, decision=None)
+        record(event)
+        return replace(result, model=self.model.name, trace=(*self.recorder.events,))
+
+    def _event(self, usage: Usage, *, decision: str | None = None, error: str | None = None) -> TraceEvent:
+        m = self.model
+        return TraceEvent(
+            model=m.name,
+            location=m.location,
+            operation=self.operation,
+            role=self.role,
+            usage=usage,
+            latency_s=self.elapsed,
+            cost_usd=m.price.cost(usage),
+            egress=self.egress,
+            decision=decision,
+            error=error,
+        )
+
+
+def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut `text` at the first stop sequence; say whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

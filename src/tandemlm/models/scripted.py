@@ -1,0 +1,126 @@
+"""`ScriptedModel`: a test double that returns given text and given logits, exactly and instantly.
+
+Public API (pydantic-ai's `TestModel` idea): cascades, speculative decoding and fusion become
+testable exactly, in milliseconds, without loading a real model.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+
+from tandemlm.errors import EngineError, ValidationError
+from tandemlm.models.base import LanguageModel, apply_stop
+from tandemlm.types import Chunk, Completion, LogProbs, Location, Price, Request, Usage
+
+Reply = str | BaseException
+Logits = Sequence[float] | np.ndarray
+DEFAULT_VOCAB: tuple[str, ...] = ("<unk>", *(chr(i) for i in range(1, 256)))
+
+
+class ScriptedModel(LanguageModel):
+    """Answers from a script.
+
+    replies: one text for every request, a list consumed in order (an exception in it is raised at
+        its turn), or a function of the request.
+    logits: raw next-token logits: a function of the token prefix, or a list consumed in call order.
+    vocab: token strings by id; tokenization is greedy longest match, unknown characters map to id 0.
+        The default is one token per Latin-1 character.
+    """
+
+    def __init__(
+        self,
+        replies: Reply | Sequence[Reply] | Callable[[Request], str] = "",
+        *,
+        logits: Callable[[Sequence[int]], Logits] | Sequence[Logits] | None = None,
+        vocab: Sequence[str] = DEFAULT_VOCAB,
+        name: str = "scripted",
+        location: Location = "edge",
+        price: Price | None = None,
+        context_length: int | None = None,
+    ) -> None:
+        super().__init__(name, location=location, price=price)
+        if isinstance(replies, (str, BaseException)):
+            replies = itertools.repeat(replies)  # type: ignore[assignment]
+        self._replies: Callable[[Request], str] | Iterator[Reply]
+        self._replies = replies if callable(replies) else iter(replies)  # type: ignore[arg-type]
+        self._logits: Callable[[Sequence[int]], Logits] | Iterator[Logits] | None
+        self._logits = logits if logits is None or callable(logits) else iter(logits)
+        self.vocab = tuple(vocab)
+        self._ids = {piece: i for i, piece in enumerate(self.vocab)}
+        self._longest = max(len(p) for p in self.vocab)
+        self._context_length = context_length
+        self.requests: list[Request] = []  # every request seen, for assertions
+
+    @property
+    def context_length(self) -> int | None:
+        return self._context_length
+
+    def _reply(self, request: Request) -> str:
+        self.requests.append(request)
+        if callable(self._replies):
+            return self._replies(request)
+        reply = next(self._replies, None)
+        if reply is None:
+            raise EngineError(f"{self.name}: the script ran out of replies after {len(self.requests) - 1} requests")
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    def _answer(self, request: Request) -> tuple[list[str], Completion]:
+        tokens = [self.vocab[t] for t in self.tokenize(self._reply(request))]
+        finish = "stop"
+        if len(tokens) > request.params.max_tokens:
+            tokens, finish = tokens[: request.params.max_tokens], "length"
+        text, stopped = apply_stop("".join(tokens), request.params.stop)
+        if stopped:
+            tokens, finish = self.tokenize(text), "stop"
+            tokens = [self.vocab[t] for t in tokens]
+        usage = Usage(self._count_prompt_tokens(request), len(tokens))
+        return tokens, Completion(text, finish, usage, self.name)  # type: ignore[arg-type]
+
+    def _generate(self, request: Request) -> Completion:
+        return self._answer(request)[1]
+
+    def _stream(self, request: Request) -> Iterator[Chunk]:
+        pieces, completion = self._answer(request)
+        for piece in pieces:
+            yield Chunk(piece)
+        yield Chunk("", completion.finish_reason, completion)
+
+    def _next_token_logprobs(self, tokens: list[int], top_k: int | None) -> LogProbs:
+        if self._logits is None:
+            raise EngineError(f"{self.name}: no logits were scripted")
+        raw = self._logits(tokens) if callable(self._logits) else next(self._logits, None)
+        if raw is None:
+            raise EngineError(f"{self.name}: the script ran out of logits")
+        out = LogProbs.from_logits(np.asarray(raw))
+        if out.vocab_size != len(self.vocab):
+            raise EngineError(f"{self.name}: scripted logits have {out.vocab_size} entries, the vocabulary {len(self.vocab)}")
+        return out if top_k is None else LogProbs.from_top(out.vocab_size, out.top(top_k))
+
+    def _tokenize(self, text: str, add_special: bool) -> list[int]:
+        ids, i = [], 0
+        while i < len(text):
+            for n in range(min(self._longest, len(text) - i), 0, -1):
+                if (hit := self._ids.get(text[i : i + n])) is not None:
+                    ids.append(hit)
+                    i += n
+                    break
+            else:
+                ids.append(0)
+                i += 1
+        return ids
+
+    def _detokenize(self, tokens: list[int]) -> str:
+        if any(not 0 <= t < len(self.vocab) for t in tokens):
+            raise ValidationError(f"{self.name}: token ids must be in [0, {len(self.vocab)})")
+        return "".join(self.vocab[t] for t in tokens)
+
+    def _vocabulary(self) -> list[bytes]:
+        return [p.encode() for p in self.vocab]
+
+    def _count_prompt_tokens(self, request: Request) -> int:
+        return sum(len(self.tokenize(m.content)) for m in request.messages)
