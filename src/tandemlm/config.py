@@ -1,0 +1,186 @@
+"""Pipeline files: YAML of `models` and `pipelines`, validated strictly (`extra="forbid"`).
+
+```yaml
+models:
+  edge:  {engine: llamacpp, source: catalog:qwen2.5-coder-0.5b, location: edge}
+  cloud: {engine: llamacpp, source: catalog:qwen2.5-coder-1.5b, location: cloud,
+          price: {input: 0.15, output: 0.60}}
+pipelines:
+  edge:  {model: edge}
+  cloud: {model: cloud}
+default_pipeline: edge
+ledger: ~/.cache/tandemlm/egress.jsonl   # optional: append every cloud call's egress here
+```
+
+A pipeline answers requests; today it is one model, and strategies (cascades, speculative
+decoding, privacy gatekeepers) plug in here as they land. Errors name the file, the key path and
+what was expected. `Runtime` turns a config into loaded models, each loaded once, on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from tandemlm.errors import ConfigError, ModelNotFoundError
+from tandemlm.models import ENGINES, LanguageModel
+from tandemlm.trace import Recorder
+from tandemlm.types import Location, Price
+
+PACKAGED = ("default", "tiny")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PriceConfig(_Strict):
+    input: float = Field(0.0, ge=0, description="USD per 1M input tokens")
+    output: float = Field(0.0, ge=0, description="USD per 1M output tokens")
+
+
+class _ModelBase(_Strict):
+    location: Location = "edge"
+    price: PriceConfig = PriceConfig()
+
+    def options(self, name: str) -> dict[str, Any]:
+        """Keyword arguments of the engine factory."""
+        out = self.model_dump(exclude={"engine", "price"}, exclude_none=True)
+        out.setdefault("name", name)
+        out["price"] = Price(self.price.input, self.price.output)
+        return out
+
+
+class LlamaCppConfig(_ModelBase):
+    engine: Literal["llamacpp"]
+    source: str = Field(description="catalog:NAME, path:/file.gguf or hf://org/repo/file")
+    n_ctx: int = Field(4096, ge=256)
+    n_threads: int | None = Field(None, ge=1)
+    n_batch: int = Field(512, ge=1)
+    chat_template: bool | str = True
+
+
+class OpenAIConfig(_ModelBase):
+    engine: Literal["openai"]
+    model: str
+    base_url: str
+    location: Location = "cloud"
+    api_key: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    context_length: int | None = Field(None, ge=1)
+
+
+class ScriptedConfig(_ModelBase):
+    engine: Literal["scripted"]
+    replies: str | list[str] = ""
+
+
+ModelConfig = Annotated[LlamaCppConfig | OpenAIConfig | ScriptedConfig, Field(discriminator="engine")]
+
+
+class PipelineConfig(_Strict):
+    model: str = Field(description="name of an entry under models")
+    description: str = ""
+
+
+class TandemConfig(_Strict):
+    models: dict[str, ModelConfig]
+    pipelines: dict[str, PipelineConfig]
+    default_pipeline: str | None = None
+    ledger: str | None = Field(None, description="JSONL file that every cloud call's egress is appended to")
+
+    @model_validator(mode="after")
+    def _references(self) -> TandemConfig:
+        if not self.pipelines:
+            raise ValueError("at least one pipeline is needed")
+        for name, pipeline in self.pipelines.items():
+            if pipeline.model not in self.models:
+                raise _RefError(("pipelines", name, "model"), pipeline.model, list(self.models))
+        if self.default_pipeline is not None and self.default_pipeline not in self.pipelines:
+            raise _RefError(("default_pipeline",), self.default_pipeline, list(self.pipelines))
+        return self
+
+    @property
+    def default(self) -> str:
+        return self.default_pipeline or next(iter(self.pipelines))
+
+
+class _RefError(ValueError):
+    def __init__(self, loc: tuple[str, ...], value: str, known: list[str]) -> None:
+        super().__init__(f"{'.'.join(loc)}: {value!r} is not defined; known: {', '.join(known) or 'none'}")
+
+
+def load_config(source: str | Path) -> TandemConfig:
+    """Read and validate a pipeline file: a path, or the name of a packaged config (default, tiny)."""
+    path = Path(source).expanduser()
+    if str(source) in PACKAGED and not path.exists():
+        text = resources.files("tandemlm.data").joinpath(f"{source}.yaml").read_text(encoding="utf-8")
+        label = f"<packaged config {source!r}>"
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from err
+        label = str(path)
+    return parse_config(text, label)
+
+
+def parse_config(text: str, label: str = "<config>") -> TandemConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{label}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping with 'models' and 'pipelines' at the top level")
+    try:
+        return TandemConfig.model_validate(data)
+    except PydanticValidationError as err:
+        lines = []
+        for e in err.errors():
+            loc = list(e["loc"])
+            if len(loc) > 2 and loc[0] == "models" and loc[2] in ENGINES:  # drop pydantic's union tag
+                del loc[2]
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            cause = e.get("ctx", {}).get("error")
+            message = str(cause) if isinstance(cause, _RefError) else f"{where}: {e['msg']}"
+            lines.append(message)
+        raise ConfigError(f"{label}: invalid config:\n  " + "\n  ".join(lines)) from err
+
+
+class Runtime:
+    """The models and pipelines of one config, each model loaded once, on first use."""
+
+    def __init__(self, config: TandemConfig) -> None:
+        self.config = config
+        self._models: dict[str, LanguageModel] = {}
+
+    def model(self, name: str) -> LanguageModel:
+        if name not in self._models:
+            if name not in self.config.models:
+                raise ModelNotFoundError(f"no model named {name!r}; known: {', '.join(self.config.models)}")
+            spec = self.config.models[name]
+            self._models[name] = ENGINES[spec.engine](**spec.options(name))
+        return self._models[name]
+
+    def pipeline(self, name: str | None = None) -> LanguageModel:
+        """The LanguageModel that answers for a pipeline (the default one when name is None)."""
+        name = name or self.config.default
+        if name not in self.config.pipelines:
+            raise ModelNotFoundError(f"no pipeline named {name!r}; known: {', '.join(self.config.pipelines)}")
+        return self.model(self.config.pipelines[name].model)
+
+    def recorder(self) -> Recorder:
+        """A recorder that appends egress to the config's ledger file, if it names one."""
+        return Recorder(ledger=Path(self.config.ledger).expanduser() if self.config.ledger else None)
+
+    def close(self) -> None:
+        for model in self._models.values():
+            model.close()
+        self._models.clear()

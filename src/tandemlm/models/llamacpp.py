@@ -1,0 +1,242 @@
+"""The llama.cpp engine: GGUF models through llama-cpp-python, the embedded default.
+
+Generation runs our own loop over `Llama.generate` so that streaming, stop sequences and usage are
+exact and one code path serves `generate` and `stream`. llama.cpp keeps the KV cache of the last
+sequence; every operation here starts from the longest prefix it shares with that sequence, so a
+follow-up turn, or a logprob query that extends the last one, only evaluates the new tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tandemlm.errors import EngineError, ValidationError, missing_extra
+from tandemlm.models.base import LanguageModel
+from tandemlm.types import Chunk, Completion, FinishReason, LogProbs, Location, Price, Request, Usage
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+
+class LlamaCppModel(LanguageModel):
+    """A GGUF model run in-process by llama.cpp. One call at a time: calls from other threads wait.
+
+    chat_template: use the template stored in the GGUF (True), a Jinja template string of your own,
+        or none (False: messages are joined by blank lines, for base models such as gemma3-270m).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        location: Location = "edge",
+        price: Price | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        chat_template: bool | str = True,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(name or Path(path).stem, location=location, price=price)
+        try:
+            import llama_cpp
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError:
+            raise missing_extra("llama-cpp-python", "llamacpp") from None
+        self._lib = llama_cpp
+        threads = n_threads or os.cpu_count() or 1
+        try:
+            self.llm: Llama = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_threads=threads,
+                n_threads_batch=threads,
+                logits_all=False,
+                verbose=verbose,
+            )
+        except (ValueError, RuntimeError) as err:
+            raise EngineError(f"llama.cpp could not load {path}: {err}") from err
+        self._lock = threading.RLock()
+        self._vocab_ptr = self.llm._model.vocab
+        self._n_vocab = self.llm.n_vocab()
+        template = self.llm.metadata.get("tokenizer.chat_template") if chat_template is True else chat_template
+        self._formatter = None
+        if template:
+            bos, eos = self.llm.token_bos(), self.llm.token_eos()
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                bos_token=self.llm._model.token_get_text(bos) if bos != -1 else "",
+                eos_token=self.llm._model.token_get_text(eos) if eos != -1 else "",
+            )
+        self._rendered: tuple[Request, list[int]] | None = None
+
+    @property
+    def context_length(self) -> int:
+        return int(self.llm.n_ctx())
+
+    def close(self) -> None:
+        with self._lock:
+            self.llm.close()
+
+    # ---- prompts and tokens -----------------------------------------------------------------------
+
+    def render(self, request: Request) -> str:
+        """The prompt text the model sees: the chat template applied to the messages."""
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        if self._formatter is None:
+            return "\n\n".join(m["content"] for m in messages)
+        try:
+            return self._formatter(messages=messages).prompt  # type: ignore[arg-type]
+        except Exception as err:  # the template's own raise_exception, or a Jinja error
+            raise ValidationError(f"{self.name}: the chat template rejected these messages: {err}") from err
+
+    def _prompt_ids(self, request: Request) -> list[int]:
+        # the base class counts prompt tokens before _generate renders them: remember the last one
+        if self._rendered is not None and self._rendered[0] is request:
+            return self._rendered[1]
+        ids = self._tokenize(self.render(request), add_special=self._formatter is None)
+        self._rendered = (request, ids)
+        return ids
+
+    def _count_prompt_tokens(self, request: Request) -> int:
+        return len(self._prompt_ids(request))
+
+    def _tokenize(self, text: str, add_special: bool) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True))
+
+    def _detokenize(self, tokens: list[int]) -> str:
+        self._check_ids(tokens)
+        return self.llm.detokenize(tokens).decode("utf-8", errors="replace")
+
+    def _vocabulary(self) -> list[bytes]:
+        get = self._lib.llama_vocab_get_text
+        return [bytes(get(self._vocab_ptr, i)) for i in range(self._n_vocab)]
+
+    def _check_ids(self, tokens: Sequence[int]) -> None:
+        bad = [t for t in tokens if not 0 <= t < self._n_vocab]
+        if bad:
+            raise ValidationError(f"{self.name}: token ids must be in [0, {self._n_vocab}), got {bad[:5]}")
+
+    # ---- generation -------------------------------------------------------------------------------
+
+    def _generate(self, request: Request) -> Completion:
+        *_, last = self._run(request)
+        assert last.completion is not None
+        return last.completion
+
+    def _stream(self, request: Request) -> Iterator[Chunk]:
+        return self._run(request)
+
+    def _run(self, request: Request) -> Iterator[Chunk]:
+        """Decode token by token; text is released only once it cannot be the start of a stop sequence."""
+        params = request.params
+        with self._lock:
+            prompt = self._prompt_ids(request)
+            self.llm.set_seed(params.seed if params.seed is not None else self._lib.LLAMA_DEFAULT_SEED)
+            tokens = self.llm.generate(
+                prompt, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0
+            )
+            out: list[int] = []
+            text, sent = "", 0
+            finish: FinishReason = "length"
+            try:
+                for token in tokens:
+                    if self._lib.llama_vocab_is_eog(self._vocab_ptr, token):
+                        finish = "stop"
+                        break
+                    out.append(token)
+                    text = self.llm.detokenize(out).decode("utf-8", errors="ignore")
+                    cut = _find_stop(text, params.stop, sent)
+                    if cut is not None:
+                        text, finish = text[:cut], "stop"
+                        break
+                    safe = len(text) - _held_back(text, params.stop)
+                    if safe > sent:
+                        yield Chunk(text[sent:safe])
+                        sent = safe
+                    if len(out) >= params.max_tokens or len(prompt) + len(out) >= self.context_length:
+                        break
+            finally:
+                tokens.close()
+        if len(text) > sent:
+            yield Chunk(text[sent:])
+        yield Chunk("", finish, Completion(text, finish, Usage(len(prompt), len(out)), self.name))
+
+    # ---- logits -----------------------------------------------------------------------------------
+
+    def _next_token_logprobs(self, tokens: list[int], top_k: int | None) -> LogProbs:
+        self._check_ids(tokens)
+        with self._lock:
+            logits = self._logits(tokens, len(tokens) - 1)[-1]
+        out = LogProbs.from_logits(logits)
+        return out if top_k is None else LogProbs.from_top(out.vocab_size, out.top(top_k))
+
+    def _token_logprobs(self, tokens: list[int], start: int) -> np.ndarray:
+        if start < 1:
+            raise ValidationError(f"{self.name}: scoring needs at least one context token before the continuation")
+        self._check_ids(tokens)
+        with self._lock:
+            rows = self._logits(tokens[:-1], start - 1).astype(np.float64)
+        peak = rows.max(axis=1, keepdims=True)
+        log_z = peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1))
+        targets = np.array(tokens[start:])
+        return rows[np.arange(len(targets)), targets] - log_z
+
+    def _logits(self, tokens: list[int], first: int) -> np.ndarray:
+        """Raw logits after each prefix tokens[:i+1] for i >= first, reusing the cached shared prefix."""
+        llm = self.llm
+        if len(tokens) > self.context_length:
+            raise ValidationError(f"{self.name}: {len(tokens)} tokens exceed the context window of {self.context_length}")
+        keep = 0
+        for cached, new in zip(llm.input_ids[: min(llm.n_tokens, first)], tokens, strict=False):
+            if cached != new:
+                break
+            keep += 1
+        llm.n_tokens = keep
+        llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+        rows: list[np.ndarray] = []
+        batch = llm._batch
+        for start in range(keep, len(tokens), llm.n_batch):
+            part = tokens[start : start + llm.n_batch]
+            batch.set_batch(batch=part, n_past=start, logits_all=False)
+            wanted = [j for j in range(len(part)) if start + j >= first]
+            for j in wanted:
+                batch.batch.logits[j] = True
+            llm._ctx.decode(batch)
+            llm.input_ids[start : start + len(part)] = part
+            llm.n_tokens = start + len(part)
+            if wanted:
+                rows.append(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(wanted), self._n_vocab)).copy())
+        llm._requires_eval = False
+        return np.concatenate(rows)
+
+
+def _find_stop(text: str, stop: Sequence[str], sent: int) -> int | None:
+    """Index of the earliest stop sequence in text (searching only where a new match can be)."""
+    hits = [i for s in stop if (i := text.find(s, max(0, sent - len(s) + 1))) >= 0]
+    return min(hits) if hits else None
+
+
+def _held_back(text: str, stop: Sequence[str]) -> int:
+    """Length of the longest tail of text that is the beginning of a stop sequence."""
+    return max((n for s in stop for n in range(min(len(s) - 1, len(text)), 0, -1) if text.endswith(s[:n])), default=0)
+
+
+def load_llamacpp(source: str, **options: Any) -> LlamaCppModel:
+    """Build from a model source string (catalog:NAME, path:..., hf://...); catalog models get their template flag."""
+    from tandemlm.models.catalog import CATALOG
+    from tandemlm.models.sources import resolve
+
+    scheme, _, rest = source.partition(":")
+    if scheme in ("catalog", "pypi") and rest in CATALOG and not CATALOG[rest].chat_template:
+        options.setdefault("chat_template", False)
+    options.setdefault("name", rest if scheme in ("catalog", "pypi") else None)
+    return LlamaCppModel(resolve(source), **options)
