@@ -251,7 +251,7 @@ def _summary(c: Completion) -> str:
 
 def format_trace(c: Completion) -> str:
     """The trace as an aligned table, one row per model call."""
-    rows = [("MODEL", "WHERE", "OP", "ROLE", "IN", "OUT", "LATENCY", "COST $", "NOTE")]
+    rows: list[tuple[str, ...]] = [("MODEL", "WHERE", "OP", "ROLE", "IN", "OUT", "LATENCY", "COST $", "NOTE")]
     rows += [_trace_row(e) for e in c.trace]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -266,3 +266,7 @@ def _trace_row(e: TraceEvent) -> tuple[str, ...]:
         e.model, e.location, e.operation, e.role, str(e.usage.prompt_tokens), str(e.usage.completion_tokens),
         f"{e.latency_s * 1000:.0f} ms", f"{e.cost_usd:.6f}", note,
     )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -40,8 +40,8 @@ class _Strict(BaseModel):
 
 
 class PriceConfig(_Strict):
-    input: float = Field(0.0, ge=0, description="USD per 1M input tokens")
-    output: float = Field(0.0, ge=0, description="USD per 1M output tokens")
+    input: float = Field(default=0.0, ge=0, description="USD per 1M input tokens")
+    output: float = Field(default=0.0, ge=0, description="USD per 1M output tokens")
 
 
 class _ModelBase(_Strict):

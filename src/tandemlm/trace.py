@@ -55,7 +55,13 @@ def record(event: TraceEvent) -> None:
 def append_ledger(path: Path, event: TraceEvent) -> None:
     """Append one egress record (time, model, operation, exact text) to a JSONL ledger file."""
     line = json.dumps(
-        {"time": time.time(), "model": event.model, "operation": event.operation, "role": event.role, "text": event.egress},
+        {
+            "time": time.time(),
+            "model": event.model,
+            "operation": event.operation,
+            "role": event.role,
+            "text": event.egress,
+        },
         ensure_ascii=False,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

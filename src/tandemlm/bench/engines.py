@@ -24,9 +24,10 @@ from tandemlm.models.llamacpp import LlamaCppModel
 from tandemlm.models.sources import resolve
 from tandemlm.types import Request
 
-LONG_PROMPT = " ".join(
-    f"Line {i}: the quick brown fox jumps over the lazy dog while counting to {i * 7}." for i in range(18)
-) + "\nSummarise the text above in one sentence."
+LONG_PROMPT = (
+    " ".join(f"Line {i}: the quick brown fox jumps over the lazy dog while counting to {i * 7}." for i in range(18))
+    + "\nSummarise the text above in one sentence."
+)
 DECODE_PROMPT = "Write a Python function that parses an ISO 8601 date string without using any library, with comments."
 
 
@@ -57,7 +58,7 @@ def _timed_stream(pieces: Iterator[Any], count: Callable[[Any], int]) -> Sample:
 
 
 def _tandem_prefill(model: LlamaCppModel) -> Sample:
-    model.llm.reset()
+    model.clear_cache()
     t0 = time.perf_counter()
     c = model.generate(Request.of(LONG_PROMPT, max_tokens=1))
     return Sample(c.usage.prompt_tokens, time.perf_counter() - t0)
@@ -91,14 +92,18 @@ def bench_model(name: str, runs: int, max_tokens: int, threads: int) -> dict[str
     direct = Llama(
         model_path=str(path), n_ctx=2048, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False
     )
-    samples: dict[str, list[Sample]] = {k: [] for k in ("tandem_prefill", "direct_prefill", "tandem_decode", "direct_decode")}
+    samples: dict[str, list[Sample]] = {
+        k: [] for k in ("tandem_prefill", "direct_prefill", "tandem_decode", "direct_decode")
+    }
     _tandem_decode(model, 8), _direct_decode(direct, 8)  # warm-up: page the weights in
     for i in tqdm(range(runs), desc=name, file=sys.stderr):
-        order = (("tandem", model), ("direct", direct)) if i % 2 == 0 else (("direct", direct), ("tandem", model))
-        for who, m in order:
-            prefill, decode = (_tandem_prefill, _tandem_decode) if who == "tandem" else (_direct_prefill, _direct_decode)
-            samples[f"{who}_prefill"].append(prefill(m))
-            samples[f"{who}_decode"].append(decode(m, max_tokens))
+        for who in ("tandem", "direct") if i % 2 == 0 else ("direct", "tandem"):
+            if who == "tandem":
+                samples["tandem_prefill"].append(_tandem_prefill(model))
+                samples["tandem_decode"].append(_tandem_decode(model, max_tokens))
+            else:
+                samples["direct_prefill"].append(_direct_prefill(direct))
+                samples["direct_decode"].append(_direct_decode(direct, max_tokens))
     model.close()
     direct.close()
     med = {k: statistics.median(s.rate for s in v) for k, v in samples.items()}

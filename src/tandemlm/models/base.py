@@ -26,7 +26,7 @@ from tandemlm.errors import (
     ValidationError,
 )
 from tandemlm.trace import Recorder, record
-from tandemlm.types import Chunk, Completion, LogProbs, Location, Price, Request, TraceEvent, Usage
+from tandemlm.types import Chunk, Completion, Location, LogProbs, Price, Request, TraceEvent, Usage
 
 LOCATIONS: tuple[str, ...] = ("edge", "cloud")
 
@@ -153,7 +153,9 @@ class LanguageModel:
 
     def _token_logprobs(self, tokens: list[int], start: int) -> np.ndarray:
         """Log-probability of each of tokens[start:] given the tokens before it. Default: one call per position."""
-        return np.array([self._next_token_logprobs(tokens[:i], None).logprob(tokens[i]) for i in range(start, len(tokens))])
+        return np.array(
+            [self._next_token_logprobs(tokens[:i], None).logprob(tokens[i]) for i in range(start, len(tokens))]
+        )
 
     def _tokenize(self, text: str, add_special: bool) -> list[int]:
         raise UnsupportedOperationError(f"{type(self).__name__} cannot tokenize")
@@ -192,8 +194,9 @@ class LanguageModel:
         if limit is not None:
             prompt_tokens = self._count_prompt_tokens(request)
             if prompt_tokens is not None and prompt_tokens + request.params.max_tokens > limit:
+                wanted = request.params.max_tokens
                 raise ContextLengthError(
-                    f"{self.name}: the prompt has {prompt_tokens} tokens and max_tokens is {request.params.max_tokens}, "
+                    f"{self.name}: the prompt has {prompt_tokens} tokens and max_tokens is {wanted}, "
                     f"which exceeds the context window of {limit} tokens; shorten the prompt or lower max_tokens"
                 )
         return request

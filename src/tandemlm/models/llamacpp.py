@@ -18,7 +18,7 @@ import numpy as np
 
 from tandemlm.errors import EngineError, ValidationError, missing_extra
 from tandemlm.models.base import LanguageModel
-from tandemlm.types import Chunk, Completion, FinishReason, LogProbs, Location, Price, Request, Usage
+from tandemlm.types import Chunk, Completion, FinishReason, Location, LogProbs, Price, Request, Usage
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -29,6 +29,10 @@ class LlamaCppModel(LanguageModel):
 
     chat_template: use the template stored in the GGUF (True), a Jinja template string of your own,
         or none (False: messages are joined by blank lines, for base models such as gemma3-270m).
+
+    Reusing a cached prefix evaluates the rest of the prompt in a different batch shape than a fresh
+    run, which changes the low bits of the logits; at a near-tie that can flip a greedy choice.
+    `clear_cache()` first when two runs must match token for token.
     """
 
     def __init__(
@@ -81,6 +85,12 @@ class LlamaCppModel(LanguageModel):
     @property
     def context_length(self) -> int:
         return int(self.llm.n_ctx())
+
+    def clear_cache(self) -> None:
+        """Forget the cached sequence, so the next call evaluates its prompt from scratch."""
+        with self._lock:
+            self.llm.reset()
+            self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
 
     def close(self) -> None:
         with self._lock:
@@ -194,7 +204,9 @@ class LlamaCppModel(LanguageModel):
         """Raw logits after each prefix tokens[:i+1] for i >= first, reusing the cached shared prefix."""
         llm = self.llm
         if len(tokens) > self.context_length:
-            raise ValidationError(f"{self.name}: {len(tokens)} tokens exceed the context window of {self.context_length}")
+            raise ValidationError(
+                f"{self.name}: {len(tokens)} tokens exceed the context window of {self.context_length}"
+            )
         keep = 0
         for cached, new in zip(llm.input_ids[: min(llm.n_tokens, first)], tokens, strict=False):
             if cached != new:

@@ -13,7 +13,7 @@ import numpy as np
 
 from tandemlm.errors import EngineError, ValidationError
 from tandemlm.models.base import LanguageModel, apply_stop
-from tandemlm.types import Chunk, Completion, LogProbs, Location, Price, Request, Usage
+from tandemlm.types import Chunk, Completion, FinishReason, Location, LogProbs, Price, Request, Usage
 
 Reply = str | BaseException
 Logits = Sequence[float] | np.ndarray
@@ -70,16 +70,15 @@ class ScriptedModel(LanguageModel):
         return reply
 
     def _answer(self, request: Request) -> tuple[list[str], Completion]:
-        tokens = [self.vocab[t] for t in self.tokenize(self._reply(request))]
-        finish = "stop"
-        if len(tokens) > request.params.max_tokens:
-            tokens, finish = tokens[: request.params.max_tokens], "length"
-        text, stopped = apply_stop("".join(tokens), request.params.stop)
+        pieces = [self.vocab[t] for t in self.tokenize(self._reply(request))]
+        finish: FinishReason = "stop"
+        if len(pieces) > request.params.max_tokens:
+            pieces, finish = pieces[: request.params.max_tokens], "length"
+        text, stopped = apply_stop("".join(pieces), request.params.stop)
         if stopped:
-            tokens, finish = self.tokenize(text), "stop"
-            tokens = [self.vocab[t] for t in tokens]
-        usage = Usage(self._count_prompt_tokens(request), len(tokens))
-        return tokens, Completion(text, finish, usage, self.name)  # type: ignore[arg-type]
+            pieces, finish = [self.vocab[t] for t in self.tokenize(text)], "stop"
+        usage = Usage(self._count_prompt_tokens(request), len(pieces))
+        return pieces, Completion(text, finish, usage, self.name)
 
     def _generate(self, request: Request) -> Completion:
         return self._answer(request)[1]
@@ -98,7 +97,9 @@ class ScriptedModel(LanguageModel):
             raise EngineError(f"{self.name}: the script ran out of logits")
         out = LogProbs.from_logits(np.asarray(raw))
         if out.vocab_size != len(self.vocab):
-            raise EngineError(f"{self.name}: scripted logits have {out.vocab_size} entries, the vocabulary {len(self.vocab)}")
+            raise EngineError(
+                f"{self.name}: scripted logits have {out.vocab_size} entries, the vocabulary {len(self.vocab)}"
+            )
         return out if top_k is None else LogProbs.from_top(out.vocab_size, out.top(top_k))
 
     def _tokenize(self, text: str, add_special: bool) -> list[int]:

