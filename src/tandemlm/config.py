@@ -7,9 +7,10 @@ models:
           price: {input: 0.15, output: 0.60}}
 pipelines:
   edge:  {model: edge}
-  cloud: {model: cloud}
+  cloud: {model: cloud, fallback: edge}   # fallback: answers when the cloud model fails
 default_pipeline: edge
 ledger: ~/.cache/tandemlm/egress.jsonl   # optional: append every cloud call's egress here
+server: {api_keys: [...], queue_size: 32, request_timeout_s: 600}   # optional: `tandem serve`
 ```
 
 A pipeline answers requests; today it is one model, and strategies (cascades, speculative
@@ -27,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from tandemlm.collab.fallback import Fallback
 from tandemlm.errors import ConfigError, ModelNotFoundError
 from tandemlm.models import ENGINES, LanguageModel
 from tandemlm.trace import Recorder
@@ -87,7 +89,15 @@ ModelConfig = Annotated[LlamaCppConfig | OpenAIConfig | ScriptedConfig, Field(di
 
 class PipelineConfig(_Strict):
     model: str = Field(description="name of an entry under models")
+    fallback: str | None = Field(None, description="model that answers when `model` fails or times out")
     description: str = ""
+
+
+class ServerConfig(_Strict):
+    api_keys: list[str] = Field(default_factory=list, description="accepted bearer keys; none means no auth")
+    queue_size: int = Field(default=32, ge=0, description="requests that may wait for a busy local model")
+    request_timeout_s: float = Field(default=600.0, gt=0)
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After sent with a 503 when a queue is full")
 
 
 class TandemConfig(_Strict):
@@ -95,14 +105,17 @@ class TandemConfig(_Strict):
     pipelines: dict[str, PipelineConfig]
     default_pipeline: str | None = None
     ledger: str | None = Field(None, description="JSONL file that every cloud call's egress is appended to")
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     @model_validator(mode="after")
     def _references(self) -> TandemConfig:
         if not self.pipelines:
             raise ValueError("at least one pipeline is needed")
         for name, pipeline in self.pipelines.items():
-            if pipeline.model not in self.models:
-                raise _RefError(("pipelines", name, "model"), pipeline.model, list(self.models))
+            for key in ("model", "fallback"):
+                ref = getattr(pipeline, key)
+                if ref is not None and ref not in self.models:
+                    raise _RefError(("pipelines", name, key), ref, list(self.models))
         if self.default_pipeline is not None and self.default_pipeline not in self.pipelines:
             raise _RefError(("default_pipeline",), self.default_pipeline, list(self.pipelines))
         return self
@@ -160,6 +173,7 @@ class Runtime:
     def __init__(self, config: TandemConfig) -> None:
         self.config = config
         self._models: dict[str, LanguageModel] = {}
+        self._pipelines: dict[str, LanguageModel] = {}
 
     def model(self, name: str) -> LanguageModel:
         if name not in self._models:
@@ -172,9 +186,15 @@ class Runtime:
     def pipeline(self, name: str | None = None) -> LanguageModel:
         """The LanguageModel that answers for a pipeline (the default one when name is None)."""
         name = name or self.config.default
-        if name not in self.config.pipelines:
-            raise ModelNotFoundError(f"no pipeline named {name!r}; known: {', '.join(self.config.pipelines)}")
-        return self.model(self.config.pipelines[name].model)
+        if name not in self._pipelines:
+            if name not in self.config.pipelines:
+                raise ModelNotFoundError(f"no pipeline named {name!r}; known: {', '.join(self.config.pipelines)}")
+            spec = self.config.pipelines[name]
+            model = self.model(spec.model)
+            if spec.fallback is not None:
+                model = Fallback(model, self.model(spec.fallback), name=name)
+            self._pipelines[name] = model
+        return self._pipelines[name]
 
     def recorder(self) -> Recorder:
         """A recorder that appends egress to the config's ledger file, if it names one."""
@@ -184,3 +204,4 @@ class Runtime:
         for model in self._models.values():
             model.close()
         self._models.clear()
+        self._pipelines.clear()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -57,16 +57,28 @@ class GenerationParams:
 
 @dataclass(frozen=True)
 class Request:
-    """A chat request: the messages and how to sample the answer."""
+    """A chat request: the messages and how to sample the answer.
+
+    `raw` marks a plain text completion (OpenAI's /v1/completions): one user message whose content
+    the model continues verbatim, with no chat template.
+    """
 
     messages: tuple[Message, ...]
     params: GenerationParams = field(default_factory=GenerationParams)
+    raw: bool = False
 
     def __post_init__(self) -> None:
         if not self.messages:
             raise ValidationError("a request needs at least one message")
         if not all(isinstance(m, Message) for m in self.messages):
             raise ValidationError("request messages must be Message objects")
+        if self.raw and (len(self.messages) != 1 or self.messages[0].role != "user"):
+            raise ValidationError("a raw completion request holds exactly one user message: the prompt")
+
+    @classmethod
+    def completion(cls, prompt: str, **params: object) -> Request:
+        """A raw text completion of `prompt`, without chat template."""
+        return replace(cls.of(prompt, **params), raw=True)
 
     @classmethod
     def of(cls, prompt: str | Sequence[Message], **params: object) -> Request:
@@ -146,6 +158,7 @@ class Completion:
     usage: Usage
     model: str
     trace: tuple[TraceEvent, ...] = ()
+    decision: str | None = None  # which path a strategy took, and why
 
     @property
     def cost_usd(self) -> float:
@@ -167,6 +180,7 @@ class Completion:
                 "total_tokens": self.usage.total_tokens,
             },
             "cost_usd": self.cost_usd,
+            "decision": self.decision,
             "trace": [e.to_dict() for e in self.trace],
             "egress": list(self.egress),
         }

@@ -8,14 +8,14 @@ typed errors.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from types import TracebackType
 
+import anyio
 import numpy as np
 
 from tandemlm.errors import (
@@ -33,6 +33,10 @@ LOCATIONS: tuple[str, ...] = ("edge", "cloud")
 
 class LanguageModel:
     """Base class of engines and strategies. A strategy built from LanguageModels is itself one, so they nest."""
+
+    #: How many calls the model can serve at once; None means no limit (remote endpoints). A server
+    #: queues requests in front of a model with a limit instead of piling threads onto its lock.
+    max_concurrency: int | None = None
 
     def __init__(self, name: str, *, location: Location = "edge", price: Price | None = None) -> None:
         if location not in LOCATIONS:
@@ -75,6 +79,26 @@ class LanguageModel:
                     return
             yield chunk
 
+    async def astream(self, request: Request | str, *, role: str = "model") -> AsyncGenerator[Chunk, None]:
+        """`stream` for asyncio callers: each piece is produced off the event loop (or natively, see `_astream`)."""
+        request = self._check_request(request)
+        call = _Call(self, "stream", role, self._egress(request))
+        pieces = self._astream(request)
+        try:
+            while True:
+                with call:
+                    try:
+                        chunk = await anext(pieces)
+                    except StopAsyncIteration:
+                        raise EngineError(f"{self.name}: the stream ended without a final chunk") from None
+                    if chunk.completion is not None:
+                        yield replace(chunk, completion=call.complete(chunk.completion))
+                        return
+                yield chunk
+        finally:
+            if (aclose := getattr(pieces, "aclose", None)) is not None:
+                await aclose()
+
     def next_token_logprobs(self, tokens: Sequence[int], *, top_k: int | None = None, role: str = "model") -> LogProbs:
         """The next-token distribution after a token prefix: dense for local engines, top-k for remote ones."""
         tokens = self._check_tokens(tokens)
@@ -84,6 +108,22 @@ class LanguageModel:
             out = self._next_token_logprobs(tokens, top_k)
             call.complete(Completion("", "stop", Usage(len(tokens), 0), self.name))
             return out
+
+    def logprobs_after(
+        self, tokens: Sequence[int], positions: Sequence[int], *, top_k: int | None = None, role: str = "model"
+    ) -> list[LogProbs]:
+        """The next-token distribution after each prefix tokens[:p + 1], for p in positions, in one pass where
+        the engine can (a verifier checks k drafted tokens this way)."""
+        tokens = self._check_tokens(tokens)
+        wanted = sorted(set(positions))
+        if not wanted or wanted[0] < 0 or wanted[-1] >= len(tokens):
+            raise ValidationError(f"positions must be non-empty and within [0, {len(tokens)}), got {list(positions)}")
+        if top_k is not None and top_k < 1:
+            raise ValidationError(f"top_k must be a positive integer, got {top_k}")
+        with _Call(self, "logprobs", role, self._token_egress(tokens)) as call:
+            found = dict(zip(wanted, self._logprobs_after(tokens, wanted, top_k), strict=True))
+            call.complete(Completion("", "stop", Usage(len(tokens), 0), self.name))
+        return [found[p] for p in positions]
 
     def score(self, prompt: str, continuation: str, *, role: str = "model") -> float:
         """Log-likelihood of `continuation` right after `prompt` (for multiple choice and verifiers)."""
@@ -140,7 +180,7 @@ class LanguageModel:
         raise NotImplementedError
 
     async def _agenerate(self, request: Request) -> Completion:
-        return await asyncio.to_thread(self._generate, request)
+        return await anyio.to_thread.run_sync(self._generate, request)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         """Text pieces, then one final chunk with `completion` set. Default: the whole answer at once."""
@@ -148,8 +188,29 @@ class LanguageModel:
         yield Chunk(completion.text)
         yield Chunk("", completion.finish_reason, completion)
 
+    async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
+        """Default: the blocking `_stream`, each piece fetched in a worker thread so the event loop stays free.
+
+        The worker finishes its piece even when the caller is cancelled, so the generator is never closed
+        while it runs; closing it then releases whatever the engine holds (a llama.cpp lock).
+        """
+        pieces = self._stream(request)
+        try:
+            while True:
+                chunk = await anyio.to_thread.run_sync(next, pieces, None)
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            if (close := getattr(pieces, "close", None)) is not None:
+                close()
+
     def _next_token_logprobs(self, tokens: list[int], top_k: int | None) -> LogProbs:
         raise UnsupportedOperationError(f"{type(self).__name__} cannot give next-token logprobs")
+
+    def _logprobs_after(self, tokens: list[int], positions: list[int], top_k: int | None) -> list[LogProbs]:
+        """Distributions after tokens[:p + 1] for each of the sorted positions. Default: one call each."""
+        return [self._next_token_logprobs(tokens[: p + 1], top_k) for p in positions]
 
     def _token_logprobs(self, tokens: list[int], start: int) -> np.ndarray:
         """Log-probability of each of tokens[start:] given the tokens before it. Default: one call per position."""
@@ -233,14 +294,14 @@ class _Call:
         if exc is None or isinstance(exc, GeneratorExit):
             return
         record(self._event(Usage(), error=f"{type(exc).__name__}: {exc}"))
-        if not isinstance(exc, TandemError):
+        if isinstance(exc, Exception) and not isinstance(exc, TandemError):  # cancellation passes through
             raise EngineError(f"{self.model.name}: {type(exc).__name__}: {exc}") from exc
 
     def complete(self, result: Completion) -> Completion:
         """Record this call's event and return the completion carrying the whole trace."""
         self.elapsed += time.perf_counter() - self._t0
         self._t0 = time.perf_counter()
-        event = self._event(result.usage, decision=None)
+        event = self._event(result.usage, decision=result.decision)
         record(event)
         return replace(result, model=self.model.name, trace=(*self.recorder.events,))
 

@@ -35,6 +35,8 @@ class LlamaCppModel(LanguageModel):
     `clear_cache()` first when two runs must match token for token.
     """
 
+    max_concurrency = 1
+
     def __init__(
         self,
         path: str | Path,
@@ -101,7 +103,7 @@ class LlamaCppModel(LanguageModel):
     def render(self, request: Request) -> str:
         """The prompt text the model sees: the chat template applied to the messages."""
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        if self._formatter is None:
+        if request.raw or self._formatter is None:
             return "\n\n".join(m["content"] for m in messages)
         try:
             return self._formatter(messages=messages).prompt  # type: ignore[arg-type]
@@ -112,7 +114,7 @@ class LlamaCppModel(LanguageModel):
         # the base class counts prompt tokens before _generate renders them: remember the last one
         if self._rendered is not None and self._rendered[0] is request:
             return self._rendered[1]
-        ids = self._tokenize(self.render(request), add_special=self._formatter is None)
+        ids = self._tokenize(self.render(request), add_special=request.raw or self._formatter is None)
         self._rendered = (request, ids)
         return ids
 
@@ -188,6 +190,13 @@ class LlamaCppModel(LanguageModel):
             logits = self._logits(tokens, len(tokens) - 1)[-1]
         out = LogProbs.from_logits(logits)
         return out if top_k is None else LogProbs.from_top(out.vocab_size, out.top(top_k))
+
+    def _logprobs_after(self, tokens: list[int], positions: list[int], top_k: int | None) -> list[LogProbs]:
+        self._check_ids(tokens)
+        with self._lock:
+            rows = self._logits(tokens[: positions[-1] + 1], positions[0])
+        out = [LogProbs.from_logits(rows[p - positions[0]]) for p in positions]
+        return out if top_k is None else [LogProbs.from_top(o.vocab_size, o.top(top_k)) for o in out]
 
     def _token_logprobs(self, tokens: list[int], start: int) -> np.ndarray:
         if start < 1:

@@ -7,6 +7,7 @@ testable exactly, in milliseconds, without loading a real model.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -28,6 +29,9 @@ class ScriptedModel(LanguageModel):
     logits: raw next-token logits: a function of the token prefix, or a list consumed in call order.
     vocab: token strings by id; tokenization is greedy longest match, unknown characters map to id 0.
         The default is one token per Latin-1 character.
+    delay_s: time each answer takes (slept before it, or spread over the streamed pieces), to
+        exercise queues, timeouts and disconnects.
+    max_concurrency: as on LanguageModel; set 1 to act like a local model.
     """
 
     def __init__(
@@ -40,8 +44,12 @@ class ScriptedModel(LanguageModel):
         location: Location = "edge",
         price: Price | None = None,
         context_length: int | None = None,
+        delay_s: float = 0.0,
+        max_concurrency: int | None = None,
     ) -> None:
         super().__init__(name, location=location, price=price)
+        self.delay_s = delay_s
+        self.max_concurrency = max_concurrency
         if isinstance(replies, (str, BaseException)):
             replies = itertools.repeat(replies)  # type: ignore[assignment]
         self._replies: Callable[[Request], str] | Iterator[Reply]
@@ -81,11 +89,15 @@ class ScriptedModel(LanguageModel):
         return pieces, Completion(text, finish, usage, self.name)
 
     def _generate(self, request: Request) -> Completion:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         return self._answer(request)[1]
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         pieces, completion = self._answer(request)
         for piece in pieces:
+            if self.delay_s:
+                time.sleep(self.delay_s / len(pieces))
             yield Chunk(piece)
         yield Chunk("", completion.finish_reason, completion)
 
