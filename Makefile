@@ -10,7 +10,7 @@ PROMPT ?= Write a Python function that checks whether a string is a palindrome.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -e '.[llamacpp,dev]'
+	$(BIN)/python -m pip install -e '.[llamacpp,server,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

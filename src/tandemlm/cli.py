@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from tandemlm.config import Runtime, load_config
-from tandemlm.errors import ConfigError, ModelNotFoundError, TandemError, ValidationError
+from tandemlm.errors import ConfigError, ModelNotFoundError, TandemError, ValidationError, missing_extra
 from tandemlm.models import LanguageModel
 from tandemlm.models.catalog import CATALOG, catalog_entry
 from tandemlm.models.sources import cached_path, fetch_catalog, is_cached
@@ -193,6 +193,28 @@ def chat(
                     click.echo(_summary(completion), err=True)
         finally:
             runtime.close()
+
+
+@main.command()
+@config_option
+@click.option(
+    "--host", envvar="TANDEM_HOST", default="127.0.0.1", show_default=True, help="Bind address. Env: TANDEM_HOST."
+)
+@click.option("--port", envvar="TANDEM_PORT", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
+def serve(config: str, host: str, port: int, log_level: str) -> None:
+    """Serve the config's pipelines as an OpenAI-compatible API (each pipeline is a model)."""
+    with errors_to_exit_codes():
+        cfg = load_config(config)
+        try:
+            import uvicorn
+
+            from tandemlm.server import create_app
+        except ImportError:
+            raise missing_extra("fastapi and uvicorn", "server") from None
+        uvicorn.run(create_app(cfg), host=host, port=port, log_level=log_level)
 
 
 # ---- config ---------------------------------------------------------------------------------------

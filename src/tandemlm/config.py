@@ -82,6 +82,8 @@ class OpenAIConfig(_ModelBase):
 class ScriptedConfig(_ModelBase):
     engine: Literal["scripted"]
     replies: str | list[str] = ""
+    delay_s: float = Field(default=0.0, ge=0)
+    max_concurrency: int | None = Field(default=None, ge=1)
 
 
 ModelConfig = Annotated[LlamaCppConfig | OpenAIConfig | ScriptedConfig, Field(discriminator="engine")]
@@ -170,9 +172,10 @@ def parse_config(text: str, label: str = "<config>") -> TandemConfig:
 class Runtime:
     """The models and pipelines of one config, each model loaded once, on first use."""
 
-    def __init__(self, config: TandemConfig) -> None:
+    def __init__(self, config: TandemConfig, models: dict[str, LanguageModel] | None = None) -> None:
+        """`models` supplies ready-made models by name instead of building them from the config (tests, embedding)."""
         self.config = config
-        self._models: dict[str, LanguageModel] = {}
+        self._models: dict[str, LanguageModel] = dict(models or {})
         self._pipelines: dict[str, LanguageModel] = {}
 
     def model(self, name: str) -> LanguageModel:

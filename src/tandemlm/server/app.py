@@ -1,0 +1,145 @@
+"""`create_app(config)`: the OpenAI-compatible gateway over tandemlm pipelines.
+
+Nothing happens at import; all state lives on `app.state.tandem`. Each pipeline of the config is a
+"model" of the API. Errors use OpenAI's format and status codes; bad input is a 4xx naming what to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.requests import Request as HTTPRequest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tandemlm.config import Runtime, TandemConfig
+from tandemlm.errors import TandemError
+from tandemlm.server.errors import AuthError, QueueFullError, error_response
+from tandemlm.server.protocol import error_body
+from tandemlm.server.routes import PUBLIC_PATHS, router
+from tandemlm.server.state import GatewayState, api_keys_from
+
+log = logging.getLogger("tandemlm.server")
+
+
+def create_app(config: TandemConfig | Runtime) -> FastAPI:
+    """Build the gateway. Given a Runtime, the caller keeps ownership of its models; given a config, the app does."""
+    runtime = config if isinstance(config, Runtime) else Runtime(config)
+    state = GatewayState(
+        runtime, owns_runtime=runtime is not config, api_keys=api_keys_from(runtime.config.server.api_keys)
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, state.load_all)  # /healthz answers while models load
+            yield
+            tg.cancel_scope.cancel()
+        if state.owns_runtime:
+            runtime.close()
+
+    app = FastAPI(title="tandemlm gateway", version="0.1.0", lifespan=lifespan)
+    app.state.tandem = state
+    app.include_router(router)
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(TandemError, _tandem_error)
+    app.add_exception_handler(TimeoutError, _tandem_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(GatewayMiddleware, state=state)
+    return app
+
+
+class GatewayMiddleware:
+    """Pure ASGI (no buffering, so streams and disconnects pass through): request id, auth, status metrics."""
+
+    def __init__(self, app: ASGIApp, state: GatewayState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        path = scope["path"]
+        endpoint = (
+            path
+            if path in KNOWN_PATHS
+            else ("/v1/tandem/models/{name}" if path.startswith("/v1/tandem/models/") else "other")
+        )
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-tandem-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            if self.state.api_keys and path not in PUBLIC_PATHS and not self._authorized(scope):
+                response = error_response(AuthError("missing or invalid API key: send 'Authorization: Bearer <key>'"))
+                await response(scope, receive, send_with_id)
+                return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.state.metrics.requests.labels(endpoint, str(status)).inc()
+
+    def _authorized(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                scheme, _, key = value.decode("latin-1").partition(" ")
+                return scheme.lower() == "bearer" and key.strip() in self.state.api_keys
+        return False
+
+
+KNOWN_PATHS = frozenset(
+    ["/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/tandem/logprobs", "/healthz", "/readyz", "/metrics"]
+)
+
+
+async def _tandem_error(request: HTTPRequest, err: Exception) -> JSONResponse:
+    response = error_response(err)
+    _state(request).metrics.errors.labels(type(err).__name__).inc()
+    if isinstance(err, QueueFullError):
+        response.headers["Retry-After"] = str(_state(request).settings.retry_after_s)
+    return response
+
+
+async def _invalid_request(request: HTTPRequest, err: RequestValidationError) -> JSONResponse:
+    _state(request).metrics.errors.labels("RequestValidationError").inc()
+    problems = [_describe(e) for e in err.errors()[:5]]
+    first = err.errors()[0] if err.errors() else {}
+    param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+    return JSONResponse(error_body("; ".join(problems) or "invalid request", param=param), status_code=400)
+
+
+def _describe(e: Any) -> str:
+    loc = [str(p) for p in e.get("loc", ())]
+    where = ".".join(loc[1:]) if loc[:1] == ["body"] else ".".join(loc)
+    if e.get("type") == "json_invalid":
+        return f"the body is not valid JSON: {e.get('ctx', {}).get('error', e.get('msg'))}"
+    if e.get("type") == "extra_forbidden":
+        return f"unsupported parameter '{where}': tandem does not implement it; remove it"
+    if e.get("type") == "missing" and not where:
+        return "the body must be a JSON object"
+    return f"'{where}': {e.get('msg')}" if where else str(e.get("msg"))
+
+
+async def _unexpected(request: HTTPRequest, err: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=err)
+    _state(request).metrics.errors.labels(type(err).__name__).inc()
+    return JSONResponse(error_body(f"internal error: {type(err).__name__}", "server_error"), status_code=500)
+
+
+def _state(request: HTTPRequest) -> GatewayState:
+    state: GatewayState = request.app.state.tandem
+    return state

@@ -1,0 +1,66 @@
+"""Prometheus metrics of one gateway (its own registry, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+
+from tandemlm.types import Completion
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    def __init__(self, queue_depths: Callable[[], dict[str, int]]) -> None:
+        disable_created_metrics()  # process-wide: the *_created series only add noise to scrapes
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "tandem_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "tandem_request_latency_seconds", "Request latency by pipeline and endpoint", ["pipeline", "endpoint"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.tokens = Counter(
+            "tandem_tokens", "Tokens by model, location and kind", ["model", "location", "kind"], registry=r
+        )
+        self.cost = Counter("tandem_cost_usd", "Cost in USD by model and location", ["model", "location"], registry=r)
+        self.calls = Counter(
+            "tandem_model_calls", "Model calls by model and location", ["model", "location"], registry=r
+        )
+        self.answered = Counter("tandem_answers", "Answered requests by pipeline", ["pipeline"], registry=r)
+        self.cloud_answers = Counter(
+            "tandem_answers_with_cloud", "Answered requests that called a cloud model", ["pipeline"], registry=r
+        )
+        self.cloud_share = Gauge("tandem_cloud_call_share", "Share of answered requests that called a cloud model",
+                                 registry=r)  # fmt: skip
+        self.errors = Counter("tandem_errors", "Errors by type", ["type"], registry=r)
+        depth = Gauge("tandem_queue_depth", "Requests waiting for a busy model", ["pipeline"], registry=r)
+        self._queue_depths = queue_depths
+        self._depth = depth
+        self._answers = 0
+        self._with_cloud = 0
+
+    def observe(self, pipeline: str, endpoint: str, completion: Completion, seconds: float) -> None:
+        """Account one answered request: latency, and tokens, cost and location of every model call in its trace."""
+        self.latency.labels(pipeline, endpoint).observe(seconds)
+        cloud = False
+        for e in completion.trace:
+            self.calls.labels(e.model, e.location).inc()
+            self.tokens.labels(e.model, e.location, "prompt").inc(e.usage.prompt_tokens)
+            self.tokens.labels(e.model, e.location, "completion").inc(e.usage.completion_tokens)
+            self.cost.labels(e.model, e.location).inc(e.cost_usd)
+            cloud = cloud or e.location == "cloud"
+        self.answered.labels(pipeline).inc()
+        self._answers += 1
+        if cloud:
+            self.cloud_answers.labels(pipeline).inc()
+            self._with_cloud += 1
+        self.cloud_share.set(self._with_cloud / self._answers)
+
+    def render(self) -> bytes:
+        for pipeline, depth in self._queue_depths().items():
+            self._depth.labels(pipeline).set(depth)
+        return generate_latest(self.registry)
