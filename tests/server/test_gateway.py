@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -245,10 +244,8 @@ def test_five_hundred_concurrent_requests_none_lost(serve: Serve) -> None:
     async def load() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=600)
         async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-            return await asyncio.gather(
-                *(http.post(f"{url}/v1/chat/completions", json={"model": "cloud", "messages": [{"role": "user", "content": str(i)}]})
-                  for i in range(500))
-            )  # fmt: skip
+            bodies = [{"model": "cloud", "messages": [{"role": "user", "content": str(i)}]} for i in range(500)]
+            return await asyncio.gather(*(http.post(f"{url}/v1/chat/completions", json=b) for b in bodies))
 
     responses = asyncio.run(load())
     assert [r.status_code for r in responses] == [200] * 500
