@@ -321,6 +321,37 @@ class _Call:
         )
 
 
+class StopScanner:
+    """Releases generated text piece by piece, holding back any tail that could begin a stop sequence,
+    so a stop sequence is never streamed. Engines and strategies that decode token by token share it."""
+
+    def __init__(self, stop: Sequence[str]) -> None:
+        self.stop = tuple(stop)
+        self.text = ""
+        self.sent = 0
+
+    def update(self, text: str) -> tuple[str, bool]:
+        """Given all text so far: the piece now safe to release, and whether a stop sequence ended the text."""
+        hits = [i for s in self.stop if (i := text.find(s, max(0, self.sent - len(s) + 1))) >= 0]
+        if hits:
+            self.text = text[: min(hits)]
+            return self.rest(), True
+        self.text = text
+        held = max(
+            (n for s in self.stop for n in range(min(len(s) - 1, len(text)), 0, -1) if text.endswith(s[:n])), default=0
+        )
+        safe = len(text) - held
+        piece = text[self.sent : safe] if safe > self.sent else ""
+        self.sent = max(self.sent, safe)
+        return piece, False
+
+    def rest(self) -> str:
+        """Whatever is still held back (at the end of generation it is safe)."""
+        piece = self.text[self.sent :]
+        self.sent = len(self.text)
+        return piece
+
+
 def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut `text` at the first stop sequence; say whether one was found."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)

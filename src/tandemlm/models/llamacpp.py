@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tandemlm.errors import EngineError, ValidationError, missing_extra
-from tandemlm.models.base import LanguageModel
+from tandemlm.models.base import LanguageModel, StopScanner
 from tandemlm.types import Chunk, Completion, FinishReason, Location, LogProbs, Price, Request, Usage
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class LlamaCppModel(LanguageModel):
                 prompt, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0
             )
             out: list[int] = []
-            text, sent = "", 0
+            scanner = StopScanner(params.stop)
             finish: FinishReason = "length"
             try:
                 for token in tokens:
@@ -165,22 +165,19 @@ class LlamaCppModel(LanguageModel):
                         finish = "stop"
                         break
                     out.append(token)
-                    text = self.llm.detokenize(out).decode("utf-8", errors="ignore")
-                    cut = _find_stop(text, params.stop, sent)
-                    if cut is not None:
-                        text, finish = text[:cut], "stop"
+                    piece, stopped = scanner.update(self.llm.detokenize(out).decode("utf-8", errors="ignore"))
+                    if piece:
+                        yield Chunk(piece)
+                    if stopped:
+                        finish = "stop"
                         break
-                    safe = len(text) - _held_back(text, params.stop)
-                    if safe > sent:
-                        yield Chunk(text[sent:safe])
-                        sent = safe
                     if len(out) >= params.max_tokens or len(prompt) + len(out) >= self.context_length:
                         break
             finally:
                 tokens.close()
-        if len(text) > sent:
-            yield Chunk(text[sent:])
-        yield Chunk("", finish, Completion(text, finish, Usage(len(prompt), len(out)), self.name))
+        if piece := scanner.rest():
+            yield Chunk(piece)
+        yield Chunk("", finish, Completion(scanner.text, finish, Usage(len(prompt), len(out)), self.name))
 
     # ---- logits -----------------------------------------------------------------------------------
 
@@ -238,17 +235,6 @@ class LlamaCppModel(LanguageModel):
                 rows.append(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(wanted), self._n_vocab)).copy())
         llm._requires_eval = False
         return np.concatenate(rows)
-
-
-def _find_stop(text: str, stop: Sequence[str], sent: int) -> int | None:
-    """Index of the earliest stop sequence in text (searching only where a new match can be)."""
-    hits = [i for s in stop if (i := text.find(s, max(0, sent - len(s) + 1))) >= 0]
-    return min(hits) if hits else None
-
-
-def _held_back(text: str, stop: Sequence[str]) -> int:
-    """Length of the longest tail of text that is the beginning of a stop sequence."""
-    return max((n for s in stop for n in range(min(len(s) - 1, len(text)), 0, -1) if text.endswith(s[:n])), default=0)
 
 
 def load_llamacpp(source: str, **options: Any) -> LlamaCppModel:
