@@ -144,6 +144,15 @@ class LanguageModel:
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self._detokenize(self._check_tokens(tokens))
 
+    def prompt_tokens(self, request: Request | str) -> list[int]:
+        """The token ids the model reads for this request (chat template applied): where token-level
+        strategies start decoding."""
+        return list(self._prompt_tokens(self._check_request(request)))
+
+    def is_end_token(self, token: int) -> bool:
+        """Whether the token ends generation (end of sequence or end of turn)."""
+        return self._is_end_token(token)
+
     @property
     def vocab_fingerprint(self) -> str | None:
         """SHA-256 over the vocabulary (size and every token's bytes); None when the engine cannot see it."""
@@ -223,6 +232,12 @@ class LanguageModel:
 
     def _detokenize(self, tokens: list[int]) -> str:
         raise UnsupportedOperationError(f"{type(self).__name__} cannot detokenize")
+
+    def _prompt_tokens(self, request: Request) -> list[int]:
+        raise UnsupportedOperationError(f"{type(self).__name__} cannot show the prompt's tokens")
+
+    def _is_end_token(self, token: int) -> bool:
+        return False
 
     def _vocabulary(self) -> list[bytes] | None:
         """Every token's bytes, in id order, for the fingerprint; None when unknown."""

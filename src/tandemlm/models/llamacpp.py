@@ -121,6 +121,12 @@ class LlamaCppModel(LanguageModel):
     def _count_prompt_tokens(self, request: Request) -> int:
         return len(self._prompt_ids(request))
 
+    def _prompt_tokens(self, request: Request) -> list[int]:
+        return self._prompt_ids(request)
+
+    def _is_end_token(self, token: int) -> bool:
+        return bool(self._lib.llama_vocab_is_eog(self._vocab_ptr, token))
+
     def _tokenize(self, text: str, add_special: bool) -> list[int]:
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True))
 
@@ -161,7 +167,7 @@ class LlamaCppModel(LanguageModel):
             finish: FinishReason = "length"
             try:
                 for token in tokens:
-                    if self._lib.llama_vocab_is_eog(self._vocab_ptr, token):
+                    if self._is_end_token(token):
                         finish = "stop"
                         break
                     out.append(token)

@@ -32,6 +32,7 @@ class ScriptedModel(LanguageModel):
     delay_s: time each answer takes (slept before it, or spread over the streamed pieces), to
         exercise queues, timeouts and disconnects.
     max_concurrency: as on LanguageModel; set 1 to act like a local model.
+    end_token: the id that ends generation, for token-level strategies.
     """
 
     def __init__(
@@ -46,10 +47,12 @@ class ScriptedModel(LanguageModel):
         context_length: int | None = None,
         delay_s: float = 0.0,
         max_concurrency: int | None = None,
+        end_token: int | None = None,
     ) -> None:
         super().__init__(name, location=location, price=price)
         self.delay_s = delay_s
         self.max_concurrency = max_concurrency
+        self.end_token = end_token
         if isinstance(replies, (str, BaseException)):
             replies = itertools.repeat(replies)  # type: ignore[assignment]
         self._replies: Callable[[Request], str] | Iterator[Reply]
@@ -136,4 +139,10 @@ class ScriptedModel(LanguageModel):
         return [p.encode() for p in self.vocab]
 
     def _count_prompt_tokens(self, request: Request) -> int:
-        return sum(len(self.tokenize(m.content)) for m in request.messages)
+        return len(self._prompt_tokens(request))
+
+    def _prompt_tokens(self, request: Request) -> list[int]:
+        return [t for m in request.messages for t in self.tokenize(m.content)]
+
+    def _is_end_token(self, token: int) -> bool:
+        return token == self.end_token

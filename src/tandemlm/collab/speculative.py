@@ -1,0 +1,237 @@
+"""Speculative decoding: the edge model drafts k tokens, the cloud model checks them all in one pass.
+
+Greedy decoding accepts a drafted token when it is the target's own argmax, so the text is the
+target's greedy text. Sampling uses the accept/reject rule of Leviathan et al. (2023): accept token x
+with probability min(1, p(x)/q(x)), else sample from norm(max(0, p − q)), so every token is
+distributed exactly as the target's. Both models keep their KV caches between rounds (the engines
+reuse the longest shared prefix), so neither re-reads the prompt or the accepted tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from tandemlm.errors import VocabularyMismatchError
+from tandemlm.models.base import LanguageModel, StopScanner
+from tandemlm.types import Chunk, Completion, FinishReason, GenerationParams, LogProbs, Request, Usage
+
+
+@dataclass(frozen=True)
+class SpeculationStats:
+    """What one generation did: rounds, drafted and accepted tokens, and where the time went."""
+
+    rounds: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    generated: int = 0
+    draft_s: float = 0.0
+    verify_s: float = 0.0
+    k: int = 0
+
+    @property
+    def acceptance(self) -> float:
+        """α: the share of drafted tokens the target accepted."""
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+    @property
+    def mean_accepted(self) -> float:
+        """Drafted tokens accepted per round (each round also adds one target token)."""
+        return self.accepted / self.rounds if self.rounds else 0.0
+
+    @property
+    def cost_ratio(self) -> float:
+        """c: time of one draft token over time of one target verification pass."""
+        if not self.drafted or not self.rounds or not self.verify_s:
+            return 0.0
+        return (self.draft_s / self.drafted) / (self.verify_s / self.rounds)
+
+    def bound(self, gamma: int | None = None) -> float:
+        """The expected speedup S = (1 − α^(γ+1)) / ((1 − α)(γc + 1)) for the measured α and c."""
+        return speedup_bound(self.acceptance, gamma if gamma is not None else max(self.k, 1), self.cost_ratio)
+
+    def describe(self) -> str:
+        return (
+            f"speculative: rounds={self.rounds} drafted={self.drafted} accepted={self.accepted} "
+            f"alpha={self.acceptance:.3f} mean_accepted={self.mean_accepted:.2f} k={self.k} "
+            f"draft_s={self.draft_s:.3f} verify_s={self.verify_s:.3f} c={self.cost_ratio:.3f} bound={self.bound():.3f}"
+        )
+
+
+def speedup_bound(alpha: float, gamma: int, c: float) -> float:
+    """Leviathan et al.'s expected speedup of speculative decoding with acceptance α, γ drafts, cost ratio c."""
+    if alpha >= 1.0:
+        return (gamma + 1) / (gamma * c + 1)
+    return (1 - alpha ** (gamma + 1)) / ((1 - alpha) * (gamma * c + 1))
+
+
+class SpeculativeDecoder(LanguageModel):
+    """`draft` proposes, `target` decides; the answer is the target's (exactly, see the module docstring).
+
+    k: tokens drafted per round. adaptive: re-pick k each round in [1, k_max] to maximise the expected
+    speedup for the running acceptance rate and the measured cost ratio.
+    """
+
+    def __init__(
+        self,
+        draft: LanguageModel,
+        target: LanguageModel,
+        *,
+        k: int = 4,
+        adaptive: bool = True,
+        k_max: int = 8,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name or f"speculative({draft.name}->{target.name})")
+        if not 1 <= k <= k_max:
+            raise ValueError(f"need 1 <= k <= k_max, got k={k}, k_max={k_max}")
+        fd, ft = draft.vocab_fingerprint, target.vocab_fingerprint
+        if fd is None or ft is None or fd != ft:
+            raise VocabularyMismatchError(
+                f"speculative decoding needs one tokenizer, but {draft.name} and {target.name} "
+                + ("have different vocabularies" if fd and ft else "do not expose their vocabularies")
+            )
+        self.draft, self.target = draft, target
+        self.k, self.adaptive, self.k_max = k, adaptive, k_max
+        limits = [m.max_concurrency for m in (draft, target) if m.max_concurrency is not None]
+        self.max_concurrency = min(limits) if limits else None
+        self.last_stats = SpeculationStats()
+
+    @property
+    def context_length(self) -> int | None:
+        return self.target.context_length
+
+    def _count_prompt_tokens(self, request: Request) -> int | None:
+        return len(self.target.prompt_tokens(request))
+
+    def _prompt_tokens(self, request: Request) -> list[int]:
+        return self.target.prompt_tokens(request)
+
+    def _is_end_token(self, token: int) -> bool:
+        return self.target.is_end_token(token)
+
+    def _tokenize(self, text: str, add_special: bool) -> list[int]:
+        return self.target.tokenize(text, add_special=add_special)
+
+    def _detokenize(self, tokens: list[int]) -> str:
+        return self.target.detokenize(tokens)
+
+    def _generate(self, request: Request) -> Completion:
+        *_, last = self._stream(request)
+        assert last.completion is not None
+        return last.completion
+
+    def _stream(self, request: Request) -> Iterator[Chunk]:
+        params = request.params
+        prompt = self.target.prompt_tokens(request)
+        rng = np.random.default_rng(params.seed)
+        out: list[int] = []
+        scanner = StopScanner(params.stop)
+        finish: FinishReason = "length"
+        stats = SpeculationStats(k=self.k)
+        k = self.k
+        while len(out) < params.max_tokens and finish == "length":
+            prefix = prompt + out
+            k_now = min(k, params.max_tokens - len(out) - 1)  # the target adds one more token each round
+            t0 = time.perf_counter()
+            drafted, proposals = self._draft(prefix, k_now, params, rng)
+            t1 = time.perf_counter()
+            positions = list(range(len(prefix) - 1, len(prefix) + len(drafted)))
+            verdicts = self.target.logprobs_after(prefix + drafted, positions, role="verifier")
+            t2 = time.perf_counter()
+            new = _accept(drafted, proposals, verdicts, params, rng)
+            stats = replace(
+                stats,
+                rounds=stats.rounds + 1,
+                drafted=stats.drafted + len(drafted),
+                accepted=stats.accepted + len(new) - 1,
+                draft_s=stats.draft_s + t1 - t0,
+                verify_s=stats.verify_s + t2 - t1,
+                k=k,
+            )
+            for token in new:
+                if self.target.is_end_token(token):
+                    finish = "stop"
+                    break
+                out.append(token)
+                if len(out) >= params.max_tokens:
+                    break
+            piece, stopped = scanner.update(self.target.detokenize(out) if out else "")
+            if piece:
+                yield Chunk(piece)
+            if stopped:
+                finish = "stop"
+            if self.adaptive and stats.drafted:
+                k = _best_k(stats, self.k_max)
+        self.last_stats = replace(stats, generated=len(out))
+        if piece := scanner.rest():
+            yield Chunk(piece)
+        usage = Usage(len(prompt), len(out))
+        yield Chunk("", finish, Completion(scanner.text, finish, usage, self.name, decision=self.last_stats.describe()))
+
+    def _draft(
+        self, prefix: list[int], k: int, params: GenerationParams, rng: np.random.Generator
+    ) -> tuple[list[int], list[np.ndarray]]:
+        """k draft tokens (fewer if the draft ends its turn), with the draft's distributions when sampling."""
+        drafted: list[int] = []
+        proposals: list[np.ndarray] = []
+        for _ in range(k):
+            lp = self.draft.next_token_logprobs(prefix + drafted, role="draft")
+            if params.temperature == 0:
+                token = lp.argmax()
+            else:
+                q = warp(lp, params)
+                token = int(rng.choice(len(q), p=q))
+                proposals.append(q)
+            drafted.append(token)
+            if self.draft.is_end_token(token):
+                break
+        return drafted, proposals
+
+
+def _accept(
+    drafted: list[int], proposals: list[np.ndarray], verdicts: list[LogProbs], params: GenerationParams,
+    rng: np.random.Generator,
+) -> list[int]:  # fmt: skip
+    """The accepted drafted tokens, then one token from the target (a correction, or a bonus if all passed)."""
+    greedy = params.temperature == 0
+    accepted: list[int] = []
+    for i, token in enumerate(drafted):
+        if greedy:
+            best = verdicts[i].argmax()
+            if best != token:
+                return [*accepted, best]
+        else:
+            p, q = warp(verdicts[i], params), proposals[i]
+            if rng.random() >= min(1.0, p[token] / q[token]):
+                residual = np.maximum(p - q, 0.0)
+                total = residual.sum()
+                return [*accepted, int(rng.choice(len(p), p=residual / total if total > 0 else p))]
+        accepted.append(token)
+    last = verdicts[len(drafted)]
+    bonus = last.argmax() if greedy else int(rng.choice(last.vocab_size, p=warp(last, params)))
+    return [*accepted, bonus]
+
+
+def warp(lp: LogProbs, params: GenerationParams) -> np.ndarray:
+    """Sampling probabilities after temperature and top-p, over the whole vocabulary."""
+    logits = lp.dense() / params.temperature
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    if params.top_p < 1.0:
+        order = np.argsort(-p)
+        keep = order[: int(np.searchsorted(np.cumsum(p[order]), params.top_p)) + 1]
+        mask = np.zeros_like(p)
+        mask[keep] = p[keep]
+        p = mask / mask.sum()
+    return p
+
+
+def _best_k(stats: SpeculationStats, k_max: int) -> int:
+    """The k in [1, k_max] with the highest expected speedup for the measured acceptance and cost ratio."""
+    alpha = min(max(stats.acceptance, 0.01), 0.99)
+    c = stats.cost_ratio or 0.5
+    return max(range(1, k_max + 1), key=lambda g: speedup_bound(alpha, g, c))
