@@ -35,6 +35,27 @@ default_pipeline: cloud
         ("models: {a: {engine: scripted, price: {input: -1}}}\npipelines: {p: {model: a}}", r"models\.a\.price\.input"),
         ("models: {a: {engine: scripted, location: mars}}\npipelines: {p: {model: a}}", r"models\.a\.location"),
         ("models: {}\npipelines: {}", "at least one pipeline"),
+        ("models: {a: {engine: scripted}}\npipelines: {p: {}}", "either a model or a strategy"),
+        (
+            "models: {a: {engine: scripted}}\npipelines: {p: {model: a, strategy: {speculative: {draft: a, target: a}}}}",
+            "either a model or a strategy",
+        ),
+        (
+            "models: {a: {engine: scripted}}\npipelines: {p: {strategy: {}}}",
+            "name exactly one strategy, one of: speculative",
+        ),
+        (
+            "models: {a: {engine: scripted}}\npipelines: {p: {strategy: {cascade: {}}}}",
+            r"strategy\.cascade: Extra inputs",
+        ),
+        (
+            "models: {a: {engine: scripted}}\npipelines: {p: {strategy: {speculative: {draft: a, target: b}}}}",
+            r"pipelines\.p\.strategy\.speculative\.target: 'b' is not defined",
+        ),
+        (
+            "models: {a: {engine: scripted}}\npipelines: {p: {strategy: {speculative: {draft: a, target: a, k: 0}}}}",
+            r"strategy\.speculative\.k: Input should be greater",
+        ),
         ("pipelines: {p: {model: a}}", r"models: Field required"),
         ("- a list", "expected a mapping"),
         ("models: [", "not valid YAML"),
@@ -48,7 +69,7 @@ def test_errors_name_the_file_and_the_key(text: str, message: str) -> None:
 
 def test_packaged_configs_load() -> None:
     default = load_config("default")
-    assert default.default == "edge" and set(default.pipelines) == {"edge", "cloud"}
+    assert default.default == "edge" and set(default.pipelines) == {"edge", "cloud", "speculative"}
     assert default.models["cloud"].location == "cloud" and default.models["cloud"].price.output == 0.6
     assert load_config("tiny").models["edge"].source == "catalog:smollm2-135m"  # type: ignore[union-attr]
 
@@ -70,3 +91,16 @@ def test_runtime_builds_each_model_once_and_answers(tmp_path: Path) -> None:
     assert runtime.pipeline("edge").generate("hi").text == "edge answer"
     with pytest.raises(ModelNotFoundError, match="no pipeline named 'x'; known: edge, cloud"):
         runtime.pipeline("x")
+
+
+def test_a_strategy_pipeline_is_built_from_its_models() -> None:
+    from tandemlm.collab.speculative import SpeculativeDecoder
+
+    config = parse_config(
+        "models:\n  d: {engine: scripted}\n  t: {engine: scripted, location: cloud}\n"
+        "pipelines:\n  spec: {strategy: {speculative: {draft: d, target: t, k: 3, adaptive: false}}}\n"
+    )
+    runtime = Runtime(config)
+    spec = runtime.pipeline("spec")
+    assert isinstance(spec, SpeculativeDecoder) and spec.name == "spec" and spec.k == 3 and not spec.adaptive
+    assert spec.draft is runtime.model("d") and spec.target is runtime.model("t")

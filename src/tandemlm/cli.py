@@ -237,7 +237,11 @@ def config_check(file: str) -> None:
             click.echo(f"  model {name}: {m.engine} {where} ({m.location})")
         for name, p in cfg.pipelines.items():
             marker = " (default)" if name == cfg.default else ""
-            click.echo(f"  pipeline {name}: {p.model}{marker}")
+            what = p.model
+            if p.strategy is not None:
+                kind, spec = p.strategy.chosen
+                what = f"{kind} ({', '.join(f'{f} {getattr(spec, f)}' for f in spec.refs)})"
+            click.echo(f"  pipeline {name}: {what}{marker}")
 
 
 # ---- bench ----------------------------------------------------------------------------------------
@@ -261,6 +265,26 @@ def bench_engines(names: str, runs: int, max_tokens: int, out: str) -> None:
         report = run_engine_bench([n.strip() for n in names.split(",") if n.strip()], runs, max_tokens)
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(report, encoding="utf-8")
+        click.echo(report)
+
+
+@bench.command("gateway")
+@click.option("--requests", default=2000, show_default=True, type=click.IntRange(min=1), help="Per target and round.")
+@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--warmup", default=100, show_default=True, type=click.IntRange(min=0))
+@click.option("--out", default="bench/results/gateway.md", show_default=True, help="Report; raw numbers go to .json.")
+@click.option("--no-litellm", is_flag=True, help="Skip LiteLLM (else installed on first use under ~/.cache/tandemlm).")
+def bench_gateway(requests: int, concurrency: int, rounds: int, warmup: int, out: str, no_litellm: bool) -> None:
+    """Requests/s and p50/p99 latency to an instant backend: direct, through `tandem serve`, through LiteLLM."""
+    from tandemlm.bench.gateway import run_gateway_bench, to_markdown
+
+    with errors_to_exit_codes():
+        result = run_gateway_bench(requests, concurrency, rounds, warmup, litellm=not no_litellm, out=out)
+        report = to_markdown(result)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(report, encoding="utf-8")
+        Path(out).with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         click.echo(report)
 
 

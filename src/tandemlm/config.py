@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -89,10 +90,64 @@ class ScriptedConfig(_ModelBase):
 ModelConfig = Annotated[LlamaCppConfig | OpenAIConfig | ScriptedConfig, Field(discriminator="engine")]
 
 
+class SpeculativeSpec(_Strict):
+    """Speculative decoding: `draft` proposes k tokens, `target` verifies them (collab/speculative.py)."""
+
+    draft: str
+    target: str
+    k: int = Field(default=4, ge=1, le=16)
+    adaptive: bool = True
+    k_max: int = Field(default=8, ge=1, le=16)
+    refs: ClassVar[tuple[str, ...]] = ("draft", "target")
+
+    def build(self, model: Callable[[str], LanguageModel], name: str) -> LanguageModel:
+        from tandemlm.collab.speculative import SpeculativeDecoder
+
+        return SpeculativeDecoder(
+            model(self.draft), model(self.target), k=self.k, adaptive=self.adaptive, k_max=self.k_max, name=name
+        )
+
+
+class StrategyConfig(_Strict):
+    """Exactly one strategy, by name (the registry of strategies a pipeline file can name)."""
+
+    speculative: SpeculativeSpec | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> StrategyConfig:
+        if len(self.model_fields_set) != 1:
+            raise ValueError(f"name exactly one strategy, one of: {', '.join(type(self).model_fields)}")
+        return self
+
+    @property
+    def chosen(self) -> tuple[str, SpeculativeSpec]:
+        kind = next(iter(self.model_fields_set))
+        spec = getattr(self, kind)
+        assert spec is not None
+        return kind, spec
+
+
 class PipelineConfig(_Strict):
-    model: str = Field(description="name of an entry under models")
-    fallback: str | None = Field(None, description="model that answers when `model` fails or times out")
+    model: str | None = Field(None, description="a single model answers (or name a strategy instead)")
+    strategy: StrategyConfig | None = None
+    fallback: str | None = Field(None, description="model that answers when the pipeline fails or times out")
     description: str = ""
+
+    @model_validator(mode="after")
+    def _model_or_strategy(self) -> PipelineConfig:
+        if (self.model is None) == (self.strategy is None):
+            raise ValueError("a pipeline names either a model or a strategy")
+        return self
+
+    def refs(self) -> list[tuple[tuple[str, ...], str]]:
+        """(key path, model name) of every model this pipeline uses."""
+        out: list[tuple[tuple[str, ...], str]] = [
+            ((key,), getattr(self, key)) for key in ("model", "fallback") if getattr(self, key) is not None
+        ]
+        if self.strategy is not None:
+            kind, spec = self.strategy.chosen
+            out += [(("strategy", kind, field), getattr(spec, field)) for field in spec.refs]
+        return out
 
 
 class ServerConfig(_Strict):
@@ -114,10 +169,9 @@ class TandemConfig(_Strict):
         if not self.pipelines:
             raise ValueError("at least one pipeline is needed")
         for name, pipeline in self.pipelines.items():
-            for key in ("model", "fallback"):
-                ref = getattr(pipeline, key)
-                if ref is not None and ref not in self.models:
-                    raise _RefError(("pipelines", name, key), ref, list(self.models))
+            for path, ref in pipeline.refs():
+                if ref not in self.models:
+                    raise _RefError(("pipelines", name, *path), ref, list(self.models))
         if self.default_pipeline is not None and self.default_pipeline not in self.pipelines:
             raise _RefError(("default_pipeline",), self.default_pipeline, list(self.pipelines))
         return self
@@ -193,7 +247,11 @@ class Runtime:
             if name not in self.config.pipelines:
                 raise ModelNotFoundError(f"no pipeline named {name!r}; known: {', '.join(self.config.pipelines)}")
             spec = self.config.pipelines[name]
-            model = self.model(spec.model)
+            if spec.strategy is not None:
+                model = spec.strategy.chosen[1].build(self.model, name)
+            else:
+                assert spec.model is not None
+                model = self.model(spec.model)
             if spec.fallback is not None:
                 model = Fallback(model, self.model(spec.fallback), name=name)
             self._pipelines[name] = model
