@@ -74,7 +74,7 @@ def run_speculative_bench(n_prompts: int, max_tokens: int, k: int, adaptive: boo
             if name == "hook":
                 assert hooked is not None
                 hooked.reset()
-                out = hooked.create_chat_completion(
+                out: Any = hooked.create_chat_completion(
                     [{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0
                 )
                 text, tokens = out["choices"][0]["message"]["content"] or "", out["usage"]["completion_tokens"]

@@ -54,19 +54,19 @@ class LanguageModel:
     def generate(self, request: Request | str, *, role: str = "model") -> Completion:
         """Answer a request (a `Request`, or a plain user prompt)."""
         request = self._check_request(request)
-        with _Call(self, "generate", role, self._egress(request)) as call:
+        with _Call(self, "generate", role, self._egress(request, "generate")) as call:
             return call.complete(self._generate(request))
 
     async def agenerate(self, request: Request | str, *, role: str = "model") -> Completion:
         """`generate` for asyncio callers; engines with a native async client override `_agenerate`."""
         request = self._check_request(request)
-        with _Call(self, "generate", role, self._egress(request)) as call:
+        with _Call(self, "generate", role, self._egress(request, "generate")) as call:
             return call.complete(await self._agenerate(request))
 
     def stream(self, request: Request | str, *, role: str = "model") -> Iterator[Chunk]:
         """Answer a request piece by piece; the last chunk carries the finish reason and the traced completion."""
         request = self._check_request(request)
-        call = _Call(self, "stream", role, self._egress(request))
+        call = _Call(self, "stream", role, self._egress(request, "stream"))
         pieces = self._stream(request)
         while True:
             with call:  # active only while the engine works, so the consumer may switch threads between chunks
@@ -82,7 +82,7 @@ class LanguageModel:
     async def astream(self, request: Request | str, *, role: str = "model") -> AsyncGenerator[Chunk, None]:
         """`stream` for asyncio callers: each piece is produced off the event loop (or natively, see `_astream`)."""
         request = self._check_request(request)
-        call = _Call(self, "stream", role, self._egress(request))
+        call = _Call(self, "stream", role, self._egress(request, "stream"))
         pieces = self._astream(request)
         try:
             while True:
@@ -104,7 +104,7 @@ class LanguageModel:
         tokens = self._check_tokens(tokens)
         if top_k is not None and top_k < 1:
             raise ValidationError(f"top_k must be a positive integer, got {top_k}")
-        with _Call(self, "logprobs", role, self._token_egress(tokens)) as call:
+        with _Call(self, "logprobs", role, self._token_egress(tokens, [len(tokens) - 1], top_k)) as call:
             out = self._next_token_logprobs(tokens, top_k)
             call.complete(Completion("", "stop", Usage(len(tokens), 0), self.name))
             return out
@@ -120,7 +120,7 @@ class LanguageModel:
             raise ValidationError(f"positions must be non-empty and within [0, {len(tokens)}), got {list(positions)}")
         if top_k is not None and top_k < 1:
             raise ValidationError(f"top_k must be a positive integer, got {top_k}")
-        with _Call(self, "logprobs", role, self._token_egress(tokens)) as call:
+        with _Call(self, "logprobs", role, self._token_egress(tokens, wanted, top_k)) as call:
             found = dict(zip(wanted, self._logprobs_after(tokens, wanted, top_k), strict=True))
             call.complete(Completion("", "stop", Usage(len(tokens), 0), self.name))
         return [found[p] for p in positions]
@@ -132,7 +132,9 @@ class LanguageModel:
         head = self.tokenize(prompt, add_special=True)
         tail = self.tokenize(continuation)
         tokens = head + tail
-        with _Call(self, "score", role, self._token_egress(tokens)) as call:
+        with _Call(
+            self, "score", role, self._token_egress(tokens, list(range(len(head) - 1, len(tokens) - 1)), None)
+        ) as call:
             values = self._token_logprobs(tokens, len(head))
             call.complete(Completion("", "stop", Usage(len(tokens), 0), self.name))
             return float(np.sum(values))
@@ -247,16 +249,16 @@ class LanguageModel:
         """Prompt tokens after the chat template, for the context check; None when the engine cannot tell."""
         return None
 
-    def _egress(self, request: Request) -> str | None:
-        """The exact text that leaves the device for this request: None on the edge, the messages as JSON in the cloud.
-
-        Engines that send other bytes (an HTTP body) override this so the ledger holds exactly what they send.
-        """
+    def _egress(self, request: Request, operation: str) -> str | None:
+        """The exact text that leaves the device for this request (operation "generate" or "stream"): None on
+        the edge, the messages as JSON in the cloud. Engines that send other bytes (an HTTP body) override this
+        so the ledger holds exactly what they send."""
         if self.location == "edge":
             return None
         return json.dumps([{"role": m.role, "content": m.content} for m in request.messages], ensure_ascii=False)
 
-    def _token_egress(self, tokens: list[int]) -> str | None:
+    def _token_egress(self, tokens: list[int], positions: list[int], top_k: int | None) -> str | None:
+        """What leaves the device for a logprob query (None on the edge); remote engines return their body."""
         return None if self.location == "edge" else json.dumps({"tokens": tokens})
 
     # ---- validation -------------------------------------------------------------------------------

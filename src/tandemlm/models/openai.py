@@ -8,15 +8,17 @@ what remains surfaces as a typed `RemoteError` carrying the server's own message
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import itertools
 import json
 import os
+import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from dataclasses import dataclass, fields
-from email.utils import parsedate_to_datetime
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 
 from tandemlm.errors import (
     AuthenticationError,
@@ -24,17 +26,13 @@ from tandemlm.errors import (
     RemoteError,
     RemoteTimeoutError,
     UnsupportedOperationError,
+    ValidationError,
 )
 from tandemlm.models.base import LanguageModel
 from tandemlm.types import Chunk, Completion, FinishReason, Location, LogProbs, Price, Request, Usage
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 MAX_RETRY_AFTER_S = 60.0
-
-
-@dataclass(frozen=True)
-class _StreamingRequest(Request):
-    """Marks a request that `stream`/`astream` is serving, so `_egress` returns the streaming body."""
 
 
 class OpenAIModel(LanguageModel):
@@ -67,6 +65,10 @@ class OpenAIModel(LanguageModel):
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(name or model, location=location, price=price)
+        if timeout <= 0 or max_retries < 0 or backoff < 0:
+            raise ValidationError(
+                f"need timeout > 0, max_retries >= 0, backoff >= 0; got {timeout}, {max_retries}, {backoff}"
+            )
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
@@ -82,7 +84,10 @@ class OpenAIModel(LanguageModel):
         self._client: httpx.Client | None = None
         # an AsyncClient's pooled connections belong to the event loop that opened them
         self._aclient: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing: set[concurrent.futures.Future[None]] = set()
+        self._lock = threading.Lock()  # threads share one pooled client
+        self._session_lock = threading.Lock()
+        self._session: tuple[str, list[int]] | None = None  # logprobs session: (id, tokens the server holds)
 
     @property
     def context_length(self) -> int | None:
@@ -93,16 +98,7 @@ class OpenAIModel(LanguageModel):
         if self._client is not None:
             self._client.close()
             self._client = None
-        if self._aclient is not None:
-            loop, client = self._aclient
-            self._aclient = None
-            if _running_loop() is loop:  # called from sync code inside that loop: cannot await, so schedule it
-                task = loop.create_task(client.aclose())
-                self._closing.add(task)  # a reference, so the task is not collected before it runs
-                task.add_done_callback(self._closing.discard)
-            elif loop.is_running():
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
-            # else the loop has ended: its connections cannot be closed from here any more (see `aclose`)
+        self._drop_async_client()
 
     async def aclose(self) -> None:
         """Close both clients from inside the event loop that used the async one."""
@@ -112,13 +108,17 @@ class OpenAIModel(LanguageModel):
             await client.aclose()
         self.close()
 
-    # public stream methods are wrapped only so that `_egress` can tell a streamed body from a plain one
-
-    def stream(self, request: Request | str, *, role: str = "model") -> Iterator[Chunk]:
-        return super().stream(_streaming(request), role=role)
-
-    def astream(self, request: Request | str, *, role: str = "model") -> AsyncGenerator[Chunk, None]:
-        return super().astream(_streaming(request), role=role)
+    def _drop_async_client(self) -> None:
+        if self._aclient is None:
+            return
+        loop, client = self._aclient
+        self._aclient = None
+        # sync code cannot await, and may even run on that loop's thread: schedule the close there. A loop that
+        # has ended took its connections with it; `aclose` is the way to close them cleanly.
+        if not loop.is_closed():
+            closing = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+            self._closing.add(closing)  # hold it until done, so the task is not collected first
+            closing.add_done_callback(self._closing.discard)
 
     # ---- the wire ---------------------------------------------------------------------------------
 
@@ -139,24 +139,26 @@ class OpenAIModel(LanguageModel):
             body.update(stream=True, stream_options={"include_usage": True})
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
-    def _egress(self, request: Request) -> str | None:
+    def _egress(self, request: Request, operation: str) -> str | None:
         if self.location == "edge":
             return None
-        return self._body(request, isinstance(request, _StreamingRequest)).decode("utf-8")
+        return self._body(request, operation == "stream").decode("utf-8")
 
     def _headers(self) -> dict[str, str]:
         return {**JSON_HEADERS, "Authorization": f"Bearer {self._api_key}"} if self._api_key else dict(JSON_HEADERS)
 
     def _sync_client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(
-                base_url=self.base_url, headers=self._headers(), timeout=self.timeout, transport=self._transport
-            )
-        return self._client
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    base_url=self.base_url, headers=self._headers(), timeout=self.timeout, transport=self._transport
+                )
+            return self._client
 
     def _async_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._aclient is None or self._aclient[0] is not loop:
+            self._drop_async_client()
             client = httpx.AsyncClient(
                 base_url=self.base_url, headers=self._headers(), timeout=self.timeout, transport=self._async_transport
             )
@@ -164,65 +166,62 @@ class OpenAIModel(LanguageModel):
         return self._aclient[1]
 
     def _post(self, request: Request, stream: bool) -> httpx.Response:
+        return self._send(_path(request), self._body(request, stream), stream)
+
+    def _send(self, path: str, body: bytes, stream: bool) -> httpx.Response:
+        """POST with retries; the typed error when retries are spent or the status is not retryable."""
         client = self._sync_client()
-        for attempt in range(self.max_retries + 1):
+        for attempt in itertools.count():
+            failure: httpx.Response | httpx.TransportError
             try:
-                req = client.build_request("POST", _path(request), content=self._body(request, stream))
-                response = client.send(req, stream=stream)
+                failure = client.send(client.build_request("POST", path, content=body), stream=stream)
+                if failure.is_success:
+                    return failure
+                failure.read()  # the error body, for the message
+                failure.close()
             except httpx.TransportError as err:
-                time.sleep(self._backoff_or_raise(attempt, err, None))
-                continue
-            if response.is_success:
-                return response
-            response.read()
-            response.close()
-            time.sleep(self._backoff_or_raise(attempt, None, response))
-        raise AssertionError("unreachable: the last attempt raises")
+                failure = err
+            time.sleep(self._backoff_or_raise(attempt, failure))
+        raise AssertionError("unreachable")
 
     async def _apost(self, request: Request, stream: bool) -> httpx.Response:
-        client = self._async_client()
-        for attempt in range(self.max_retries + 1):
+        client, body = self._async_client(), self._body(request, stream)
+        for attempt in itertools.count():
+            failure: httpx.Response | httpx.TransportError
             try:
-                req = client.build_request("POST", _path(request), content=self._body(request, stream))
-                response = await client.send(req, stream=stream)
+                failure = await client.send(client.build_request("POST", _path(request), content=body), stream=stream)
+                if failure.is_success:
+                    return failure
+                await failure.aread()
+                await failure.aclose()
             except httpx.TransportError as err:
-                await asyncio.sleep(self._backoff_or_raise(attempt, err, None))
-                continue
-            if response.is_success:
-                return response
-            await response.aread()
-            await response.aclose()
-            await asyncio.sleep(self._backoff_or_raise(attempt, None, response))
-        raise AssertionError("unreachable: the last attempt raises")
+                failure = err
+            await asyncio.sleep(self._backoff_or_raise(attempt, failure))
+        raise AssertionError("unreachable")
 
-    def _backoff_or_raise(
-        self, attempt: int, err: httpx.TransportError | None, response: httpx.Response | None
-    ) -> float:
-        """Seconds to wait before retrying a failed attempt; raises the typed error when it should not be retried."""
-        status = response.status_code if response is not None else None
-        retryable = status is None or status == 429 or status >= 500
-        if not retryable or attempt >= self.max_retries:
-            raise self._error(attempt + 1, err, response) from err or _status_error(response)
-        hint = _parse_retry_after(response.headers.get("retry-after")) if response is not None else None
-        # like OpenAI's SDK: honour a short Retry-After; a longer one would hang the caller, so back off as usual
+    def _backoff_or_raise(self, attempt: int, failure: httpx.Response | httpx.TransportError) -> float:
+        """Seconds to wait before the next attempt, or the typed error when there is none (4xx, retries spent)."""
+        response = failure if isinstance(failure, httpx.Response) else None
+        if response is not None and response.status_code != 429 and response.status_code < 500:
+            raise self._error(failure, attempt + 1) from _cause(failure)
+        if attempt >= self.max_retries:
+            raise self._error(failure, attempt + 1) from _cause(failure)
+        hint = _retry_after(response)
+        # like OpenAI's SDK: honour a short Retry-After; a long one would hang the caller, so back off as usual
         return hint if hint is not None and hint <= MAX_RETRY_AFTER_S else self.backoff * 2**attempt
 
-    def _error(self, attempts: int, err: httpx.TransportError | None, response: httpx.Response | None) -> RemoteError:
+    def _error(self, failure: httpx.Response | httpx.TransportError, attempts: int) -> RemoteError:
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         where = f"{self.name}: POST {self.base_url}"
-        if response is None:
-            assert err is not None
-            if isinstance(err, httpx.TimeoutException):
-                return RemoteTimeoutError(f"{where} timed out{tries} (timeout {self.timeout:g} s): {err!r}")
-            return RemoteError(f"{where} failed{tries}: {type(err).__name__}: {err}")
-        status = response.status_code
-        message = f"{where} answered HTTP {status}{tries}: {_server_message(response)}"
+        if isinstance(failure, httpx.TimeoutException):
+            return RemoteTimeoutError(f"{where} timed out{tries} (timeout {self.timeout:g} s): {failure!r}")
+        if isinstance(failure, httpx.TransportError):
+            return RemoteError(f"{where} failed{tries}: {type(failure).__name__}: {failure}")
+        status = failure.status_code
+        message = f"{where} answered HTTP {status}{tries}: {_server_message(failure.text)}"
         if status in (401, 403):
-            hint = f"check the API key (the api_key argument or ${self.api_key_env})"
-            return AuthenticationError(f"{message}; {hint}", status=status)
-        if status == 429:
-            return RateLimitError(message, status=status)
-        return RemoteError(message, status=status)
+            return AuthenticationError(f"{message}; check the api_key argument or ${self.api_key_env}", status=status)
+        return (RateLimitError if status == 429 else RemoteError)(message, status=status)
 
     # ---- what the base class calls ----------------------------------------------------------------
 
@@ -233,16 +232,18 @@ class OpenAIModel(LanguageModel):
         return self._parse(request, await self._apost(request, stream=False))
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
-        with self._post(request, stream=True) as response:
-            parser = _SSEParser(self, request)
-            try:
-                for line in response.iter_lines():
-                    if (piece := parser.feed(line)) is not None:
-                        yield Chunk(piece)
-                    if parser.done:
-                        break
-            except httpx.TransportError as err:  # mid-stream: text was already yielded, so no retry
-                raise self._error(1, err, None) from err
+        response = self._post(request, stream=True)
+        parser = _SSEParser(self, request)
+        try:
+            for line in response.iter_lines():
+                if piece := parser.feed(line):
+                    yield Chunk(piece)
+                if parser.done:
+                    break
+        except httpx.TransportError as err:  # mid-stream: text was already handed out, so no retry
+            raise self._error(err, 1) from err
+        finally:
+            response.close()
         yield parser.finish()
 
     async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
@@ -250,12 +251,12 @@ class OpenAIModel(LanguageModel):
         parser = _SSEParser(self, request)
         try:
             async for line in response.aiter_lines():
-                if (piece := parser.feed(line)) is not None:
+                if piece := parser.feed(line):
                     yield Chunk(piece)
                 if parser.done:
                     break
         except httpx.TransportError as err:
-            raise self._error(1, err, None) from err
+            raise self._error(err, 1) from err
         finally:
             await response.aclose()
         yield parser.finish()
@@ -266,13 +267,49 @@ class OpenAIModel(LanguageModel):
     def _logprobs_after(self, tokens: list[int], positions: list[int], top_k: int | None) -> list[LogProbs]:
         return self._extension_logprobs(tokens, positions, top_k)
 
+    def _token_egress(self, tokens: list[int], positions: list[int], top_k: int | None) -> str | None:
+        return self._logprobs_body(tokens, positions, top_k).decode("utf-8")
+
+    def _logprobs_body(self, tokens: list[int], positions: list[int], top_k: int | None) -> bytes:
+        """The body of tandem's /v1/tandem/logprobs: only the tokens the server's session does not hold yet."""
+        session_id, held = self._session or (None, [])
+        offset = 0
+        for a, b in zip(held, tokens, strict=False):
+            if a != b:
+                break
+            offset += 1
+        body = {"model": self.model, "session_id": session_id, "offset": offset, "tokens": tokens[offset:],
+                "positions": positions, "top_k": top_k}  # fmt: skip
+        return json.dumps(body).encode("utf-8")
+
     def _extension_logprobs(self, tokens: list[int], positions: list[int], top_k: int | None) -> list[LogProbs]:
-        """Hook for tandem's `/v1/tandem/logprobs` extension, so logit-level strategies can use a remote model."""
-        raise UnsupportedOperationError(
-            f"{self.name}: a plain OpenAI-compatible endpoint gives no next-token distribution for a token "
-            "prefix (only logprobs of the tokens it generates itself); use a local engine (llamacpp) for "
-            "speculative decoding, token routing, fusion and scoring"
-        )
+        """Next-token distributions from a tandem gateway's logprobs extension (KV reuse via a session).
+
+        Calls from one model are serialised: each body depends on what the previous call left in the session.
+        """
+        with self._session_lock:
+            try:
+                response = self._send("/tandem/logprobs", self._logprobs_body(tokens, positions, top_k), stream=False)
+            except RemoteError as err:
+                if err.status in (404, 405):
+                    raise UnsupportedOperationError(
+                        f"{self.name}: {self.base_url} has no /tandem/logprobs endpoint (not a tandem gateway); a "
+                        "plain OpenAI-compatible endpoint gives no next-token distribution for a token prefix"
+                    ) from err
+                raise
+            try:
+                data = response.json()
+                self._session = (str(data["session_id"]), list(tokens))
+                size = int(data["vocab_size"])
+                return [
+                    LogProbs(size, np.asarray(item["values"], dtype=np.float64))
+                    if "values" in item
+                    else LogProbs.from_top(size, [(int(i), float(v)) for i, v in item["top"]])
+                    for item in data["logprobs"]
+                ]
+            except (ValueError, KeyError, TypeError) as err:
+                self._session = None
+                raise RemoteError(f"{self.name}: malformed logprobs response: {err}", response.status_code) from err
 
     def _parse(self, request: Request, response: httpx.Response) -> Completion:
         try:
@@ -310,10 +347,12 @@ class _SSEParser:
             return None
         try:
             data = json.loads(payload)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
         except ValueError as err:
             raise RemoteError(f"{self.model.name}: invalid event in the stream: {payload[:300]!r}") from err
         if "error" in data:  # servers report failures after the 200 status line this way
-            raise RemoteError(f"{self.model.name}: the stream failed: {_message_of(data, payload)}")
+            raise RemoteError(f"{self.model.name}: the stream failed: {_server_message(payload)}")
         if usage := data.get("usage"):
             self.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
         piece = None
@@ -334,14 +373,6 @@ class _SSEParser:
         return Chunk("", self.finish_reason, completion)
 
 
-def _streaming(request: Request | str) -> Request | str:
-    if isinstance(request, str):
-        request = Request.of(request)
-    if not isinstance(request, Request) or isinstance(request, _StreamingRequest):
-        return request  # the base class reports a wrong type
-    return _StreamingRequest(**{f.name: getattr(request, f.name) for f in fields(Request)})
-
-
 def _path(request: Request) -> str:
     return "/completions" if request.raw else "/chat/completions"
 
@@ -350,54 +381,31 @@ def _finish(reason: object) -> FinishReason:
     return "length" if reason == "length" else "stop"
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def _server_message(text: str) -> str:
+    """The server's own message: OpenAI's {"error": {"message": ...}}, FastAPI's {"detail": ...}, or the raw text."""
     try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-def _message_of(data: object, raw: str) -> str:
-    """The server's own error message: OpenAI's {"error": {"message": ...}}, FastAPI's {"detail": ...}, or raw."""
+        data = json.loads(text)
+    except ValueError:
+        data = None
     if isinstance(data, dict):
-        error = data.get("error", data.get("detail"))
+        error = data.get("error", data.get("detail", data.get("message")))
         if isinstance(error, dict) and "message" in error:
             return str(error["message"])
         if error is not None:
             return error if isinstance(error, str) else json.dumps(error)
-        if "message" in data:
-            return str(data["message"])
-    return raw.strip()[:1000] or "(empty body)"
+    return text.strip()[:1000] or "(empty body)"
 
 
-def _server_message(response: httpx.Response) -> str:
+def _cause(failure: httpx.Response | httpx.TransportError) -> Exception:
+    """What to chain the typed error to: the transport error, or httpx's own exception for the response."""
+    if isinstance(failure, httpx.Response):
+        return httpx.HTTPStatusError(f"HTTP {failure.status_code}", request=failure.request, response=failure)
+    return failure
+
+
+def _retry_after(response: httpx.Response | None) -> float | None:
+    """The Retry-After header in seconds; None when absent or an HTTP date (servers of this API send seconds)."""
     try:
-        data = response.json()
-    except ValueError:
-        data = None
-    return _message_of(data, response.text)
-
-
-def _status_error(response: httpx.Response | None) -> httpx.HTTPStatusError | None:
-    """httpx's own exception for a failed response, to chain as the cause."""
-    if response is None:
-        return None
-    try:
-        response.raise_for_status()
-    except httpx.HTTPStatusError as err:
-        return err
-    return None
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (a number or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
+        return max(0.0, float(response.headers["retry-after"])) if response is not None else None
+    except (KeyError, ValueError):
         return None
