@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 
@@ -106,3 +107,32 @@ def test_served_smollm2_matches_the_local_model(serve: Serve, smollm2: LlamaCppM
     info = httpx.get(f"{url}/v1/tandem/models/edge").json()
     assert info["vocab_fingerprint"] == smollm2.vocab_fingerprint and info["context_length"] == 2048
     assert math.isclose(float(np.exp(remote[-1]["values"]).sum()), 1.0, rel_tol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_remote_model_through_the_openai_engine_verifies_for_a_local_draft(
+    serve: Serve, smollm2: LlamaCppModel
+) -> None:
+    from tandemlm import Recorder, Request
+    from tandemlm.collab.speculative import SpeculativeDecoder
+    from tandemlm.models.openai import OpenAIModel
+
+    url = serve(create_app(load_config("tiny")))
+    remote = OpenAIModel("cloud", base_url=f"{url}/v1", name="remote", timeout=120)
+    try:
+        ids = smollm2.tokenize("The capital of France is")
+        far, near = remote.next_token_logprobs(ids, top_k=None), smollm2.next_token_logprobs(ids)
+        assert far.argmax() == near.argmax()
+        np.testing.assert_allclose(np.exp(far.values), np.exp(near.values), atol=2e-3)
+        assert remote.vocab_fingerprint == smollm2.vocab_fingerprint
+
+        spec = SpeculativeDecoder(smollm2, remote, k=4, adaptive=False)
+        with Recorder() as rec:
+            c = spec.generate(Request.of("Name a colour.", max_tokens=12))
+        assert c.text and spec.last_stats.rounds > 1
+        sent = [json.loads(e.egress) for e in rec.events if e.model == "remote"]
+        assert len(sent) == spec.last_stats.rounds
+        assert sent[0]["offset"] == 0 and all(s["offset"] > 0 for s in sent[1:])  # later rounds send only new tokens
+        assert max(len(s["tokens"]) for s in sent[1:]) <= 4 + 1
+    finally:
+        remote.close()

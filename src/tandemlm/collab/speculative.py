@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tandemlm.errors import VocabularyMismatchError
+from tandemlm.errors import UnsupportedOperationError, VocabularyMismatchError
 from tandemlm.models.base import LanguageModel, StopScanner
 from tandemlm.types import Chunk, Completion, FinishReason, GenerationParams, LogProbs, Request, Usage
 
@@ -99,25 +99,38 @@ class SpeculativeDecoder(LanguageModel):
         limits = [m.max_concurrency for m in (draft, target) if m.max_concurrency is not None]
         self.max_concurrency = min(limits) if limits else None
         self.last_stats = SpeculationStats()
+        self._tokenizer: LanguageModel | None = None
 
     @property
     def context_length(self) -> int | None:
         return self.target.context_length
 
+    @property
+    def _text(self) -> LanguageModel:
+        """Who renders prompts and reads tokens: the target when it can (a local model), else the draft, whose
+        vocabulary is the same (a target served remotely only verifies)."""
+        if self._tokenizer is None:
+            try:
+                self.target.tokenize("a")
+                self._tokenizer = self.target
+            except UnsupportedOperationError:
+                self._tokenizer = self.draft
+        return self._tokenizer
+
     def _count_prompt_tokens(self, request: Request) -> int | None:
-        return len(self.target.prompt_tokens(request))
+        return len(self._text.prompt_tokens(request))
 
     def _prompt_tokens(self, request: Request) -> list[int]:
-        return self.target.prompt_tokens(request)
+        return self._text.prompt_tokens(request)
 
     def _is_end_token(self, token: int) -> bool:
-        return self.target.is_end_token(token)
+        return self._text.is_end_token(token)
 
     def _tokenize(self, text: str, add_special: bool) -> list[int]:
-        return self.target.tokenize(text, add_special=add_special)
+        return self._text.tokenize(text, add_special=add_special)
 
     def _detokenize(self, tokens: list[int]) -> str:
-        return self.target.detokenize(tokens)
+        return self._text.detokenize(tokens)
 
     def _generate(self, request: Request) -> Completion:
         *_, last = self._stream(request)
@@ -126,7 +139,7 @@ class SpeculativeDecoder(LanguageModel):
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         params = request.params
-        prompt = self.target.prompt_tokens(request)
+        prompt = self._text.prompt_tokens(request)
         rng = np.random.default_rng(params.seed)
         out: list[int] = []
         scanner = StopScanner(params.stop)
@@ -153,13 +166,13 @@ class SpeculativeDecoder(LanguageModel):
                 k=k,
             )
             for token in new:
-                if self.target.is_end_token(token):
+                if self._text.is_end_token(token):
                     finish = "stop"
                     break
                 out.append(token)
                 if len(out) >= params.max_tokens:
                     break
-            piece, stopped = scanner.update(self.target.detokenize(out) if out else "")
+            piece, stopped = scanner.update(self._text.detokenize(out) if out else "")
             if piece:
                 yield Chunk(piece)
             if stopped:

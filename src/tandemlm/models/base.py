@@ -159,14 +159,18 @@ class LanguageModel:
     def vocab_fingerprint(self) -> str | None:
         """SHA-256 over the vocabulary (size and every token's bytes); None when the engine cannot see it."""
         if self._fingerprint is None:
-            pieces = self._vocabulary()
-            if pieces is None:
-                return None
-            digest = hashlib.sha256(str(len(pieces)).encode())
-            for piece in pieces:
-                digest.update(len(piece).to_bytes(4, "little") + piece)
-            self._fingerprint = digest.hexdigest()
+            self._fingerprint = self._vocab_fingerprint()
         return self._fingerprint
+
+    def _vocab_fingerprint(self) -> str | None:
+        """Default: hash the vocabulary; a remote engine asks its server instead."""
+        pieces = self._vocabulary()
+        if pieces is None:
+            return None
+        digest = hashlib.sha256(str(len(pieces)).encode())
+        for piece in pieces:
+            digest.update(len(piece).to_bytes(4, "little") + piece)
+        return digest.hexdigest()
 
     @property
     def context_length(self) -> int | None:

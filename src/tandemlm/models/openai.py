@@ -93,6 +93,17 @@ class OpenAIModel(LanguageModel):
     def context_length(self) -> int | None:
         return self._context_length
 
+    def _vocab_fingerprint(self) -> str | None:
+        """A tandem gateway tells its model's fingerprint (GET /tandem/models/NAME); other servers cannot: None."""
+        try:
+            response = self._sync_client().get(f"/tandem/models/{self.model}")
+        except httpx.TransportError:
+            return None
+        if not response.is_success:
+            return None
+        fingerprint = response.json().get("vocab_fingerprint")
+        return str(fingerprint) if fingerprint else None
+
     def close(self) -> None:
         """Close the HTTP clients. Prefer `await aclose()` from async code: it closes the async client at once."""
         if self._client is not None:
