@@ -119,7 +119,8 @@ def test_tandem_run_json_on_the_tiny_real_config(smollm2_path: str) -> None:
 def test_speculative_pipeline_on_the_tiny_config(smollm2_path: str) -> None:
     def run(pipeline: str) -> dict:  # type: ignore[type-arg]
         done = subprocess.run(
-            [sys.executable, "-m", "tandemlm.cli", "run", "-c", "tiny", "-p", pipeline, "--json", "-n", "16", "Name a colour."],
+            [sys.executable, "-m", "tandemlm.cli", "run", "-c", "tiny", "-p", pipeline, "--json", "-n", "16",
+             "Name a colour."],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr

@@ -37,7 +37,8 @@ default_pipeline: cloud
         ("models: {}\npipelines: {}", "at least one pipeline"),
         ("models: {a: {engine: scripted}}\npipelines: {p: {}}", "either a model or a strategy"),
         (
-            "models: {a: {engine: scripted}}\npipelines: {p: {model: a, strategy: {speculative: {draft: a, target: a}}}}",
+            "models: {a: {engine: scripted}}\n"
+            "pipelines: {p: {model: a, strategy: {speculative: {draft: a, target: a}}}}",
             "either a model or a strategy",
         ),
         (

@@ -20,9 +20,9 @@ what was expected. `Runtime` turns a config into loaded models, each loaded once
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml

@@ -412,7 +412,8 @@ def test_logprobs_from_a_plain_endpoint_are_unsupported_with_a_clear_message() -
 
 def test_logprobs_through_the_extension_send_only_new_tokens() -> None:
     answers = [
-        {"session_id": "s1", "n_tokens": 3, "vocab_size": 4, "logprobs": [{"position": 2, "top": [[2, -0.1], [1, -2.4]]}]},
+        {"session_id": "s1", "n_tokens": 3, "vocab_size": 4,
+         "logprobs": [{"position": 2, "top": [[2, -0.1], [1, -2.4]]}]},
         {"session_id": "s1", "n_tokens": 5, "vocab_size": 4,
          "logprobs": [{"position": 3, "values": [-3.0, -2.0, -1.0, -0.5]}, {"position": 4, "values": [-1.5] * 4}]},
     ]  # fmt: skip
