@@ -70,7 +70,7 @@ def test_errors_name_the_file_and_the_key(text: str, message: str) -> None:
 
 def test_packaged_configs_load() -> None:
     default = load_config("default")
-    assert default.default == "edge" and set(default.pipelines) == {"edge", "cloud", "speculative"}
+    assert default.default == "edge" and set(default.pipelines) == {"edge", "cloud", "speculative", "token-routing"}
     assert default.models["cloud"].location == "cloud" and default.models["cloud"].price.output == 0.6
     assert load_config("tiny").models["edge"].source == "catalog:smollm2-135m"  # type: ignore[union-attr]
 
@@ -105,3 +105,14 @@ def test_a_strategy_pipeline_is_built_from_its_models() -> None:
     spec = runtime.pipeline("spec")
     assert isinstance(spec, SpeculativeDecoder) and spec.name == "spec" and spec.k == 3 and not spec.adaptive
     assert spec.draft is runtime.model("d") and spec.target is runtime.model("t")
+
+
+def test_token_routing_pipeline() -> None:
+    from tandemlm.collab.token_routing import TokenRouter
+
+    config = parse_config(
+        "models:\n  e: {engine: scripted}\n  c: {engine: scripted, location: cloud}\n"
+        "pipelines:\n  r: {strategy: {token_routing: {edge: e, cloud: c, threshold: 0.3, signal: entropy, span: 2}}}\n"
+    )
+    router = Runtime(config).pipeline("r")
+    assert isinstance(router, TokenRouter) and (router.threshold, router.signal, router.span) == (0.3, "entropy", 2)

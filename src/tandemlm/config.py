@@ -108,10 +108,29 @@ class SpeculativeSpec(_Strict):
         )
 
 
+class TokenRoutingSpec(_Strict):
+    """Token-level routing: `edge` decodes, tokens below `threshold` confidence come from `cloud`."""
+
+    edge: str
+    cloud: str
+    threshold: float = Field(default=0.5, ge=0, le=1)
+    signal: Literal["top_prob", "entropy"] = "top_prob"
+    span: int = Field(default=1, ge=1, le=64)
+    refs: ClassVar[tuple[str, ...]] = ("edge", "cloud")
+
+    def build(self, model: Callable[[str], LanguageModel], name: str) -> LanguageModel:
+        from tandemlm.collab.token_routing import TokenRouter
+
+        return TokenRouter(
+            model(self.edge), model(self.cloud), threshold=self.threshold, signal=self.signal, span=self.span, name=name
+        )
+
+
 class StrategyConfig(_Strict):
     """Exactly one strategy, by name (the registry of strategies a pipeline file can name)."""
 
     speculative: SpeculativeSpec | None = None
+    token_routing: TokenRoutingSpec | None = None
 
     @model_validator(mode="after")
     def _one(self) -> StrategyConfig:
@@ -120,7 +139,7 @@ class StrategyConfig(_Strict):
         return self
 
     @property
-    def chosen(self) -> tuple[str, SpeculativeSpec]:
+    def chosen(self) -> tuple[str, SpeculativeSpec | TokenRoutingSpec]:
         kind = next(iter(self.model_fields_set))
         spec = getattr(self, kind)
         assert spec is not None

@@ -153,7 +153,8 @@ class SpeculativeDecoder(LanguageModel):
             drafted, proposals = self._draft(prefix, k_now, params, rng)
             t1 = time.perf_counter()
             positions = list(range(len(prefix) - 1, len(prefix) + len(drafted)))
-            verdicts = self.target.logprobs_after(prefix + drafted, positions, role="verifier")
+            top_k = 1 if params.temperature == 0 else None  # greedy needs only the argmax (a remote target sends less)
+            verdicts = self.target.logprobs_after(prefix + drafted, positions, top_k=top_k, role="verifier")
             t2 = time.perf_counter()
             new = _accept(drafted, proposals, verdicts, params, rng)
             stats = replace(

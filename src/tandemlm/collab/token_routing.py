@@ -1,0 +1,137 @@
+"""Token-level routing (R2R, CITER): the edge model decodes; where it is unsure, the cloud model picks the token.
+
+Each step the edge model's next-token distribution gives a confidence (its top probability, or one
+minus its normalised entropy). Below the threshold τ, the cloud model produces the next `span`
+tokens from the shared prefix, then the edge continues. τ = 0 is the edge alone, τ = 1 the cloud
+alone; in between, the cloud's share of tokens buys quality. The cloud evaluates only the tokens it
+has not seen yet each time it is asked (prefix reuse in its KV cache).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from tandemlm.errors import ValidationError, VocabularyMismatchError
+from tandemlm.models.base import LanguageModel, StopScanner
+from tandemlm.types import Chunk, Completion, FinishReason, LogProbs, Request, Usage
+
+Signal = Literal["top_prob", "entropy"]
+
+
+@dataclass(frozen=True)
+class RoutingStats:
+    edge_tokens: int = 0
+    cloud_tokens: int = 0
+    cloud_calls: int = 0
+
+    @property
+    def cloud_share(self) -> float:
+        total = self.edge_tokens + self.cloud_tokens
+        return self.cloud_tokens / total if total else 0.0
+
+    def describe(self) -> str:
+        return (
+            f"token_routing: edge_tokens={self.edge_tokens} cloud_tokens={self.cloud_tokens} "
+            f"cloud_calls={self.cloud_calls} cloud_share={self.cloud_share:.3f}"
+        )
+
+
+def confidence(lp: LogProbs, signal: Signal) -> float:
+    """How sure a distribution is, in [0, 1]: its top probability, or 1 − entropy / log(vocabulary size)."""
+    if signal == "top_prob":
+        return math.exp(lp.top(1)[0][1])
+    return 1.0 - lp.entropy() / math.log(lp.vocab_size)
+
+
+class TokenRouter(LanguageModel):
+    """The edge decodes greedily; tokens where its confidence is below `threshold` come from the cloud."""
+
+    def __init__(
+        self,
+        edge: LanguageModel,
+        cloud: LanguageModel,
+        *,
+        threshold: float,
+        signal: Signal = "top_prob",
+        span: int = 1,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name or f"token_routing({edge.name}|{cloud.name})")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValidationError(f"threshold must be in [0, 1], got {threshold}")
+        if signal not in ("top_prob", "entropy") or span < 1:
+            raise ValidationError(f"signal must be top_prob or entropy and span >= 1, got {signal!r}, {span}")
+        fe, fc = edge.vocab_fingerprint, cloud.vocab_fingerprint
+        if fe is None or fc is None or fe != fc:
+            raise VocabularyMismatchError(f"token routing needs one tokenizer, but {edge.name} and {cloud.name} differ")
+        self.edge, self.cloud = edge, cloud
+        self.threshold, self.signal, self.span = threshold, signal, span
+        limits = [m.max_concurrency for m in (edge, cloud) if m.max_concurrency is not None]
+        self.max_concurrency = min(limits) if limits else None
+        self.last_stats = RoutingStats()
+
+    @property
+    def context_length(self) -> int | None:
+        return self.edge.context_length
+
+    def _count_prompt_tokens(self, request: Request) -> int:
+        return len(self.edge.prompt_tokens(request))
+
+    def _prompt_tokens(self, request: Request) -> list[int]:
+        return self.edge.prompt_tokens(request)
+
+    def _is_end_token(self, token: int) -> bool:
+        return self.edge.is_end_token(token)
+
+    def _generate(self, request: Request) -> Completion:
+        *_, last = self._stream(request)
+        assert last.completion is not None
+        return last.completion
+
+    def _stream(self, request: Request) -> Iterator[Chunk]:
+        params = request.params
+        if params.temperature != 0:
+            raise ValidationError("token routing decodes greedily: set temperature to 0")
+        prompt = self.edge.prompt_tokens(request)
+        out: list[int] = []
+        scanner = StopScanner(params.stop)
+        finish: FinishReason = "length"
+        stats = RoutingStats()
+        while len(out) < params.max_tokens and finish == "length":
+            mine = self.edge.next_token_logprobs(prompt + out, role="edge")
+            if self.threshold >= 1.0 or confidence(mine, self.signal) < self.threshold:
+                new = self._cloud_span(prompt + out, min(self.span, params.max_tokens - len(out)))
+                stats = RoutingStats(stats.edge_tokens, stats.cloud_tokens + len(new), stats.cloud_calls + 1)
+            else:
+                new = [mine.argmax()]
+                stats = RoutingStats(stats.edge_tokens + 1, stats.cloud_tokens, stats.cloud_calls)
+            for token in new:
+                if self.edge.is_end_token(token):
+                    finish = "stop"
+                    break
+                out.append(token)
+            piece, stopped = scanner.update(self.edge.detokenize(out) if out else "")
+            if piece:
+                yield Chunk(piece)
+            if stopped:
+                finish = "stop"
+        self.last_stats = stats
+        if piece := scanner.rest():
+            yield Chunk(piece)
+        usage = Usage(len(prompt), len(out))
+        yield Chunk("", finish, Completion(scanner.text, finish, usage, self.name, decision=stats.describe()))
+
+    def _cloud_span(self, prefix: list[int], n: int) -> list[int]:
+        """n greedy tokens from the cloud model (stopping at an end token)."""
+        new: list[int] = []
+        for _ in range(n):
+            token = self.cloud.next_token_logprobs(
+                prefix + new, top_k=1, role="cloud"
+            ).argmax()  # a remote cloud sends one
+            new.append(token)
+            if self.edge.is_end_token(token):
+                break
+        return new
