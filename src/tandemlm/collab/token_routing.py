@@ -101,8 +101,9 @@ class TokenRouter(LanguageModel):
         finish: FinishReason = "length"
         stats = RoutingStats()
         while len(out) < params.max_tokens and finish == "length":
-            mine = self.edge.next_token_logprobs(prompt + out, role="edge")
-            if self.threshold >= 1.0 or confidence(mine, self.signal) < self.threshold:
+            # at threshold 1 the cloud takes every token: the edge need not even look
+            mine = None if self.threshold >= 1.0 else self.edge.next_token_logprobs(prompt + out, role="edge")
+            if mine is None or confidence(mine, self.signal) < self.threshold:
                 new = self._cloud_span(prompt + out, min(self.span, params.max_tokens - len(out)))
                 stats = RoutingStats(stats.edge_tokens, stats.cloud_tokens + len(new), stats.cloud_calls + 1)
             else:
