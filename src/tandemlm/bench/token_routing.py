@@ -70,8 +70,8 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['threshold']} | {r['humaneval_pass']} | {r['gsm8k_accuracy']} | {r['cloud_token_share']} | {r['tokens']} "
-        f"| {r['tok_s']} |"
+        f"| {r['threshold']} | {r['humaneval_pass']} | {r['gsm8k_accuracy']} | {r['cloud_token_share']} "
+        f"| {r['tokens']} | {r['tok_s']} |"
         for r in result["rows"]
     ]
     return "\n".join(lines) + "\n"
