@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from tandemlm.collab.decoding import Decoded
 from tandemlm.errors import UnsupportedOperationError, VocabularyMismatchError
-from tandemlm.models.base import LanguageModel, StopScanner
-from tandemlm.types import Chunk, Completion, FinishReason, GenerationParams, LogProbs, Request, Usage
+from tandemlm.models.base import LanguageModel, final_completion
+from tandemlm.types import Chunk, Completion, GenerationParams, LogProbs, Request
 
 
 @dataclass(frozen=True)
@@ -133,24 +134,18 @@ class SpeculativeDecoder(LanguageModel):
         return self._text.detokenize(tokens)
 
     def _generate(self, request: Request) -> Completion:
-        *_, last = self._stream(request)
-        assert last.completion is not None
-        return last.completion
+        return final_completion(self._stream(request))
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         params = request.params
-        prompt = self._text.prompt_tokens(request)
+        answer = Decoded(self._text, self._text.prompt_tokens(request), params)
         rng = np.random.default_rng(params.seed)
-        out: list[int] = []
-        scanner = StopScanner(params.stop)
-        finish: FinishReason = "length"
         stats = SpeculationStats(k=self.k)
         k = self.k
-        while len(out) < params.max_tokens and finish == "length":
-            prefix = prompt + out
-            k_now = min(k, params.max_tokens - len(out) - 1)  # the target adds one more token each round
+        while not answer.done:
+            prefix = answer.prefix
             t0 = time.perf_counter()
-            drafted, proposals = self._draft(prefix, k_now, params, rng)
+            drafted, proposals = self._draft(prefix, min(k, answer.room - 1), params, rng)  # the target adds one
             t1 = time.perf_counter()
             positions = list(range(len(prefix) - 1, len(prefix) + len(drafted)))
             top_k = 1 if params.temperature == 0 else None  # greedy needs only the argmax (a remote target sends less)
@@ -166,25 +161,12 @@ class SpeculativeDecoder(LanguageModel):
                 verify_s=stats.verify_s + t2 - t1,
                 k=k,
             )
-            for token in new:
-                if self._text.is_end_token(token):
-                    finish = "stop"
-                    break
-                out.append(token)
-                if len(out) >= params.max_tokens:
-                    break
-            piece, stopped = scanner.update(self._text.detokenize(out) if out else "")
-            if piece:
+            if piece := answer.add(new):
                 yield Chunk(piece)
-            if stopped:
-                finish = "stop"
             if self.adaptive and stats.drafted:
                 k = _best_k(stats, self.k_max)
-        self.last_stats = replace(stats, generated=len(out))
-        if piece := scanner.rest():
-            yield Chunk(piece)
-        usage = Usage(len(prompt), len(out))
-        yield Chunk("", finish, Completion(scanner.text, finish, usage, self.name, decision=self.last_stats.describe()))
+        self.last_stats = replace(stats, generated=len(answer.tokens))
+        yield from answer.final(self.name, self.last_stats.describe())
 
     def _draft(
         self, prefix: list[int], k: int, params: GenerationParams, rng: np.random.Generator

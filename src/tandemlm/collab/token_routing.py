@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from tandemlm.collab.decoding import Decoded
 from tandemlm.errors import ValidationError, VocabularyMismatchError
-from tandemlm.models.base import LanguageModel, StopScanner
-from tandemlm.types import Chunk, Completion, FinishReason, LogProbs, Request, Usage
+from tandemlm.models.base import LanguageModel, final_completion
+from tandemlm.types import Chunk, Completion, LogProbs, Request
 
 Signal = Literal["top_prob", "entropy"]
 
@@ -87,43 +88,27 @@ class TokenRouter(LanguageModel):
         return self.edge.is_end_token(token)
 
     def _generate(self, request: Request) -> Completion:
-        *_, last = self._stream(request)
-        assert last.completion is not None
-        return last.completion
+        return final_completion(self._stream(request))
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         params = request.params
         if params.temperature != 0:
             raise ValidationError("token routing decodes greedily: set temperature to 0")
-        prompt = self.edge.prompt_tokens(request)
-        out: list[int] = []
-        scanner = StopScanner(params.stop)
-        finish: FinishReason = "length"
+        answer = Decoded(self.edge, self.edge.prompt_tokens(request), params)
         stats = RoutingStats()
-        while len(out) < params.max_tokens and finish == "length":
+        while not answer.done:
             # at threshold 1 the cloud takes every token: the edge need not even look
-            mine = None if self.threshold >= 1.0 else self.edge.next_token_logprobs(prompt + out, role="edge")
+            mine = None if self.threshold >= 1.0 else self.edge.next_token_logprobs(answer.prefix, role="edge")
             if mine is None or confidence(mine, self.signal) < self.threshold:
-                new = self._cloud_span(prompt + out, min(self.span, params.max_tokens - len(out)))
+                new = self._cloud_span(answer.prefix, min(self.span, answer.room))
                 stats = RoutingStats(stats.edge_tokens, stats.cloud_tokens + len(new), stats.cloud_calls + 1)
             else:
                 new = [mine.argmax()]
                 stats = RoutingStats(stats.edge_tokens + 1, stats.cloud_tokens, stats.cloud_calls)
-            for token in new:
-                if self.edge.is_end_token(token):
-                    finish = "stop"
-                    break
-                out.append(token)
-            piece, stopped = scanner.update(self.edge.detokenize(out) if out else "")
-            if piece:
+            if piece := answer.add(new):
                 yield Chunk(piece)
-            if stopped:
-                finish = "stop"
         self.last_stats = stats
-        if piece := scanner.rest():
-            yield Chunk(piece)
-        usage = Usage(len(prompt), len(out))
-        yield Chunk("", finish, Completion(scanner.text, finish, usage, self.name, decision=stats.describe()))
+        yield from answer.final(self.name, stats.describe())
 
     def _cloud_span(self, prefix: list[int], n: int) -> list[int]:
         """n greedy tokens from the cloud model (stopping at an end token)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import replace
 from types import TracebackType
 
@@ -371,6 +371,14 @@ class StopScanner:
         piece = self.text[self.sent :]
         self.sent = len(self.text)
         return piece
+
+
+def final_completion(chunks: Iterable[Chunk]) -> Completion:
+    """Drain a stream and return its final completion: `_generate` for engines that decode by streaming."""
+    *_, last = chunks
+    if last.completion is None:
+        raise EngineError("the stream ended without a final chunk")
+    return last.completion
 
 
 def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tandemlm.errors import EngineError, ValidationError, missing_extra
-from tandemlm.models.base import LanguageModel, StopScanner
+from tandemlm.models.base import LanguageModel, StopScanner, final_completion
 from tandemlm.types import Chunk, Completion, FinishReason, Location, LogProbs, Price, Request, Usage
 
 if TYPE_CHECKING:
@@ -146,9 +146,7 @@ class LlamaCppModel(LanguageModel):
     # ---- generation -------------------------------------------------------------------------------
 
     def _generate(self, request: Request) -> Completion:
-        *_, last = self._run(request)
-        assert last.completion is not None
-        return last.completion
+        return final_completion(self._run(request))
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         return self._run(request)
