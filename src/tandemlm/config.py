@@ -77,6 +77,7 @@ class OpenAIConfig(_ModelBase):
     api_key_env: str = "OPENAI_API_KEY"
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0)
+    backoff: float = Field(default=0.5, ge=0, description="seconds before the first retry, doubled each time")
     context_length: int | None = Field(None, ge=1)
 
 
