@@ -310,16 +310,26 @@ def bench_gateway(requests: int, concurrency: int, rounds: int, warmup: int, out
 @click.option("-k", "k", default=4, show_default=True, type=click.IntRange(1, 16), help="Draft tokens per round.")
 @click.option("--fixed-k", is_flag=True, help="Keep k fixed instead of adapting it to the acceptance rate.")
 @click.option("--no-peers", is_flag=True, help="Skip llama-cpp-python's draft_model hook.")
+@click.option(
+    "--remote",
+    "remote_prompts",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Also verify this many prompts on a target served by `tandem serve` (round trips, bytes).",
+)
 @click.option("--json", "json_out", default="bench/results/speculative.json", show_default=True)
 @click.option("--out", default="bench/results/speculative.md", show_default=True)
 def bench_speculative(
-    n_prompts: int, max_tokens: int, k: int, fixed_k: bool, no_peers: bool, json_out: str, out: str
+    n_prompts: int, max_tokens: int, k: int, fixed_k: bool, no_peers: bool, remote_prompts: int, json_out: str, out: str
 ) -> None:
     """Speculative decoding (0.5B drafts, 1.5B verifies) against the 1.5B alone and llama-cpp-python's hook."""
-    from tandemlm.bench.speculative import run_speculative_bench, to_markdown
+    from tandemlm.bench.speculative import run_remote, run_speculative_bench, to_markdown
 
     with errors_to_exit_codes():
         result = run_speculative_bench(n_prompts, max_tokens, k, adaptive=not fixed_k, peers=not no_peers)
+        if remote_prompts:
+            result["remote"] = run_remote(remote_prompts, max_tokens, k)
         _write_report(result, json_out, out, to_markdown)
 
 

@@ -110,6 +110,55 @@ def run_speculative_bench(n_prompts: int, max_tokens: int, k: int, adaptive: boo
     return {"rows": rows, "summary": summarise(rows), "settings": settings}
 
 
+REMOTE_CONFIG = """
+models:
+  target: {engine: llamacpp, source: catalog:qwen2.5-coder-1.5b, location: edge, n_ctx: 2048}
+pipelines:
+  target: {model: target}
+"""
+
+
+def run_remote(n_prompts: int, max_tokens: int, k: int) -> dict[str, Any]:
+    """The draft on this side, the target behind `tandem serve` on another port: round trips and bytes sent."""
+    import tempfile
+    from pathlib import Path
+
+    from tandemlm.bench.gateway import free_port, server
+    from tandemlm.models.openai import OpenAIModel
+    from tandemlm.trace import Recorder
+
+    draft = LlamaCppModel(resolve("catalog:qwen2.5-coder-0.5b", progress=False), name="qwen2.5-coder-0.5b", n_ctx=2048)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        config, port = Path(tmp) / "remote.yaml", free_port()
+        config.write_text(REMOTE_CONFIG)
+        argv = [sys.executable, "-m", "tandemlm.cli", "serve", "-c", str(config), "--port", str(port), "--log-level",
+                "warning"]  # fmt: skip
+        with server(argv, f"http://127.0.0.1:{port}/readyz", Path(tmp) / "serve.log"):
+            remote = OpenAIModel("target", base_url=f"http://127.0.0.1:{port}/v1", name="remote-target", timeout=600)
+            spec = SpeculativeDecoder(draft, remote, k=k)
+            for kind, prompt in tqdm(bench_prompts(n_prompts), desc="remote", file=sys.stderr):
+                draft.clear_cache()
+                with Recorder() as rec:
+                    t0 = time.perf_counter()
+                    c = spec.generate(Request.of(prompt, max_tokens=max_tokens))
+                    seconds = time.perf_counter() - t0
+                sent = [e.egress for e in rec.events if e.model == remote.name and e.egress is not None]
+                tokens = max(c.usage.completion_tokens, 1)
+                rows.append({
+                    "kind": kind, "tokens": c.usage.completion_tokens,
+                    "tok_s": round(c.usage.completion_tokens / seconds, 2),
+                    "round_trips": len(sent), "round_trips_per_token": round(len(sent) / tokens, 3),
+                    "bytes_sent_per_token": round(sum(len(b.encode()) for b in sent) / tokens, 1),
+                    "alpha": round(spec.last_stats.acceptance, 3),
+                })  # fmt: skip
+            remote.close()
+    draft.close()
+    med = lambda key: round(statistics.median(r[key] for r in rows), 3)  # noqa: E731
+    return {"rows": rows, "median_round_trips_per_token": med("round_trips_per_token"),
+            "median_bytes_sent_per_token": med("bytes_sent_per_token"), "median_tok_s": med("tok_s")}  # fmt: skip
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     med = lambda key: round(statistics.median(r[key] for r in rows), 3)  # noqa: E731
     out = {
@@ -145,7 +194,16 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
     if "hook_median_speedup" in s:
         lines.append(f"- peer, llama-cpp-python `draft_model` hook with the same draft: median speedup "
                      f"{s['hook_median_speedup']}x, identical {s['hook_identical_share']:.0%}")  # fmt: skip
-    lines += ["- peer, transformers assisted generation: not run (the `hf` extra is not installed here)", ""]
+    lines += ["- peer, transformers assisted generation: not run (the `hf` extra is not installed here)"]
+    if "remote" in result:
+        r = result["remote"]
+        lines.append(
+            f"- remote variant (target behind `tandem serve` on another port, verified through /v1/tandem/logprobs, "
+            f"sending only new tokens): {r['median_round_trips_per_token']} round trips and "
+            f"{r['median_bytes_sent_per_token']} bytes sent per generated token (medians over {len(r['rows'])} "
+            f"prompts), {r['median_tok_s']} tok/s"
+        )
+    lines.append("")
     keys = [k for k in result["rows"][0] if k != "kind"]
     lines += ["| kind | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     lines += ["| " + r["kind"] + " | " + " | ".join(str(r[k]) for k in keys) + " |" for r in result["rows"]]
