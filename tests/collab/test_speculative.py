@@ -147,3 +147,13 @@ def test_qwen_speculative_greedy_text_equals_the_target_alone(catalog_path: Call
     finally:
         draft.close()
         target.close()
+
+
+def test_adaptive_k_climbs_towards_the_fastest_measured_k() -> None:
+    from tandemlm.collab.speculative import _next_k
+
+    assert _next_k({4: (10, 1.0)}, 8) == 5  # try the neighbours of the best first
+    assert _next_k({4: (10, 1.0), 5: (8, 1.0)}, 8) == 3
+    assert _next_k({4: (10, 1.0), 5: (8, 1.0), 3: (12, 1.0)}, 8) == 2
+    assert _next_k({1: (5, 1.0), 2: (9, 1.0), 3: (7, 1.0)}, 8) == 2  # both neighbours tried: stay
+    assert _next_k({8: (9, 1.0), 7: (5, 1.0)}, 8) == 8  # never beyond k_max

@@ -50,6 +50,17 @@ class SpeculationStats:
             return 0.0
         return (self.draft_s / self.drafted) / (self.verify_s / self.rounds)
 
+    @property
+    def draft_ms_per_token(self) -> float:
+        return 1000 * self.draft_s / self.drafted if self.drafted else 0.0
+
+    @property
+    def verify_ms_per_position(self) -> float:
+        """Verification time per position checked (drafted tokens plus one per round). On a GPU a pass costs
+        about the same for any k; on a CPU it grows with k, which the bound S does not model."""
+        checked = self.drafted + self.rounds
+        return 1000 * self.verify_s / checked if checked else 0.0
+
     def bound(self, gamma: int | None = None) -> float:
         """The expected speedup S = (1 − α^(γ+1)) / ((1 − α)(γc + 1)) for the measured α and c."""
         return speedup_bound(self.acceptance, gamma if gamma is not None else max(self.k, 1), self.cost_ratio)
@@ -58,7 +69,8 @@ class SpeculationStats:
         return (
             f"speculative: rounds={self.rounds} drafted={self.drafted} accepted={self.accepted} "
             f"alpha={self.acceptance:.3f} mean_accepted={self.mean_accepted:.2f} k={self.k} "
-            f"draft_s={self.draft_s:.3f} verify_s={self.verify_s:.3f} c={self.cost_ratio:.3f} bound={self.bound():.3f}"
+            f"draft_s={self.draft_s:.3f} verify_s={self.verify_s:.3f} c={self.cost_ratio:.3f} bound={self.bound():.3f} "
+            f"draft_ms_per_token={self.draft_ms_per_token:.1f} verify_ms_per_position={self.verify_ms_per_position:.1f}"
         )
 
 
@@ -72,8 +84,8 @@ def speedup_bound(alpha: float, gamma: int, c: float) -> float:
 class SpeculativeDecoder(LanguageModel):
     """`draft` proposes, `target` decides; the answer is the target's (exactly, see the module docstring).
 
-    k: tokens drafted per round. adaptive: re-pick k each round in [1, k_max] to maximise the expected
-    speedup for the running acceptance rate and the measured cost ratio.
+    k: tokens drafted per round (the first round's when adaptive). adaptive: re-pick k each round in
+    [1, k_max], climbing towards the k with the highest measured tokens per second.
     """
 
     def __init__(
@@ -142,6 +154,7 @@ class SpeculativeDecoder(LanguageModel):
         rng = np.random.default_rng(params.seed)
         stats = SpeculationStats(k=self.k)
         k = self.k
+        rates: dict[int, tuple[int, float]] = {}  # k -> (tokens produced, seconds), for adapting k
         while not answer.done:
             prefix = answer.prefix
             t0 = time.perf_counter()
@@ -163,8 +176,10 @@ class SpeculativeDecoder(LanguageModel):
             )
             if piece := answer.add(new):
                 yield Chunk(piece)
-            if self.adaptive and stats.drafted:
-                k = _best_k(stats, self.k_max)
+            if self.adaptive:
+                tokens, seconds = rates.get(k, (0, 0.0))
+                rates[k] = (tokens + len(new), seconds + t2 - t0)
+                k = _next_k(rates, self.k_max)
         self.last_stats = replace(stats, generated=len(answer.tokens))
         yield from answer.final(self.name, self.last_stats.describe())
 
@@ -226,8 +241,12 @@ def warp(lp: LogProbs, params: GenerationParams) -> np.ndarray:
     return p
 
 
-def _best_k(stats: SpeculationStats, k_max: int) -> int:
-    """The k in [1, k_max] with the highest expected speedup for the measured acceptance and cost ratio."""
-    alpha = min(max(stats.acceptance, 0.01), 0.99)
-    c = stats.cost_ratio or 0.5
-    return max(range(1, k_max + 1), key=lambda g: speedup_bound(alpha, g, c))
+def _next_k(rates: dict[int, tuple[int, float]], k_max: int) -> int:
+    """Hill-climb on measured throughput: the k with the most tokens per second so far, unless a neighbour of
+    it is still untried. Model-free, because the cost of verifying k + 1 positions is nearly flat in k on a
+    GPU but grows with k on a CPU, and the draft/target cost ratio differs per machine."""
+    best = max(rates, key=lambda k: rates[k][0] / rates[k][1] if rates[k][1] else 0.0)
+    for neighbour in (best + 1, best - 1):
+        if 1 <= neighbour <= k_max and neighbour not in rates:
+            return neighbour
+    return best
