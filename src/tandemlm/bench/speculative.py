@@ -195,10 +195,10 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         f"- median acceptance alpha {s['median_alpha']}, cost ratio c {s['median_c']}, bound S {s['median_bound']}; "
         f"speedup / bound = {s['share_of_bound']} (target: >= 0.85)",
         f"- greedy text identical to the target alone: {s['identical_share']:.0%} of prompts (target: 100%)",
-        f"- where the time goes: a draft token {s['median_draft_ms_tok']} ms, a verified position "
-        f"{s['median_verify_ms_pos']} ms in a batched pass, the target alone {s['median_target_ms_tok']} ms per token "
-        "(prefill included). The bound assumes a verification pass costs the same whatever k (true on a GPU); on this "
-        "CPU it grows with every position checked, so even at alpha = 1 a round costs about (draft + verify) per "
+        f"- where the time goes (after the first round, which includes both prompts' prefill): a draft token "
+        f"{s['median_draft_ms_tok']} ms, a verified position {s['median_verify_ms_pos']} ms in a batched pass; the "
+        f"target alone {s['median_target_ms_tok']} ms per token (its prefill included). The bound assumes a "
+        "verification pass costs the same whatever k (true on a GPU); on this CPU it grows with every position checked, so even at alpha = 1 a round costs about (draft + verify) per "
         "token, and speculation cannot beat the target alone by much.",
     ]
     if "hook_median_speedup" in s:

@@ -29,6 +29,9 @@ class SpeculationStats:
     drafted: int = 0
     accepted: int = 0
     generated: int = 0
+    first_round_s: float = 0.0  # includes both models reading the prompt, so it is kept out of the costs below
+    timed_rounds: int = 0  # the rounds after the first, which the costs describe
+    timed_drafted: int = 0
     draft_s: float = 0.0
     verify_s: float = 0.0
     k: int = 0
@@ -45,20 +48,20 @@ class SpeculationStats:
 
     @property
     def cost_ratio(self) -> float:
-        """c: time of one draft token over time of one target verification pass."""
-        if not self.drafted or not self.rounds or not self.verify_s:
+        """c: time of one draft token over time of one target verification pass (after the first round)."""
+        if not self.timed_drafted or not self.timed_rounds or not self.verify_s:
             return 0.0
-        return (self.draft_s / self.drafted) / (self.verify_s / self.rounds)
+        return (self.draft_s / self.timed_drafted) / (self.verify_s / self.timed_rounds)
 
     @property
     def draft_ms_per_token(self) -> float:
-        return 1000 * self.draft_s / self.drafted if self.drafted else 0.0
+        return 1000 * self.draft_s / self.timed_drafted if self.timed_drafted else 0.0
 
     @property
     def verify_ms_per_position(self) -> float:
         """Verification time per position checked (drafted tokens plus one per round). On a GPU a pass costs
         about the same for any k; on a CPU it grows with k, which the bound S does not model."""
-        checked = self.drafted + self.rounds
+        checked = self.timed_drafted + self.timed_rounds
         return 1000 * self.verify_s / checked if checked else 0.0
 
     def bound(self, gamma: int | None = None) -> float:
@@ -69,7 +72,8 @@ class SpeculationStats:
         return (
             f"speculative: rounds={self.rounds} drafted={self.drafted} accepted={self.accepted} "
             f"alpha={self.acceptance:.3f} mean_accepted={self.mean_accepted:.2f} k={self.k} "
-            f"draft_s={self.draft_s:.3f} verify_s={self.verify_s:.3f} c={self.cost_ratio:.3f} bound={self.bound():.3f} "
+            f"first_round_s={self.first_round_s:.3f} draft_s={self.draft_s:.3f} verify_s={self.verify_s:.3f} "
+            f"c={self.cost_ratio:.3f} bound={self.bound():.3f} "
             f"draft_ms_per_token={self.draft_ms_per_token:.1f} verify_ms_per_position={self.verify_ms_per_position:.1f}"
         )
 
@@ -166,14 +170,16 @@ class SpeculativeDecoder(LanguageModel):
             t2 = time.perf_counter()
             new = _accept(drafted, proposals, verdicts, params, rng)
             stats = replace(
-                stats,
-                rounds=stats.rounds + 1,
-                drafted=stats.drafted + len(drafted),
-                accepted=stats.accepted + len(new) - 1,
-                draft_s=stats.draft_s + t1 - t0,
-                verify_s=stats.verify_s + t2 - t1,
-                k=k,
-            )
+                stats, rounds=stats.rounds + 1, drafted=stats.drafted + len(drafted),
+                accepted=stats.accepted + len(new) - 1, k=k,
+            )  # fmt: skip
+            if stats.rounds == 1:
+                stats = replace(stats, first_round_s=t2 - t0)
+            else:
+                stats = replace(
+                    stats, timed_rounds=stats.timed_rounds + 1, timed_drafted=stats.timed_drafted + len(drafted),
+                    draft_s=stats.draft_s + t1 - t0, verify_s=stats.verify_s + t2 - t1,
+                )  # fmt: skip
             if piece := answer.add(new):
                 yield Chunk(piece)
             if self.adaptive:
