@@ -198,8 +198,9 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         f"- where the time goes (after the first round, which includes both prompts' prefill): a draft token "
         f"{s['median_draft_ms_tok']} ms, a verified position {s['median_verify_ms_pos']} ms in a batched pass; the "
         f"target alone {s['median_target_ms_tok']} ms per token (its prefill included). The bound assumes a "
-        "verification pass costs the same whatever k (true on a GPU); on this CPU it grows with every position checked, so even at alpha = 1 a round costs about (draft + verify) per "
-        "token, and speculation cannot beat the target alone by much.",
+        "verification pass costs the same whatever k (true on a GPU); on this CPU it grows with every position "
+        "checked, so even at alpha = 1 a round costs about (draft + verify) per token, and speculation cannot beat "
+        "the target alone by much.",
     ]
     if "hook_median_speedup" in s:
         lines.append(f"- peer, llama-cpp-python `draft_model` hook with the same draft: median speedup "
