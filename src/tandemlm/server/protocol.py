@@ -110,49 +110,35 @@ class LogprobsRequest(_Wire):
     top_k: int | None = Field(20, ge=1, description="None returns the full vector")
 
 
+def _envelope(
+    prefix: str, kind: str, request_id: str, pipeline: str, created: int, choice: dict[str, Any]
+) -> dict[str, Any]:
+    return {"id": f"{prefix}-{request_id}", "object": kind, "created": created, "model": pipeline, "choices": [choice]}
+
+
 def chat_response(c: Completion, request_id: str, pipeline: str, created: int) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{request_id}",
-        "object": "chat.completion",
-        "created": created,
-        "model": pipeline,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": c.text},
-                "finish_reason": c.finish_reason,
-                "logprobs": None,
-            }
-        ],
-        "usage": usage(c),
-        "tandem": tandem_extension(c, request_id),
-    }
+    message = {"role": "assistant", "content": c.text}
+    choice = {"index": 0, "message": message, "finish_reason": c.finish_reason, "logprobs": None}
+    envelope = _envelope("chatcmpl", "chat.completion", request_id, pipeline, created, choice)
+    return {**envelope, "usage": usage(c), "tandem": tandem_extension(c, request_id)}
 
 
 def text_response(c: Completion, request_id: str, pipeline: str, created: int) -> dict[str, Any]:
-    return {
-        "id": f"cmpl-{request_id}",
-        "object": "text_completion",
-        "created": created,
-        "model": pipeline,
-        "choices": [{"index": 0, "text": c.text, "finish_reason": c.finish_reason, "logprobs": None}],
-        "usage": usage(c),
-        "tandem": tandem_extension(c, request_id),
-    }
+    choice = {"index": 0, "text": c.text, "finish_reason": c.finish_reason, "logprobs": None}
+    envelope = _envelope("cmpl", "text_completion", request_id, pipeline, created, choice)
+    return {**envelope, "usage": usage(c), "tandem": tandem_extension(c, request_id)}
 
 
 def chat_chunk(
     request_id: str, pipeline: str, created: int, delta: dict[str, str], finish: str | None
 ) -> dict[str, Any]:
     choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-    return {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk", "created": created, "model": pipeline,
-            "choices": [choice]}  # fmt: skip
+    return _envelope("chatcmpl", "chat.completion.chunk", request_id, pipeline, created, choice)
 
 
 def text_chunk(request_id: str, pipeline: str, created: int, text: str, finish: str | None) -> dict[str, Any]:
     choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
-    return {"id": f"cmpl-{request_id}", "object": "text_completion", "created": created, "model": pipeline,
-            "choices": [choice]}  # fmt: skip
+    return _envelope("cmpl", "text_completion", request_id, pipeline, created, choice)
 
 
 def usage(c: Completion) -> dict[str, int]:
