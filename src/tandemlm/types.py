@@ -226,6 +226,10 @@ class LogProbs:
     def complete(self) -> bool:
         return self.ids is None
 
+    def keep_top(self, k: int | None) -> LogProbs:
+        """The same distribution cut to its k most likely tokens (unchanged when k is None)."""
+        return self if k is None else LogProbs.from_top(self.vocab_size, self.top(k))
+
     def top(self, k: int) -> list[tuple[int, float]]:
         """The k most likely tokens as (token id, log-probability), most likely first."""
         if self.ids is not None:

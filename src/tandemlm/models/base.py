@@ -102,8 +102,7 @@ class LanguageModel:
     def next_token_logprobs(self, tokens: Sequence[int], *, top_k: int | None = None, role: str = "model") -> LogProbs:
         """The next-token distribution after a token prefix: dense for local engines, top-k for remote ones."""
         tokens = self._check_tokens(tokens)
-        if top_k is not None and top_k < 1:
-            raise ValidationError(f"top_k must be a positive integer, got {top_k}")
+        _check_top_k(top_k)
         with _Call(self, "logprobs", role, self._token_egress(tokens, [len(tokens) - 1], top_k)) as call:
             out = self._next_token_logprobs(tokens, top_k)
             call.complete(Completion("", "stop", Usage(len(tokens), 0), self.name))
@@ -118,8 +117,7 @@ class LanguageModel:
         wanted = sorted(set(positions))
         if not wanted or wanted[0] < 0 or wanted[-1] >= len(tokens):
             raise ValidationError(f"positions must be non-empty and within [0, {len(tokens)}), got {list(positions)}")
-        if top_k is not None and top_k < 1:
-            raise ValidationError(f"top_k must be a positive integer, got {top_k}")
+        _check_top_k(top_k)
         with _Call(self, "logprobs", role, self._token_egress(tokens, wanted, top_k)) as call:
             found = dict(zip(wanted, self._logprobs_after(tokens, wanted, top_k), strict=True))
             call.complete(Completion("", "stop", Usage(len(tokens), 0), self.name))
@@ -288,6 +286,11 @@ class LanguageModel:
         if not out:
             raise ValidationError("need at least one token")
         return out
+
+
+def _check_top_k(top_k: int | None) -> None:
+    if top_k is not None and top_k < 1:
+        raise ValidationError(f"top_k must be a positive integer, got {top_k}")
 
 
 class _Call:

@@ -186,18 +186,13 @@ class LlamaCppModel(LanguageModel):
     # ---- logits -----------------------------------------------------------------------------------
 
     def _next_token_logprobs(self, tokens: list[int], top_k: int | None) -> LogProbs:
-        self._check_ids(tokens)
-        with self._lock:
-            logits = self._logits(tokens, len(tokens) - 1)[-1]
-        out = LogProbs.from_logits(logits)
-        return out if top_k is None else LogProbs.from_top(out.vocab_size, out.top(top_k))
+        return self._logprobs_after(tokens, [len(tokens) - 1], top_k)[0]
 
     def _logprobs_after(self, tokens: list[int], positions: list[int], top_k: int | None) -> list[LogProbs]:
         self._check_ids(tokens)
         with self._lock:
             rows = self._logits(tokens[: positions[-1] + 1], positions[0])
-        out = [LogProbs.from_logits(rows[p - positions[0]]) for p in positions]
-        return out if top_k is None else [LogProbs.from_top(o.vocab_size, o.top(top_k)) for o in out]
+        return [LogProbs.from_logits(rows[p - positions[0]]).keep_top(top_k) for p in positions]
 
     def _token_logprobs(self, tokens: list[int], start: int) -> np.ndarray:
         if start < 1:

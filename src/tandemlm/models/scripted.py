@@ -115,7 +115,7 @@ class ScriptedModel(LanguageModel):
             raise EngineError(
                 f"{self.name}: scripted logits have {out.vocab_size} entries, the vocabulary {len(self.vocab)}"
             )
-        return out if top_k is None else LogProbs.from_top(out.vocab_size, out.top(top_k))
+        return out.keep_top(top_k)
 
     def _tokenize(self, text: str, add_special: bool) -> list[int]:
         ids, i = [], 0
