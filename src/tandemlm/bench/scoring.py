@@ -1,32 +1,18 @@
 """Scoring answers: GSM8K by the final number, HumanEval by running the unit tests on the completion.
 
-Model-written code is untrusted: it runs in a separate interpreter (isolated mode, empty temp
-directory, no sockets, capped memory and CPU time) and is killed when the time limit passes.
+Model-written code is untrusted: it runs in tandemlm.sandbox (separate interpreter, no network,
+capped memory and CPU time, killed at the time limit).
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import tempfile
-import textwrap
 
-from tandemlm.bench.datasets import Item
+from tandemlm.bench.datasets import LETTERS, Item
+from tandemlm.sandbox import code_of, passes
 
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
-GUARD = textwrap.dedent(
-    """
-    import resource, socket
-    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-    resource.setrlimit(resource.RLIMIT_CPU, (10, 10))
-    def _no_network(*args, **kwargs):
-        raise OSError("network access is disabled while scoring")
-    socket.socket = _no_network
-    socket.create_connection = _no_network
-    """
-)
+LETTER = re.compile(r"\b([ABCD])\b")
 
 
 def final_number(text: str) -> float | None:
@@ -46,25 +32,24 @@ def gsm8k_correct(answer: str, reference: str) -> bool:
 
 
 def program(item: Item, completion: str) -> str:
-    """The completion (a fenced block if there is one) as a whole module, with the item's tests after it."""
-    fenced = FENCE.findall(completion)
-    code = fenced[0] if fenced else completion
-    body = code if f"def {item.entry_point}" in code else item.prompt + code
-    return f"{GUARD}\n{body}\n\n{item.tests}\n\ncheck({item.entry_point})\n"
+    """The completion as a whole module, with the item's tests after it."""
+    return f"{code_of(completion, item.prompt, item.entry_point)}\n\n{item.tests}\n\ncheck({item.entry_point})\n"
 
 
 def humaneval_correct(item: Item, completion: str, timeout_s: float = 10.0) -> bool:
-    """Run the item's tests against the completion in a sandboxed interpreter; True when they all pass."""
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            done = subprocess.run(
-                [sys.executable, "-I", "-c", program(item, completion)],
-                cwd=tmp, capture_output=True, timeout=timeout_s, check=False, env={"PATH": "/usr/bin:/bin"},
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            return False
-    return done.returncode == 0
+    """Run the item's tests against the completion in the sandbox; True when they all pass."""
+    return passes(program(item, completion), timeout_s)
+
+
+def choice_letter(answer: str) -> str | None:
+    """The first option letter (A-D) standing alone in an answer, or None."""
+    found = LETTER.search(answer.strip())
+    return found.group(1) if found and found.group(1) in LETTERS else None
 
 
 def correct(item: Item, answer: str) -> bool:
-    return humaneval_correct(item, answer) if item.kind == "code" else gsm8k_correct(answer, item.answer)
+    if item.kind == "code":
+        return humaneval_correct(item, answer)
+    if item.kind == "choice":
+        return choice_letter(answer) == item.answer
+    return gsm8k_correct(answer, item.answer)

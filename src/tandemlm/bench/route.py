@@ -1,0 +1,244 @@
+"""`tandem bench route`: cascades and query routers evaluated offline on stored outcome tables.
+
+For one dataset, the edge and cloud tables (bench/outcomes/DATASET/{edge,cloud}.jsonl) are joined by
+item. Routers are fitted and every threshold or "best method" choice is made on the train split; all
+reported numbers are on the test split only. A method is a score per item (higher → cloud); its
+curve is the sweep over every threshold. Cascades pay the edge answer on every item and score it
+with the edge model's own confidence (stored in the table); query routers decide from the prompt.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tandemlm.bench import metrics
+from tandemlm.bench.datasets import chat_prompt, load
+from tandemlm.bench.outcomes import Outcome, read_table
+from tandemlm.collab.routing import ROUTERS, Router, threshold_for_share
+from tandemlm.errors import ModelSourceError, missing_extra
+
+BUDGET = 0.5  # the cloud share the budget-mode operating point is calibrated to, on train
+CASCADE_SIGNALS: dict[str, Callable[[Outcome], float | None]] = {
+    "cascade:logprob": lambda o: o.mean_logprob,
+    "cascade:min_logprob": lambda o: o.min_logprob,
+    "cascade:verify": lambda o: o.p_yes,
+    "cascade:consistency": lambda o: o.agreement,
+    "cascade:examples": lambda o: None if o.examples is None else float(o.examples),
+}
+ROUTER_NAMES = ("length", "knn", "logistic")
+
+
+@dataclass(frozen=True)
+class Split:
+    prompts: list[str]
+    edge: list[Outcome]
+    cloud: list[Outcome]
+
+    @property
+    def edge_correct(self) -> np.ndarray:
+        return np.array([o.correct for o in self.edge], dtype=np.float64)
+
+    @property
+    def cloud_correct(self) -> np.ndarray:
+        return np.array([o.correct for o in self.cloud], dtype=np.float64)
+
+    @property
+    def cloud_cost(self) -> np.ndarray:
+        return np.array([o.cost_usd for o in self.cloud], dtype=np.float64)
+
+
+def load_splits(dataset: str, outcomes: Path, edge: str = "edge", cloud: str = "cloud") -> dict[str, Split]:
+    """The items both tables cover, as train and test splits, in a fixed order."""
+    tables = {m: {o.id: o for o in read_table(outcomes / dataset / f"{m}.jsonl")} for m in (edge, cloud)}
+    if not tables[edge] or not tables[cloud]:
+        raise ModelSourceError(
+            f"no outcome tables for {dataset} under {outcomes}; build them with: "
+            f"tandem bench outcomes --dataset {dataset} --model {edge} (and --model {cloud})"
+        )
+    items = {item.id: item for item in load(dataset)}
+    ids = sorted(set(tables[edge]) & set(tables[cloud]))
+    out = {}
+    for split in ("train", "test"):
+        chosen = [i for i in ids if tables[edge][i].split == split]
+        out[split] = Split(
+            [chat_prompt(items[i]) for i in chosen],
+            [tables[edge][i] for i in chosen],
+            [tables[cloud][i] for i in chosen],
+        )
+    return out
+
+
+def method_scores(train: Split, test: Split, routers: tuple[str, ...] = ROUTER_NAMES) -> dict[str, dict[str, Any]]:
+    """Per method: scores on train and on test (higher → cloud), and for routers the fitted router."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, read in CASCADE_SIGNALS.items():
+        values = [read(o) for o in train.edge + test.edge]
+        if any(v is None for v in values):
+            continue  # the signal was not measured for this dataset (e.g. no samples, no code examples)
+        out[name] = {"train": -np.array([read(o) for o in train.edge]), "test": -np.array([read(o) for o in test.edge])}
+    # query routers learn where the cloud fixes the edge: 1 when the cloud is right and the edge wrong
+    target = np.clip(train.cloud_correct - train.edge_correct, 0.0, 1.0)
+    for name in routers:
+        router: Router = ROUTERS[name]().fit(train.prompts, target)
+        out[f"router:{name}"] = {
+            "train": router.score(train.prompts), "test": router.score(test.prompts), "router": router
+        }  # fmt: skip
+    return out
+
+
+def evaluate(
+    dataset: str, outcomes: Path, routers: tuple[str, ...] = ROUTER_NAMES, save_routers: Path | None = None
+) -> dict[str, Any]:
+    """Every method's test curve and metrics on one dataset."""
+    splits = load_splits(dataset, outcomes)
+    train, test = splits["train"], splits["test"]
+    e_acc, c_acc = float(test.edge_correct.mean()), float(test.cloud_correct.mean())
+    rows: dict[str, dict[str, Any]] = {}
+    for name, scores in method_scores(train, test, routers).items():
+        curve = metrics.sweep(scores["test"], test.edge_correct, test.cloud_correct)
+        rows[name] = _summary(curve, e_acc, c_acc)
+        threshold = threshold_for_share(scores["train"], BUDGET)
+        to_cloud = scores["test"] > threshold
+        rows[name]["budget"] = {
+            # the threshold as the strategy's config takes it: a cascade's signal is −score
+            "threshold": threshold if "router" in scores else -threshold,
+            "share": float(to_cloud.mean()),
+            "accuracy": float(np.where(to_cloud, test.cloud_correct, test.edge_correct).mean()),
+            "cost_usd": float(test.cloud_cost[to_cloud].sum()),
+        }
+        rows[name]["train_apgr"] = _safe_apgr(
+            metrics.sweep(scores["train"], train.edge_correct, train.cloud_correct),
+            float(train.edge_correct.mean()), float(train.cloud_correct.mean()),
+        )  # fmt: skip
+        rows[name]["cost_curve"] = _cost_curve(scores["test"], test)
+        if "router" in scores:
+            rows[name]["decision_ms"] = _decision_ms(scores["router"], test.prompts)
+            if save_routers is not None:
+                rows[name]["saved"] = str(scores["router"].save(save_routers / f"{dataset}-{name.split(':')[1]}.npz"))
+    rows["random"] = _summary(metrics.random_curve(e_acc, c_acc), e_acc, c_acc)
+    rows["oracle"] = _summary(metrics.oracle(test.edge_correct, test.cloud_correct), e_acc, c_acc)
+    candidates = [n for n in rows if n not in ("random", "oracle")]
+    best = max(candidates, key=lambda n: rows[n]["train_apgr"] if rows[n]["train_apgr"] is not None else -1e9)
+    return {
+        "dataset": dataset, "train_items": len(train.prompts), "test_items": len(test.prompts),
+        "edge_accuracy": e_acc, "cloud_accuracy": c_acc, "cloud_cost_usd": float(test.cloud_cost.sum()),
+        "best_on_train": best, "methods": rows,
+    }  # fmt: skip
+
+
+def _summary(curve: list[tuple[float, float]], e_acc: float, c_acc: float) -> dict[str, Any]:
+    gap = c_acc != e_acc
+    return {
+        "curve": curve,
+        "apgr": metrics.apgr(curve, e_acc, c_acc) if gap else None,
+        "cpt50": metrics.cpt(curve, e_acc, c_acc, 0.5) if gap else None,
+        "cpt80": metrics.cpt(curve, e_acc, c_acc, 0.8) if gap else None,
+        "aiq": metrics.aiq(curve, cost_range=(0.0, 1.0)),
+        "share_at_95": metrics.share_at_quality(curve, 0.95 * c_acc),
+    }
+
+
+def _safe_apgr(curve: list[tuple[float, float]], e_acc: float, c_acc: float) -> float | None:
+    return metrics.apgr(curve, e_acc, c_acc) if e_acc != c_acc else None
+
+
+def _cost_curve(scores: np.ndarray, test: Split) -> list[tuple[float, float]]:
+    """($ per 1k requests, accuracy) across thresholds, with the cloud's measured cost per item."""
+    out = []
+    for t in [-np.inf, *np.unique(scores)]:
+        to_cloud = scores > t
+        acc = float(np.where(to_cloud, test.cloud_correct, test.edge_correct).mean())
+        out.append((float(test.cloud_cost[to_cloud].sum() / len(scores) * 1000), acc))
+    return sorted(out)
+
+
+def _decision_ms(router: Router, prompts: list[str]) -> float:
+    """Median time to score one request, one at a time, as a gateway would."""
+    times = []
+    for prompt in prompts[:50]:
+        start = time.perf_counter()
+        router.score([prompt])
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def run_route_bench(
+    datasets: list[str], outcomes: Path, plots: Path | None, save_routers: Path | None = None
+) -> dict[str, Any]:
+    results = [evaluate(d, outcomes, save_routers=save_routers) for d in datasets]
+    if plots is not None:
+        for result in results:
+            plot(result, plots / f"route_{result['dataset']}.png")
+    return {
+        "machine": f"{platform.machine()}, {platform.python_version()}",
+        "budget_share": BUDGET,
+        "datasets": results,
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Quality vs cloud share and vs $ cost, every method on one pair of axes."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise missing_extra("matplotlib", "bench") from err
+    fig, (by_share, by_cost) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for name, row in result["methods"].items():
+        style = {"random": ":", "oracle": "--"}.get(name, "-")
+        xs, ys = zip(*row["curve"], strict=True)
+        by_share.plot(xs, ys, style, label=name, drawstyle="default")
+        if "cost_curve" in row:
+            cx, cy = zip(*row["cost_curve"], strict=True)
+            by_cost.plot(cx, cy, style, label=name)
+    by_share.set(xlabel="share of requests sent to the cloud", ylabel="accuracy (test split)")
+    by_cost.set(xlabel="cloud $ per 1k requests", ylabel="accuracy (test split)")
+    by_share.set_title(f"{result['dataset']}: quality vs cloud share ({result['test_items']} test items)")
+    by_cost.set_title(f"{result['dataset']}: quality vs cost")
+    by_share.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def to_markdown(result: dict[str, Any], command: str) -> str:
+    def fmt(v: float | None, digits: int = 3) -> str:
+        return "—" if v is None else f"{v:.{digits}f}"
+
+    lines = [
+        "# Cascades and query routers (offline, from outcome tables)", "",
+        f"Command: `{command}`", "",
+        f"Machine: {result['machine']}. Thresholds, router fits and the 'best' pick use the train split; every "
+        f"number below is on the test split. Budget point: the threshold that sends {result['budget_share']:.0%} "
+        "of train items to the cloud, applied to test.", "",
+    ]  # fmt: skip
+    for d in result["datasets"]:
+        lines += [
+            f"## {d['dataset']}", "",
+            f"{d['train_items']} train / {d['test_items']} test items. Always-edge accuracy {d['edge_accuracy']:.3f}, "
+            f"always-cloud {d['cloud_accuracy']:.3f} (${d['cloud_cost_usd']:.5f} for the test split). "
+            f"Best method on train: `{d['best_on_train']}`. Plot: `route_{d['dataset']}.png`.", "",
+            "| method | APGR | CPT(50%) | CPT(80%) | AIQ | cloud share at 95% of cloud acc. "
+            "| budget: share | budget: accuracy | decision ms |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]  # fmt: skip
+        for name, m in d["methods"].items():
+            budget = m.get("budget", {})
+            lines.append(
+                f"| {name} | {fmt(m['apgr'])} | {fmt(m['cpt50'])} | {fmt(m['cpt80'])} | {fmt(m['aiq'])} "
+                f"| {fmt(m['share_at_95'])} | {fmt(budget.get('share'))} | {fmt(budget.get('accuracy'))} "
+                f"| {fmt(m.get('decision_ms'), 2)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""Cascade (FrugalGPT, GateKeeper): the small model answers; when its answer looks weak, the large one does.
+
+The small model's answer is scored by a confidence signal read from the small model itself
+(collab/confidence.py: token logprobs, self-consistency, self-verification P(yes), or the prompt's
+own code examples). At or above `threshold` the small answer stands; below, the request escalates to
+the large model, which sees the original request, or (`show_draft`) the request with the small
+model's draft to check. Budget mode: `threshold_for_budget` picks the threshold that sends a target
+share of requests to the large model, from signals measured on held-out traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from tandemlm.collab.confidence import SIGNALS, AnswerKey, Signal, prompts, signal_fn
+from tandemlm.collab.routing.base import threshold_for_share
+from tandemlm.errors import ValidationError
+from tandemlm.models.base import LanguageModel
+from tandemlm.types import Chunk, Completion, Message, Request
+
+
+@dataclass(frozen=True)
+class CascadeDecision:
+    escalated: bool
+    signal: str
+    value: float
+    threshold: float
+
+    def describe(self) -> str:
+        verdict = "escalated to large" if self.escalated else "small answer kept"
+        op = "<" if self.escalated else ">="
+        return f"cascade: {verdict} ({self.signal} {self.value:.3f} {op} {self.threshold})"
+
+
+class Cascade(LanguageModel):
+    """A LanguageModel that answers with `small`, escalating to `large` when `signal` < `threshold`."""
+
+    def __init__(
+        self,
+        small: LanguageModel,
+        large: LanguageModel,
+        *,
+        signal: Signal = "logprob",
+        threshold: float,
+        show_draft: bool = False,
+        samples: int = 3,
+        answer_key: AnswerKey = "text",
+        name: str | None = None,
+    ) -> None:
+        if signal not in SIGNALS:
+            raise ValidationError(f"unknown cascade signal {signal!r}; one of {', '.join(SIGNALS)}")
+        super().__init__(name or f"cascade({small.name}->{large.name})")
+        self.small, self.large = small, large
+        self.signal, self.threshold, self.show_draft = signal, float(threshold), show_draft
+        self._score = signal_fn(signal, samples=samples, key=answer_key)
+        limits = [m.max_concurrency for m in (small, large) if m.max_concurrency is not None]
+        self.max_concurrency = min(limits) if limits else None
+
+    @property
+    def context_length(self) -> int | None:
+        known = [n for n in (self.small.context_length, self.large.context_length) if n is not None]
+        return min(known) if known else None
+
+    def decide(self, request: Request, draft: str) -> CascadeDecision:
+        """Score the small model's draft and decide whether to escalate."""
+        value = self._score(self.small, request, draft)
+        return CascadeDecision(value < self.threshold, self.signal, value, self.threshold)
+
+    def escalation(self, request: Request, draft: str) -> Request:
+        """What the large model receives: the request itself, or with `show_draft` the draft to check."""
+        if not self.show_draft:
+            return request
+        last = request.messages[-1]
+        content = prompts()["escalate_with_draft"].format(question=last.content, draft=draft)
+        return replace(request, messages=(*request.messages[:-1], Message(last.role, content)))
+
+    def _generate(self, request: Request) -> Completion:
+        draft = self.small.generate(request, role="small")
+        decision = self.decide(request, draft.text)
+        if not decision.escalated:
+            return replace(draft, decision=decision.describe())
+        answer = self.large.generate(self.escalation(request, draft.text), role="large")
+        return replace(answer, decision=decision.describe())
+
+    def _stream(self, request: Request) -> Iterator[Chunk]:
+        # The signal needs the whole draft, so the small answer is complete before anything is sent;
+        # an escalated answer then streams from the large model as it is produced.
+        draft = self.small.generate(request, role="small")
+        decision = self.decide(request, draft.text)
+        if not decision.escalated:
+            kept = replace(draft, decision=decision.describe())
+            yield Chunk(draft.text, draft.finish_reason, kept)
+            return
+        for chunk in self.large.stream(self.escalation(request, draft.text), role="large"):
+            if chunk.completion is not None:
+                chunk = replace(chunk, completion=replace(chunk.completion, decision=decision.describe()))
+            yield chunk
+
+
+def threshold_for_budget(signals: Sequence[float] | np.ndarray, cloud_share: float) -> float:
+    """The threshold below which `cloud_share` of these signal values fall (fewer on ties): the budget mode of
+    a cascade, fitted on one split and applied to new requests."""
+    if not 0.0 <= cloud_share <= 1.0 or len(signals) == 0:
+        raise ValidationError(f"need signal values and a cloud share in [0, 1], got {cloud_share!r}")
+    # escalating when value < t is routing to the cloud when −value > −t
+    return -threshold_for_share(-np.asarray(signals, dtype=np.float64), cloud_share)

@@ -1,0 +1,159 @@
+"""How good is an answer? Signals read from the model that wrote it, without a reference answer.
+
+Cascades escalate on these (FrugalGPT's scorer, GateKeeper's confidence); outcome tables store them
+so the same signals can be evaluated offline. Every function here asks the model itself, so the live
+cascade and the offline evaluation compute a signal the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+import numpy as np
+import yaml
+
+from tandemlm.models.base import LanguageModel
+from tandemlm.sandbox import code_of, passes
+from tandemlm.types import LogProbs, Message, Request
+
+FLOOR = -30.0  # logprobs are clamped here so that one impossible token does not make a mean -inf
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+EXAMPLE = re.compile(r"^\s*>>>")
+QUOTES = "\"'"
+AnswerKey = Literal["number", "letter", "text"]
+
+
+@cache
+def prompts() -> dict[str, str]:
+    """The packaged prompts of cascades and their signals (data/prompts/cascade.yaml)."""
+    text = resources.files("tandemlm.data").joinpath("prompts/cascade.yaml").read_text(encoding="utf-8")
+    loaded: dict[str, str] = yaml.safe_load(text)
+    return loaded
+
+
+@dataclass(frozen=True)
+class TokenConfidence:
+    """Per-token statistics of an answer under the model that wrote it."""
+
+    mean_logprob: float
+    min_logprob: float
+    mean_entropy: float
+
+
+def token_confidence(model: LanguageModel, request: Request, answer: str) -> TokenConfidence:
+    """Mean and minimum token logprob and mean entropy of `answer` as the model's reply to `request`,
+    from one batched pass over the answer's positions."""
+    prompt = model.prompt_tokens(request)
+    tail = model.tokenize(answer)
+    if not tail:
+        return TokenConfidence(FLOOR, FLOOR, 0.0)
+    tokens = prompt + tail
+    dists = model.logprobs_after(tokens, range(len(prompt) - 1, len(tokens) - 1), role="confidence")
+    values = [max(FLOOR, d.logprob(t)) for d, t in zip(dists, tail, strict=True)]
+    return TokenConfidence(float(np.mean(values)), float(min(values)), float(np.mean([d.entropy() for d in dists])))
+
+
+def p_yes(model: LanguageModel, request: Request, answer: str) -> float:
+    """Self-verification: the model's probability of "yes" (against "no") when asked whether its answer is right."""
+    follow = replace(
+        request, messages=(*request.messages, Message("assistant", answer), Message("user", prompts()["verify"]))
+    )
+    dist = model.next_token_logprobs(model.prompt_tokens(follow), role="verify")
+    yes, no = (_word_logprob(model, dist, word) for word in ("yes", "no"))
+    return 1.0 / (1.0 + math.exp(no - yes))
+
+
+def _word_logprob(model: LanguageModel, dist: LogProbs, word: str) -> float:
+    """log P(the next token starts `word`), over its capitalisations with and without a leading space."""
+    firsts = {model.tokenize(form)[0] for form in (word, word.capitalize(), " " + word, " " + word.capitalize())}
+    return float(np.logaddexp.reduce([max(FLOOR, dist.logprob(t)) for t in firsts]))
+
+
+def option_probs(model: LanguageModel, request: Request, options: Sequence[str]) -> dict[str, float]:
+    """Multiple choice by likelihood: the model's next-token probabilities of each option label (A, B, ...)
+    right after the prompt, renormalised over the options."""
+    dist = model.next_token_logprobs(model.prompt_tokens(request), role="options")
+    logps = np.array([max(FLOOR, dist.logprob(model.tokenize(label)[0])) for label in options])
+    probs = np.exp(logps - np.logaddexp.reduce(logps))
+    return dict(zip(options, (float(p) for p in probs), strict=True))
+
+
+def answer_key(answer: str, kind: AnswerKey) -> str:
+    """What two answers must share to agree: the final number, the option letter, or the normalised text."""
+    if kind == "number":
+        numbers = NUMBER.findall(answer)
+        try:
+            return repr(float(numbers[-1].replace(",", ""))) if numbers else ""
+        except ValueError:  # a stray "1,2,3" grouping that is no number
+            return ""
+    if kind == "letter":
+        letter = re.search(r"\b([A-Z])\b", answer)
+        return letter.group(1) if letter else ""
+    return " ".join(answer.lower().split())
+
+
+def agreement(
+    model: LanguageModel, request: Request, answer: str, *, samples: int, key: AnswerKey, temperature: float = 0.7
+) -> float:
+    """Self-consistency: the share of `samples` sampled answers (seeds 1..samples) that agree with `answer`."""
+    want = answer_key(answer, key)
+    agree = 0
+    for seed in range(1, samples + 1):
+        params = replace(request.params, temperature=temperature, seed=seed)
+        text = model.generate(replace(request, params=params), role="sample").text
+        agree += answer_key(text, key) == want
+    return agree / samples
+
+
+def examples_pass(prompt: str, answer: str, timeout_s: float = 10.0) -> bool | None:
+    """For code: run the examples written in the prompt against the function the answer defines, in the
+    sandbox. Examples are doctests (`>>> f(1)` then the output) or lines like `f(1) == 2` / `f(1) => 2`.
+    None when the prompt has no function or no example."""
+    names = re.findall(r"^def (\w+)\(", prompt, re.MULTILINE)
+    if not names:
+        return None
+    name = names[-1]
+    if any(EXAMPLE.match(line) for line in prompt.splitlines()):
+        doc = "\n".join(line for line in prompt.splitlines() if line.strip() not in ('"""', "'''"))
+        test = (
+            "import doctest, sys\n"
+            f"_doc = {doc!r}\n"
+            "_test = doctest.DocTestParser().get_doctest(_doc, dict(globals()), 'examples', None, 0)\n"
+            "_runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)\n"
+            "_runner.run(_test, out=lambda s: None)\n"
+            "sys.exit(1 if _runner.failures or not _runner.tries else 0)\n"
+        )
+    else:
+        pairs = re.findall(rf"\b({name}\(.*\))\s*(?:==|=>|➞|->)\s*(.+?)\s*$", prompt, re.MULTILINE)
+        if not pairs:
+            return None
+        test = "\n".join(f"assert ({call}) == ({want.rstrip(QUOTES)})" for call, want in pairs)
+    return passes(f"{code_of(answer, prompt, name)}\n\n{test}\n", timeout_s)
+
+
+Signal = Literal["logprob", "min_logprob", "consistency", "verify", "examples"]
+SIGNALS: tuple[str, ...] = ("logprob", "min_logprob", "consistency", "verify", "examples")
+
+
+def signal_fn(
+    signal: Signal, *, samples: int = 3, key: AnswerKey = "text"
+) -> Callable[[LanguageModel, Request, str], float]:
+    """The signal as one number in [0, 1], higher = more confident: exp(mean logprob), exp(min logprob),
+    agreement of `samples` samples, P(yes), or 1/0 for passing the prompt's examples (no examples: 1)."""
+    if signal == "logprob":
+        return lambda m, r, a: math.exp(token_confidence(m, r, a).mean_logprob)
+    if signal == "min_logprob":
+        return lambda m, r, a: math.exp(token_confidence(m, r, a).min_logprob)
+    if signal == "consistency":
+        return lambda m, r, a: agreement(m, r, a, samples=samples, key=key)
+    if signal == "verify":
+        return p_yes
+    if signal == "examples":
+        return lambda m, r, a: float(examples_pass(r.messages[-1].content, a) is not False)
+    raise ValueError(f"unknown signal {signal!r}; one of {', '.join(SIGNALS)}")

