@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import random
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -87,8 +86,12 @@ def load(name: str, *, fetch: bool = True) -> list[Item]:
             Item(r["task_id"], r["prompt"], r["canonical_solution"], "code", r["test"], r["entry_point"]) for r in rows
         ]
     rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
-    if name == "mmlu":
-        return [Item(f"mmlu/{i}", _choice_prompt(r), r["correct_answer"], "choice") for i, r in enumerate(rows)]
+    if name == "mmlu":  # two rows of the file repeat its CSV header; ids count every row
+        return [
+            Item(f"mmlu/{i}", _choice_prompt(r), r["correct_answer"], "choice")
+            for i, r in enumerate(rows)
+            if r["correct_answer"] in LETTERS
+        ]
     return [
         Item(f"gsm8k/{i}", r["question"], r["answer"].rsplit("####", 1)[-1].strip(), "math") for i, r in enumerate(rows)
     ]
@@ -106,9 +109,9 @@ def split_of(item_id: str) -> str:
 
 
 def sample(items: list[Item], n: int | None, seed: int = 0) -> list[Item]:
-    """A seeded random subset of n items (all of them, shuffled, when n is None)."""
-    order = list(items)
-    random.Random(seed).shuffle(order)
+    """A seeded pseudo-random subset of n items (all of them when n is None), ordered by a hash of the seed and
+    the item id: a larger n extends a smaller one, and adding or removing other items changes nothing."""
+    order = sorted(items, key=lambda item: hashlib.sha256(f"{seed}/{item.id}".encode()).digest())
     return order if n is None else order[:n]
 
 
