@@ -18,7 +18,7 @@ import numpy as np
 from tandemlm.collab.confidence import SIGNALS, AnswerKey, Signal, prompts, signal_fn
 from tandemlm.collab.routing.base import threshold_for_share
 from tandemlm.errors import ValidationError
-from tandemlm.models.base import LanguageModel
+from tandemlm.models.base import LanguageModel, tightest
 from tandemlm.types import Chunk, Completion, Message, Request
 
 
@@ -56,13 +56,11 @@ class Cascade(LanguageModel):
         self.small, self.large = small, large
         self.signal, self.threshold, self.show_draft = signal, float(threshold), show_draft
         self._score = signal_fn(signal, samples=samples, key=answer_key)
-        limits = [m.max_concurrency for m in (small, large) if m.max_concurrency is not None]
-        self.max_concurrency = min(limits) if limits else None
+        self.max_concurrency = tightest(m.max_concurrency for m in (small, large))
 
     @property
     def context_length(self) -> int | None:
-        known = [n for n in (self.small.context_length, self.large.context_length) if n is not None]
-        return min(known) if known else None
+        return tightest((self.small.context_length, self.large.context_length))
 
     def decide(self, request: Request, draft: str) -> CascadeDecision:
         """Score the small model's draft and decide whether to escalate."""

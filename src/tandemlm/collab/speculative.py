@@ -17,7 +17,7 @@ import numpy as np
 
 from tandemlm.collab.decoding import Decoded
 from tandemlm.errors import UnsupportedOperationError, VocabularyMismatchError
-from tandemlm.models.base import LanguageModel, final_completion
+from tandemlm.models.base import LanguageModel, final_completion, tightest
 from tandemlm.types import Chunk, Completion, GenerationParams, LogProbs, Request
 
 
@@ -113,8 +113,7 @@ class SpeculativeDecoder(LanguageModel):
             )
         self.draft, self.target = draft, target
         self.k, self.adaptive, self.k_max = k, adaptive, k_max
-        limits = [m.max_concurrency for m in (draft, target) if m.max_concurrency is not None]
-        self.max_concurrency = min(limits) if limits else None
+        self.max_concurrency = tightest(m.max_concurrency for m in (draft, target))
         self.last_stats = SpeculationStats()
         self._tokenizer: LanguageModel | None = None
 

@@ -16,7 +16,7 @@ from typing import Literal
 
 from tandemlm.collab.decoding import Decoded
 from tandemlm.errors import ValidationError, VocabularyMismatchError
-from tandemlm.models.base import LanguageModel, final_completion
+from tandemlm.models.base import LanguageModel, final_completion, tightest
 from tandemlm.types import Chunk, Completion, LogProbs, Request
 
 Signal = Literal["top_prob", "entropy"]
@@ -70,8 +70,7 @@ class TokenRouter(LanguageModel):
             raise VocabularyMismatchError(f"token routing needs one tokenizer, but {edge.name} and {cloud.name} differ")
         self.edge, self.cloud = edge, cloud
         self.threshold, self.signal, self.span = threshold, signal, span
-        limits = [m.max_concurrency for m in (edge, cloud) if m.max_concurrency is not None]
-        self.max_concurrency = min(limits) if limits else None
+        self.max_concurrency = tightest(m.max_concurrency for m in (edge, cloud))
         self.last_stats = RoutingStats()
 
     @property

@@ -345,6 +345,12 @@ class _Call:
         )
 
 
+def tightest(limits: Iterable[int | None]) -> int | None:
+    """The smallest of the known limits (None when none is known): a strategy over several models can take
+    no more concurrent requests, and no longer contexts, than the most limited of them."""
+    return min((n for n in limits if n is not None), default=None)
+
+
 class StopScanner:
     """Releases generated text piece by piece, holding back any tail that could begin a stop sequence,
     so a stop sequence is never streamed. Engines and strategies that decode token by token share it."""

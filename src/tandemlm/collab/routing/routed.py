@@ -9,7 +9,7 @@ from typing import Literal
 import anyio
 
 from tandemlm.collab.routing.base import Router
-from tandemlm.models.base import LanguageModel
+from tandemlm.models.base import LanguageModel, tightest
 from tandemlm.types import Chunk, Completion, Request
 
 
@@ -49,13 +49,11 @@ class QueryRouter(LanguageModel):
         super().__init__(name or f"route:{router.name}({edge.name}|{cloud.name})")
         self.edge, self.cloud, self.router = edge, cloud, router
         self.threshold = float(threshold)
-        limits = [m.max_concurrency for m in (edge, cloud) if m.max_concurrency is not None]
-        self.max_concurrency = min(limits) if limits else None
+        self.max_concurrency = tightest(m.max_concurrency for m in (edge, cloud))
 
     @property
     def context_length(self) -> int | None:
-        known = [n for n in (self.edge.context_length, self.cloud.context_length) if n is not None]
-        return min(known) if known else None
+        return tightest((self.edge.context_length, self.cloud.context_length))
 
     def decide(self, request: Request | str) -> RouteDecision:
         """Score the request and pick a model, without generating."""
