@@ -72,3 +72,11 @@ def test_splits_are_fixed_halves_and_samples_are_seeded() -> None:
     items = [Item(i, "", "", "math") for i in ids[:50]]
     assert sample(items, 10, seed=0) == sample(items, 10, seed=0) == sample(items, 20, seed=0)[:10]
     assert sample(items, 10, seed=0) != sample(items, 10, seed=1)
+
+
+def test_without_features_only_the_answer_is_measured() -> None:
+    item = Item("gsm8k/x", "What is 6 * 7?", "42", "math")
+    model = ScriptedModel("The answer is 42")  # no logits scripted: asking for any would fail
+    row = measure(model, item, features=False)
+    assert row.correct and row.answer == "The answer is 42"
+    assert (row.mean_logprob, row.min_logprob, row.mean_entropy, row.p_yes, row.agreement) == (None,) * 5

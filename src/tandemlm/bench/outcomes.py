@@ -42,41 +42,45 @@ class Outcome:
     tokens_out: int
     latency_s: float
     cost_usd: float
-    mean_logprob: float
-    min_logprob: float
-    mean_entropy: float
-    p_yes: float
+    mean_logprob: float | None = None
+    min_logprob: float | None = None
+    mean_entropy: float | None = None
+    p_yes: float | None = None
     agreement: float | None = None
     examples: bool | None = None
     correct_gen: bool | None = None
 
 
-def measure(model: LanguageModel, item: Item, *, samples: int = 0) -> Outcome:
-    """Answer one item greedily and read every confidence feature from the same model."""
+def measure(model: LanguageModel, item: Item, *, samples: int = 0, features: bool = True) -> Outcome:
+    """Answer one item greedily; with `features`, read the confidence features from the same model (a cascade
+    reads them from the model that answers first, so the cloud's table can go without)."""
     request = Request.of(chat_prompt(item), max_tokens=MAX_TOKENS[item.kind])
     start = time.perf_counter()
     completion = model.generate(request)
     latency = time.perf_counter() - start
-    text = completion.text
-    extra: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
     if item.kind == "choice":
         probs = option_probs(model, request, LETTERS)
         answer = max(probs, key=lambda k: probs[k])
-        logp = math.log(max(probs[answer], 1e-300))
-        feats = (logp, logp, -sum(p * math.log(p) for p in probs.values() if p > 0))
-        extra["correct_gen"] = correct(item, text)
-        is_right = answer == item.answer
+        is_right, fields["correct_gen"] = answer == item.answer, correct(item, completion.text)
+        if features:
+            logp = math.log(max(probs[answer], 1e-300))
+            entropy = -sum(p * math.log(p) for p in probs.values() if p > 0)
+            fields.update(mean_logprob=logp, min_logprob=logp, mean_entropy=entropy)
     else:
-        conf = token_confidence(model, request, text)
-        answer, feats, is_right = text, (conf.mean_logprob, conf.min_logprob, conf.mean_entropy), correct(item, text)
-        if item.kind == "code":
-            extra["examples"] = examples_pass(item.prompt, text)
+        answer, is_right = completion.text, correct(item, completion.text)
+        if features:
+            conf = token_confidence(model, request, answer)
+            fields.update(mean_logprob=conf.mean_logprob, min_logprob=conf.min_logprob, mean_entropy=conf.mean_entropy)
+            if item.kind == "code":
+                fields["examples"] = examples_pass(item.prompt, answer)
+    if features:
+        fields["p_yes"] = p_yes(model, request, answer)
     if samples:
-        extra["agreement"] = agreement(model, request, answer, samples=samples, key=KEYS[item.kind])
+        fields["agreement"] = agreement(model, request, answer, samples=samples, key=KEYS[item.kind])
     return Outcome(
         item.id, split_of(item.id), answer, is_right, completion.usage.prompt_tokens,
-        completion.usage.completion_tokens, round(latency, 4), completion.cost_usd, *feats,
-        p_yes=p_yes(model, request, answer), **extra,
+        completion.usage.completion_tokens, round(latency, 4), completion.cost_usd, **fields,
     )  # fmt: skip
 
 
@@ -88,7 +92,13 @@ def read_table(path: Path) -> list[Outcome]:
 
 
 def build_table(
-    model: LanguageModel, items: list[Item], path: Path, *, samples: int = 0, progress: bool = True
+    model: LanguageModel,
+    items: list[Item],
+    path: Path,
+    *,
+    samples: int = 0,
+    features: bool = True,
+    progress: bool = True,
 ) -> Iterator[Outcome]:
     """Measure every item not yet in the table at `path`, appending each row as soon as it is done."""
     done = {row.id for row in read_table(path)}
@@ -96,7 +106,7 @@ def build_table(
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as out:
         for item in tqdm(todo, desc=f"{model.name} {path.parent.name}", disable=not progress, unit="item"):
-            row = measure(model, item, samples=samples)
+            row = measure(model, item, samples=samples, features=features)
             out.write(json.dumps(asdict(row)) + "\n")
             out.flush()
             yield row
