@@ -135,3 +135,19 @@ def test_speculative_pipeline_on_the_tiny_config(smollm2_path: str) -> None:
     assert spec["text"] and spec["usage"]["completion_tokens"] <= 16
     roles = {e["role"] for e in spec["trace"]}
     assert {"draft", "verifier"} <= roles
+
+
+@pytest.mark.slow
+def test_cascade_pipeline_on_the_tiny_config(smollm2_path: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tandemlm.cli", "run", "-c", "tiny", "-p", "cascade", "--json", "-n", "16",
+         "Name a colour."],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["text"] and out["decision"].startswith("cascade: ")
+    roles = [e["role"] for e in out["trace"]]
+    assert roles[0] == "small" and "confidence" in roles
+    # the cloud is called (and its egress recorded) exactly when the decision says the answer escalated
+    assert ("large" in roles) == ("escalated" in out["decision"]) == bool(out["egress"])

@@ -46,8 +46,17 @@ default_pipeline: cloud
             "name exactly one strategy, one of: speculative",
         ),
         (
-            "models: {a: {engine: scripted}}\npipelines: {p: {strategy: {cascade: {}}}}",
-            r"strategy\.cascade: Extra inputs",
+            "models: {a: {engine: scripted}}\npipelines: {p: {strategy: {ensemble: {}}}}",
+            r"strategy\.ensemble: Extra inputs",
+        ),
+        (
+            "models: {a: {engine: scripted}}\npipelines: {p: {strategy: {cascade: {small: a, large: a}}}}",
+            r"strategy\.cascade\.threshold: Field required",
+        ),
+        (
+            "models: {a: {engine: scripted}}\n"
+            "pipelines: {p: {strategy: {cascade: {small: a, large: a, threshold: 0.5, signal: vibes}}}}",
+            r"strategy\.cascade\.signal: Input should be",
         ),
         (
             "models: {a: {engine: scripted}}\npipelines: {p: {strategy: {speculative: {draft: a, target: b}}}}",
@@ -70,7 +79,8 @@ def test_errors_name_the_file_and_the_key(text: str, message: str) -> None:
 
 def test_packaged_configs_load() -> None:
     default = load_config("default")
-    assert default.default == "edge" and set(default.pipelines) == {"edge", "cloud", "speculative", "token-routing"}
+    pipelines = {"edge", "cloud", "speculative", "token-routing", "private-cloud"}
+    assert default.default == "edge" and set(default.pipelines) == pipelines
     assert default.models["cloud"].location == "cloud" and default.models["cloud"].price.output == 0.6
     assert load_config("tiny").models["edge"].source == "catalog:smollm2-135m"  # type: ignore[union-attr]
 

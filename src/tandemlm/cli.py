@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from tandemlm.config import Runtime, load_config
+from tandemlm.config import LlamaCppConfig, Runtime, TandemConfig, load_config
 from tandemlm.errors import ConfigError, ModelNotFoundError, TandemError, ValidationError, missing_extra
 from tandemlm.models import LanguageModel
 from tandemlm.models.catalog import CATALOG, catalog_entry
@@ -103,12 +103,17 @@ def data() -> None:
 @data.command("pull")
 @click.argument("names", nargs=-1)
 def data_pull(names: tuple[str, ...]) -> None:
-    """Fetch datasets (default: all) into the cache and verify their SHA-256."""
+    """Fetch datasets and the MiniLM embedding model of the query routers (default: all) into the cache,
+    verifying their SHA-256."""
     from tandemlm.bench.datasets import SOURCES, load
+    from tandemlm.collab.routing import fetch_minilm
 
     with errors_to_exit_codes():
-        for name in names or tuple(SOURCES):
-            click.echo(f"{name}: {len(load(name))} items")
+        for name in names or (*SOURCES, "minilm"):
+            if name == "minilm":
+                click.echo(f"minilm: {fetch_minilm()}")
+            else:
+                click.echo(f"{name}: {len(load(name))} items")
 
 
 # ---- run and chat ---------------------------------------------------------------------------------
@@ -260,6 +265,74 @@ def config_check(file: str) -> None:
             click.echo(f"  pipeline {name}: {what}{marker}")
 
 
+# ---- privacy --------------------------------------------------------------------------------------
+
+
+@main.group()
+def privacy() -> None:
+    """PII detection and pseudonymization (the privacy: block of a pipeline)."""
+
+
+@privacy.command("scan")
+@click.argument("text")
+@click.option("--detectors", "-d", default="patterns,presidio", show_default=True, help="Comma-separated: "
+              "patterns (alias regex), presidio, slm.")  # fmt: skip
+@config_option
+@click.option("--edge", default="edge", show_default=True, help="Config model the slm detector asks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the spans as JSON lines.")
+def privacy_scan(text: str, detectors: str, config: str, edge: str, as_json: bool) -> None:
+    """Show the private values found in TEXT (use - to read it from stdin)."""
+    from tandemlm.privacy import build_detectors
+
+    if text == "-":
+        text = sys.stdin.read()
+    names = [n.strip() for n in detectors.split(",") if n.strip()]
+    with errors_to_exit_codes():
+        runtime = Runtime(load_config(config)) if "slm" in names else None
+        try:
+            spans = build_detectors(names, runtime.model(edge) if runtime else None).detect(text)
+        finally:
+            if runtime is not None:
+                runtime.close()
+    for span in spans:
+        if as_json:
+            click.echo(json.dumps(span.to_dict(), ensure_ascii=False))
+        else:
+            click.echo(
+                f"{span.entity:<14} {span.start:>5}-{span.end:<5} {span.source:<8} {span.score:.2f}  {span.text}"
+            )
+    if not as_json:
+        click.echo(f"{len(spans)} span(s) found", err=True)
+
+
+@main.command()
+@click.argument("ledger", type=click.Path(exists=True, dir_okay=False))
+@click.option("--secrets", "secrets_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="File of secrets, one per line (# comments and blank lines are skipped).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per leak.")
+def audit(ledger: str, secrets_file: str, as_json: bool) -> None:
+    """Report every secret found in an egress LEDGER, exactly or normalised (case, spacing, digit grouping).
+
+    Exit code 1 when anything leaked, 0 when the ledger is clean."""
+    from tandemlm.privacy.audit import audit_ledger, read_secrets, redact
+
+    with errors_to_exit_codes():
+        secrets = read_secrets(secrets_file)
+        leaks = audit_ledger(ledger, secrets)
+    for leak in leaks:
+        if as_json:
+            click.echo(json.dumps(leak.to_dict(), ensure_ascii=False))
+        else:
+            what = f"secret {leak.secret + 1} ({redact(secrets[leak.secret])})"
+            click.echo(
+                f"LEAK {ledger}:{leak.line} model {leak.model}: {what}, {leak.match} match {redact(leak.found)!r}"
+            )
+    leaked = len({leak.secret for leak in leaks})
+    click.echo(f"{leaked} of {len(secrets)} secrets found in {ledger} ({len(leaks)} matches)", err=True)
+    if leaks:
+        sys.exit(1)
+
+
 # ---- bench ----------------------------------------------------------------------------------------
 
 
@@ -350,6 +423,99 @@ def bench_token_routing(n_items: int, thresholds: str, max_tokens: int, json_out
             raise click.BadParameter(f"thresholds must be comma-separated numbers, got {thresholds!r}") from None
         result = run_token_routing_bench(n_items, taus, max_tokens)
         _write_report(result, json_out, out, to_markdown)
+
+
+@bench.command("outcomes")
+@click.option("--dataset", "dataset_name", required=True, type=click.Choice(["gsm8k", "mmlu", "humaneval"]))
+@click.option("--model", "model_name", required=True, help="A model of the config (edge, cloud, ...).")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="Items to cover (a seeded sample).")
+@click.option("--samples", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Extra sampled answers for the self-consistency feature.")  # fmt: skip
+@click.option("--features/--no-features", default=True, show_default=True,
+              help="Read the confidence features (cascades need them from the model that answers first).")  # fmt: skip
+@click.option("--dir", "out_dir", default="bench/outcomes", show_default=True)
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="CPU threads for a llama.cpp model (to build two tables side by side).")  # fmt: skip
+@config_option
+def bench_outcomes(
+    dataset_name: str,
+    model_name: str,
+    limit: int | None,
+    samples: int,
+    features: bool,
+    out_dir: str,
+    threads: int | None,
+    config: str,
+) -> None:
+    """Build (or resume) an outcome table: the model's answer, correctness, cost and confidence per item."""
+    from tandemlm.bench.datasets import load, sample
+    from tandemlm.bench.outcomes import build_table
+
+    with errors_to_exit_codes():
+        runtime = Runtime(_with_threads(load_config(config), model_name, threads))
+        model = runtime.model(model_name)
+        path = Path(out_dir) / dataset_name / f"{model_name}.jsonl"
+        rows = list(build_table(model, sample(load(dataset_name), limit), path, samples=samples, features=features))
+        click.echo(f"{path}: {len(rows)} new rows, {sum(r.correct for r in rows)} correct")
+        runtime.close()
+
+
+@bench.command("route")
+@click.option("--dataset", "datasets", multiple=True, type=click.Choice(["gsm8k", "mmlu", "humaneval"]),
+              help="Repeat for several (default: all three).")  # fmt: skip
+@click.option("--outcomes", default="bench/outcomes", show_default=True, help="Directory of outcome tables.")
+@click.option("--plots", default="bench/results", show_default=True, help="Directory for the PNG plots.")
+@click.option("--json", "json_out", default="bench/results/route.json", show_default=True)
+@click.option("--out", default="bench/results/route.md", show_default=True)
+@click.option("--save-routers", default=None, help="Directory to save the fitted routers in (for `route` pipelines).")
+def bench_route(
+    datasets: tuple[str, ...], outcomes: str, plots: str, json_out: str, out: str, save_routers: str | None
+) -> None:
+    """Cascades and query routers on the test split of stored outcome tables: APGR, CPT, AIQ, plots."""
+    from tandemlm.bench.route import run_route_bench, to_markdown
+
+    with errors_to_exit_codes():
+        names = list(datasets or ("gsm8k", "mmlu", "humaneval"))
+        result = run_route_bench(names, Path(outcomes), Path(plots), Path(save_routers) if save_routers else None)
+        _write_report(result, json_out, out, to_markdown)
+
+
+@bench.command("privacy")
+@config_option
+@click.option("--edge", default="edge", show_default=True, help="Config model that answers locally and rewrites.")
+@click.option("--cloud", default="cloud", show_default=True, help="Config model behind the gatekeeper.")
+@click.option("--items", "n_items", default=50, show_default=True, type=click.IntRange(min=1),
+              help="GSM8K items per policy (leakage vs utility).")  # fmt: skip
+@click.option("--sentences", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Synthetic PII sentences (detection).")  # fmt: skip
+@click.option("--policies", default="none,pseudonymize,route_local,disclosure,guardian,block", show_default=True)
+@click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "json_out", default="bench/results/privacy.json", show_default=True)
+@click.option("--out", default="bench/results/privacy.md", show_default=True)
+def bench_privacy(
+    config: str, edge: str, cloud: str, n_items: int, sentences: int, policies: str, max_tokens: int, seed: int,
+    json_out: str, out: str,
+) -> None:  # fmt: skip
+    """PII detection P/R/F1 vs Presidio alone, leakage vs utility per policy on GSM8K, gatekeeper latency."""
+    from tandemlm.bench.privacy import POLICIES, run_privacy_bench, to_markdown
+
+    chosen = [p.strip() for p in policies.split(",") if p.strip()]
+    if unknown := sorted(set(chosen) - set(POLICIES)):
+        raise click.BadParameter(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+    with errors_to_exit_codes():
+        result = run_privacy_bench(config, edge, cloud, n_items, sentences, max_tokens, chosen, seed,
+                                   progress=lambda s: click.echo(s, err=True))  # fmt: skip
+        _write_report(result, json_out, out, to_markdown)
+
+
+def _with_threads(config: TandemConfig, model_name: str, threads: int | None) -> TandemConfig:
+    spec = config.models.get(model_name)
+    if threads is None or not isinstance(spec, LlamaCppConfig):
+        return config
+    return config.model_copy(
+        update={"models": {**config.models, model_name: spec.model_copy(update={"n_threads": threads})}}
+    )
 
 
 def _write_report(

@@ -127,11 +127,51 @@ class TokenRoutingSpec(_Strict):
         )
 
 
+class CascadeSpec(_Strict):
+    """Cascade: `small` answers; below `threshold` of `signal` (in [0, 1]) the request escalates to `large`."""
+
+    small: str
+    large: str
+    signal: Literal["logprob", "min_logprob", "consistency", "verify", "examples"] = "logprob"
+    threshold: float = Field(ge=0, le=1)
+    show_draft: bool = Field(default=False, description="the large model sees the small model's draft to check")
+    samples: int = Field(default=3, ge=1, le=16, description="sampled answers for the consistency signal")
+    answer_key: Literal["number", "letter", "text"] = "text"
+    refs: ClassVar[tuple[str, ...]] = ("small", "large")
+
+    def build(self, model: Callable[[str], LanguageModel], name: str) -> LanguageModel:
+        from tandemlm.collab.cascade import Cascade
+
+        return Cascade(
+            model(self.small), model(self.large), signal=self.signal, threshold=self.threshold,
+            show_draft=self.show_draft, samples=self.samples, answer_key=self.answer_key, name=name,
+        )  # fmt: skip
+
+
+class RouteSpec(_Strict):
+    """Query-level routing: a trained router (`tandem bench route --save-routers`) scores each prompt; above
+    `threshold` it goes to `cloud`, else to `edge`."""
+
+    edge: str
+    cloud: str
+    router: str = Field(description="a saved router file (.npz); a relative path is read from the working directory")
+    threshold: float
+    refs: ClassVar[tuple[str, ...]] = ("edge", "cloud")
+
+    def build(self, model: Callable[[str], LanguageModel], name: str) -> LanguageModel:
+        from tandemlm.collab.routing import QueryRouter, Router
+
+        router = Router.load(Path(self.router).expanduser())
+        return QueryRouter(model(self.edge), model(self.cloud), router, self.threshold, name=name)
+
+
 class StrategyConfig(_Strict):
     """Exactly one strategy, by name (the registry of strategies a pipeline file can name)."""
 
     speculative: SpeculativeSpec | None = None
     token_routing: TokenRoutingSpec | None = None
+    cascade: CascadeSpec | None = None
+    route: RouteSpec | None = None
 
     @model_validator(mode="after")
     def _one(self) -> StrategyConfig:
@@ -140,17 +180,60 @@ class StrategyConfig(_Strict):
         return self
 
     @property
-    def chosen(self) -> tuple[str, SpeculativeSpec | TokenRoutingSpec]:
+    def chosen(self) -> tuple[str, SpeculativeSpec | TokenRoutingSpec | CascadeSpec | RouteSpec]:
         kind = next(iter(self.model_fields_set))
         spec = getattr(self, kind)
         assert spec is not None
         return kind, spec
 
 
+PrivacyAction = Literal["pseudonymize", "route_local", "block", "allow"]
+
+
+class PrivacyConfig(_Strict):
+    """A pipeline's `privacy:` block: a `PiiGatekeeper` around whatever the pipeline builds (privacy/)."""
+
+    detectors: list[Literal["patterns", "regex", "presidio", "slm"]] = Field(
+        default_factory=lambda: ["patterns", "presidio"],
+        min_length=1,  # type: ignore[arg-type]
+    )
+    policy: PrivacyAction = Field("pseudonymize", description="action for PII types not named in `entities`")
+    entities: dict[str, PrivacyAction] = Field(default_factory=dict, description="action per entity type")
+    fail: Literal["closed", "local"] = Field("closed", description="when a detector errors: refuse, or answer locally")
+    mode: Literal["pseudonymize", "disclosure", "guardian"] = "pseudonymize"
+    edge: str | None = Field(None, description="edge model: local answers, rewrites, the slm detector")
+    surrogates: bool = Field(False, description="realistic fake values instead of <TYPE_n> placeholders")
+    refs: ClassVar[tuple[str, ...]] = ("edge",)
+
+    @model_validator(mode="after")
+    def _edge_when_needed(self) -> PrivacyConfig:
+        from tandemlm.privacy.spans import ENTITIES
+
+        unknown = sorted(set(self.entities) - set(ENTITIES))
+        if unknown:
+            raise ValueError(f"unknown entity types {unknown}; known: {', '.join(ENTITIES)}")
+        actions = {self.policy, *self.entities.values()}
+        if self.edge is None and (self.mode != "pseudonymize" or self.fail == "local" or "route_local" in actions
+                                  or "slm" in self.detectors):  # fmt: skip
+            raise ValueError("privacy.edge must name the edge model for this mode, policy, fail mode or detector")
+        return self
+
+    def build(self, inner: LanguageModel, model: Callable[[str], LanguageModel], name: str) -> LanguageModel:
+        from tandemlm.privacy import PiiGatekeeper, PrivacyPolicy, build_detectors
+
+        edge = model(self.edge) if self.edge is not None else None
+        policy = PrivacyPolicy(default=self.policy, entities=dict(self.entities), fail=self.fail)
+        detectors = build_detectors(list(dict.fromkeys(self.detectors)), edge)
+        return PiiGatekeeper(
+            inner, edge=edge, detectors=detectors, policy=policy, mode=self.mode, surrogates=self.surrogates, name=name
+        )
+
+
 class PipelineConfig(_Strict):
     model: str | None = Field(None, description="a single model answers (or name a strategy instead)")
     strategy: StrategyConfig | None = None
     fallback: str | None = Field(None, description="model that answers when the pipeline fails or times out")
+    privacy: PrivacyConfig | None = Field(None, description="keep PII off the cloud around the whole pipeline")
     description: str = ""
 
     @model_validator(mode="after")
@@ -167,6 +250,8 @@ class PipelineConfig(_Strict):
         if self.strategy is not None:
             kind, spec = self.strategy.chosen
             out += [(("strategy", kind, field), getattr(spec, field)) for field in spec.refs]
+        if self.privacy is not None and self.privacy.edge is not None:
+            out.append((("privacy", "edge"), self.privacy.edge))
         return out
 
 
@@ -274,6 +359,8 @@ class Runtime:
                 model = self.model(spec.model)
             if spec.fallback is not None:
                 model = Fallback(model, self.model(spec.fallback), name=name)
+            if spec.privacy is not None:
+                model = spec.privacy.build(model, self.model, name)
             self._pipelines[name] = model
         return self._pipelines[name]
 

@@ -66,6 +66,14 @@ class RemoteTimeoutError(RemoteError):
     """The endpoint did not answer in time after all retries."""
 
 
+class PrivacyBlockedError(ValidationError):
+    """A privacy policy refuses to send this request anywhere: it holds an entity type the policy blocks."""
+
+
+class PrivacyError(TandemError):
+    """Privacy screening failed (a PII detector raised); the request was not sent to the cloud (fail closed)."""
+
+
 def missing_extra(package: str, extra: str) -> MissingExtraError:
     """The error to raise when an optional import fails."""
     return MissingExtraError(f"{package} is not installed; install it with: pip install 'tandemlm[{extra}]'")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
 
+from tandemlm.bench.datasets import Item, chat_prompt
 from tandemlm.collab.cascade import Cascade, threshold_for_budget
 from tandemlm.collab.confidence import agreement, examples_pass, option_probs, p_yes, token_confidence
 from tandemlm.config import Runtime, parse_config
 from tandemlm.errors import ValidationError
 from tandemlm.models.base import final_completion
+from tandemlm.models.llamacpp import LlamaCppModel
 from tandemlm.models.scripted import DEFAULT_VOCAB, ScriptedModel
 from tandemlm.trace import Recorder
 from tandemlm.types import Request
@@ -171,3 +173,27 @@ pipelines:
     assert answer.decision == "cascade: escalated to large (examples 0.000 < 0.5)"
     assert answer.cost_usd > 0
     assert [e.role for e in rec.events][-1] == "model"
+
+
+@pytest.mark.slow
+def test_a_real_cascade_on_gsm8k_items_escalates_by_smollm2s_own_confidence(
+    smollm2: LlamaCppModel, dataset: Callable[[str], list[Item]]
+) -> None:
+    """SmolLM2 answers a few GSM8K problems; its real token confidence decides: a threshold between its lowest
+    and highest confidence on these items escalates the least confident and keeps the others."""
+    large = ScriptedModel("The answer is 0.", name="large", location="cloud")
+    requests = [Request.of(chat_prompt(item), max_tokens=32) for item in dataset("gsm8k")[:3]]
+    values = []
+    for r in requests:
+        smollm2.clear_cache()  # the same cold cache in both passes: the same greedy text
+        values.append(math.exp(token_confidence(smollm2, r, smollm2.generate(r).text).mean_logprob))
+    assert all(0 < v < 1 for v in values) and len(set(values)) == len(values)
+    middle = sorted(values)[1]  # the least confident escalates; equal to the threshold stays
+    cascade = Cascade(smollm2, large, signal="logprob", threshold=middle)
+    escalated = []
+    for r in requests:
+        smollm2.clear_cache()
+        answer = cascade.generate(r)
+        escalated.append(answer.text == "The answer is 0.")
+        assert answer.decision is not None and answer.decision.startswith("cascade: ")
+    assert escalated == [v < middle for v in values] and sum(escalated) == 1

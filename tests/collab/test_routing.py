@@ -27,6 +27,7 @@ from tandemlm.collab.routing import (
     threshold_for_share,
 )
 from tandemlm.collab.routing.embeddings import fetch_minilm
+from tandemlm.config import Runtime, parse_config
 from tandemlm.errors import MissingExtraError, ModelSourceError, ValidationError
 from tandemlm.models.scripted import ScriptedModel
 from tandemlm.trace import Recorder
@@ -333,3 +334,25 @@ def test_minilm_truncates_long_prompts(minilm: MiniLM) -> None:
     assert len(minilm.tokenizer.encode(long).ids) == 256
     np.testing.assert_allclose(minilm.embed([long]), minilm.embed([long + " more words"]), atol=1e-6)
     assert minilm.embed([]).shape == (0, 384)
+
+
+def test_a_route_pipeline_loads_a_saved_router_from_config(tmp_path: Path) -> None:
+    long_prompts = ["word " * 40 + str(i) for i in range(10)]
+    short_prompts = [f"hi {i}" for i in range(10)]
+    router = ROUTERS["length"]().fit(long_prompts + short_prompts, [1.0] * 10 + [0.0] * 10)
+    saved = router.save(tmp_path / "length.npz")
+    config = parse_config(
+        f"""
+models:
+  edge: {{engine: scripted, replies: from the edge}}
+  cloud: {{engine: scripted, replies: from the cloud, location: cloud}}
+pipelines:
+  routed:
+    strategy: {{route: {{edge: edge, cloud: cloud, router: "{saved}", threshold: 0.5}}}}
+"""
+    )
+    pipeline = Runtime(config).pipeline("routed")
+    assert pipeline.generate("hi there").text == "from the edge"
+    answer = pipeline.generate("word " * 45)
+    assert answer.text == "from the cloud"
+    assert answer.decision is not None and answer.decision.startswith("route: cloud")

@@ -29,9 +29,13 @@ def test_smollm2_through_the_gateway(serve: Callable[[FastAPI], str], smollm2_pa
 
 def test_strategies_are_models_of_the_gateway(serve: Callable[[FastAPI], str], smollm2_path: str) -> None:
     c = openai.OpenAI(base_url=f"{serve(create_app(load_config('tiny')))}/v1", api_key="x", max_retries=0)
-    assert {"speculative", "token-routing"} <= {m.id for m in c.models.list()}
+    assert {"speculative", "token-routing", "cascade"} <= {m.id for m in c.models.list()}
     messages = [{"role": "user", "content": "Name a colour."}]
-    for pipeline, prefix in (("speculative", "speculative: rounds="), ("token-routing", "token_routing: edge_tokens=")):
+    for pipeline, prefix in (
+        ("speculative", "speculative: rounds="),
+        ("token-routing", "token_routing: edge_tokens="),
+        ("cascade", "cascade: "),
+    ):
         r = c.chat.completions.create(model=pipeline, messages=messages, max_tokens=8, temperature=0)  # type: ignore[arg-type]
         assert r.choices[0].message.content and r.model_extra["tandem"]["decision"].startswith(prefix)
         stream = c.chat.completions.create(model=pipeline, messages=messages, max_tokens=8, temperature=0, stream=True)  # type: ignore[arg-type]

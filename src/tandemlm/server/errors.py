@@ -8,6 +8,8 @@ from tandemlm.errors import (
     ContextLengthError,
     EngineError,
     ModelNotFoundError,
+    PrivacyBlockedError,
+    PrivacyError,
     TandemError,
     UnsupportedOperationError,
     ValidationError,
@@ -29,6 +31,10 @@ def error_response(err: Exception) -> JSONResponse:
     if isinstance(err, AuthError):
         status, kind, code = 401, "authentication_error", "invalid_api_key"
         headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(err, PrivacyBlockedError):
+        status, kind, code = 400, "invalid_request_error", "pii_blocked"
+    elif isinstance(err, PrivacyError):  # failed closed: nothing was sent
+        status, kind, code = 500, "server_error", "privacy_screening_failed"
     elif isinstance(err, ContextLengthError):
         status, kind, code = 400, "invalid_request_error", "context_length_exceeded"
     elif isinstance(err, (ValidationError, UnsupportedOperationError)):

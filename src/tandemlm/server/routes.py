@@ -92,6 +92,7 @@ async def _complete(
     completion = await answer(model, gate, request, http, timeout)
     if completion is None:  # the client went away; nobody reads this
         return Response(status_code=499)
+    state.record_egress(completion)
     state.metrics.observe(pipeline, "chat" if chat else "text", completion, time.perf_counter() - started)
     build = p.chat_response if chat else p.text_response
     return JSONResponse(build(completion, request_id, pipeline, created))
@@ -130,6 +131,7 @@ async def _sse(
                 yield _event(piece(request_id, pipeline, created, chunk.text, None))
             chunk = await next_chunk(pieces, deadline)
         final: Completion = chunk.completion
+        state.record_egress(final)
         if chunk.text:
             yield _event(piece(request_id, pipeline, created, chunk.text, None))
         last = piece(request_id, pipeline, created, "", final.finish_reason)

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 from starlette.requests import Request as HTTPRequest
@@ -17,6 +18,7 @@ from tandemlm.errors import TandemError, ValidationError
 from tandemlm.models.base import LanguageModel
 from tandemlm.server.errors import QueueFullError
 from tandemlm.server.metrics import Metrics
+from tandemlm.trace import append_ledger
 from tandemlm.types import Chunk, Completion, Request
 
 MAX_SESSIONS = 256
@@ -78,6 +80,14 @@ class GatewayState:
         if name not in self.gates:
             self.gates[name] = Gate(model.max_concurrency, self.settings.queue_size)
         return model, self.gates[name]
+
+    def record_egress(self, completion: Completion) -> None:
+        """Append what this answer sent to cloud models to the config's egress ledger, if it names one."""
+        if self.runtime.config.ledger:
+            path = Path(self.runtime.config.ledger).expanduser()
+            for event in completion.trace:
+                if event.egress is not None:
+                    append_ledger(path, event)
 
     def load_all(self) -> None:
         """Load every pipeline's models (blocking; run in a worker thread at start-up)."""

@@ -1,0 +1,253 @@
+"""`PiiGatekeeper`: a `LanguageModel` that keeps PII off the cloud around any inner model or strategy.
+
+Every message of a request is screened by the detectors; the policy decides: block (refuse), route_local
+(the edge model answers alone), or send to the inner model with the PII replaced by stand-ins, which are
+restored in the answer (streams included). A detector that raises stops the request before anything is
+sent (fail closed). Modes: `pseudonymize` sends the masked conversation; `disclosure` sends only the edge
+model's minimal rewrite of it; `guardian` sends only an abstract sub-question and lets the edge compose
+the final answer. The decision, and why, is the completion's `decision` and this call's trace event.
+
+Conversations: stand-ins stay the same across the turns of one conversation. A conversation is keyed by
+its messages: after each answer the mapping is stored under a hash of the request's messages and under a
+hash of those messages plus the answer; a later request continues the mapping stored under its longest
+such prefix (copied, so two branches of a conversation do not renumber each other). The store holds the
+most recent `max_conversations`, in memory on the edge only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from tandemlm.errors import EngineError, PrivacyBlockedError, PrivacyError, ValidationError
+from tandemlm.models.base import LanguageModel
+from tandemlm.privacy.detectors import Detector, PatternDetector, UnionDetector
+from tandemlm.privacy.disclosure import SelectiveDisclosure
+from tandemlm.privacy.guardian import Guardian
+from tandemlm.privacy.policy import Decision, PrivacyPolicy, describe
+from tandemlm.privacy.pseudonymize import Pseudonymizer
+from tandemlm.privacy.spans import Span
+from tandemlm.types import Chunk, Completion, Message, Request
+
+Mode = Literal["pseudonymize", "disclosure", "guardian"]
+MODES: tuple[str, ...] = ("pseudonymize", "disclosure", "guardian")
+
+
+@dataclass(frozen=True)
+class _Screened:
+    """A screened request: the decision, the conversation's pseudonymizer, and each message's spans."""
+
+    decision: Decision
+    pseudonymizer: Pseudonymizer
+    spans: tuple[tuple[Span, ...], ...]
+
+
+class PiiGatekeeper(LanguageModel):
+    """Screens, masks and restores around `inner`; `edge` answers locally, rewrites (disclosure, guardian)."""
+
+    def __init__(
+        self,
+        inner: LanguageModel,
+        *,
+        edge: LanguageModel | None = None,
+        detectors: Detector | Sequence[Detector] | None = None,
+        policy: PrivacyPolicy | None = None,
+        mode: Mode = "pseudonymize",
+        surrogates: bool = False,
+        name: str | None = None,
+        max_conversations: int = 256,
+    ) -> None:
+        super().__init__(name or f"privacy({inner.name})")  # runs on the device: location edge, no price
+        self.inner, self.edge = inner, edge
+        self.detector = (
+            detectors if isinstance(detectors, Detector) else UnionDetector(detectors or [PatternDetector()])
+        )
+        self.policy = policy or PrivacyPolicy()
+        if mode not in MODES:
+            raise ValidationError(f"privacy mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode: Mode = mode
+        if edge is None and (mode != "pseudonymize" or self.policy.needs_edge):
+            raise ValidationError(
+                f"privacy mode {mode!r} with fail={self.policy.fail!r} and these policies needs an edge model"
+            )
+        self.surrogates = surrogates
+        self.conversations = Conversations(max_conversations)
+        users = [inner] if mode == "pseudonymize" else [inner, edge]
+        limits = [m.max_concurrency for m in users if m is not None and m.max_concurrency]
+        self.max_concurrency = min(limits) if limits else None
+
+    @property
+    def context_length(self) -> int | None:
+        return self.inner.context_length
+
+    # ---- answering ------------------------------------------------------------------------------------
+
+    def _generate(self, request: Request) -> Completion:
+        screened = self._screen(request)
+        if screened.decision.route == "local":
+            return self._finish(request, self._local().generate(request, role="local"), screened, None)
+        outgoing = self._outgoing(request, screened)
+        answer = self.inner.generate(outgoing, role="cloud")
+        restored = screened.pseudonymizer.restore(answer.text)
+        if self._guardian(request):
+            assert self.edge is not None
+            composed = Guardian(self.edge).composition(request, restored)
+            return self._finish(request, self.edge.generate(composed, role="guardian-compose"), screened, None)
+        return self._finish(request, replace(answer, text=restored), screened, outgoing)
+
+    def _stream(self, request: Request) -> Iterator[Chunk]:
+        screened = self._screen(request)
+        if screened.decision.route == "local":
+            yield from self._relay(request, self._local().stream(request, role="local"), screened, None)
+            return
+        outgoing = self._outgoing(request, screened)
+        if self._guardian(request):
+            assert self.edge is not None
+            plan = screened.pseudonymizer.restore(self.inner.generate(outgoing, role="cloud").text)
+            composed = Guardian(self.edge).composition(request, plan)
+            yield from self._relay(request, self.edge.stream(composed, role="guardian-compose"), screened, None)
+            return
+        yield from self._relay(request, self.inner.stream(outgoing, role="cloud"), screened, outgoing)
+
+    def _relay(
+        self, request: Request, pieces: Iterator[Chunk], screened: _Screened, outgoing: Request | None
+    ) -> Iterator[Chunk]:
+        """Pass a stream through, restoring stand-ins (a stand-in split across chunks is held back whole).
+        The inner stream is read to its end before the last chunk is passed on, so it closes its trace in
+        the thread and context that opened it even when the consumer stops at the last chunk."""
+        restorer = screened.pseudonymizer.restorer()
+        last: Chunk | None = None
+        for chunk in pieces:
+            if chunk.completion is not None:
+                last = chunk
+            elif text := restorer.feed(chunk.text):
+                yield Chunk(text)
+        if last is None or last.completion is None:
+            raise EngineError(f"{self.name}: the inner stream ended without a final chunk")
+        tail = restorer.feed(last.text) + restorer.flush()
+        text = screened.pseudonymizer.restore(last.completion.text)
+        yield Chunk(
+            tail, last.finish_reason, self._finish(request, replace(last.completion, text=text), screened, outgoing)
+        )
+
+    def _finish(
+        self, request: Request, answer: Completion, screened: _Screened, outgoing: Request | None
+    ) -> Completion:
+        self.conversations.remember(request.messages, answer.text, screened.pseudonymizer)
+        where = "answered on the device" if outgoing is None and screened.decision.route == "local" else "sent to cloud"
+        return replace(answer, decision=f"{self._mode(request)}: {screened.decision.reason}; {where}")
+
+    # ---- screening ------------------------------------------------------------------------------------
+
+    def _screen(self, request: Request) -> _Screened:
+        """Detect PII in every message and decide; fail closed when a detector raises."""
+        pseudonymizer = self.conversations.lookup(request.messages, self.surrogates)
+        try:
+            spans = tuple(tuple(self.detector.detect(m.content)) for m in request.messages)
+        except Exception as err:
+            return _Screened(self._detector_failed(err), pseudonymizer, ())
+        decision = self.policy.decide(s for message in spans for s in message)
+        if decision.route == "block":
+            found = describe(decision_spans(spans, self.policy))
+            raise PrivacyBlockedError(
+                f"{self.name}: the privacy policy blocks requests holding {found}; "
+                "nothing was sent. Remove that information and try again."
+            )
+        return _Screened(decision, pseudonymizer, spans)
+
+    def _detector_failed(self, err: Exception) -> Decision:
+        why = f"PII detector failed ({type(err).__name__}: {err})"
+        if self.policy.fail == "local":
+            return Decision("local", (), f"route_local: {why}")
+        raise PrivacyError(f"{self.name}: {why}; nothing was sent to the cloud (privacy fail: closed)") from err
+
+    def _outgoing(self, request: Request, screened: _Screened) -> Request:
+        """What the inner model gets: the masked conversation, or (disclosure, guardian) the masked rewrite."""
+        p = screened.pseudonymizer
+        masked = [
+            p.mask(m.content, [s for s in spans if self.policy.action(s.entity) == "pseudonymize"])
+            for m, spans in zip(request.messages, screened.spans, strict=True)
+        ]
+        if self.mode == "pseudonymize" or request.raw:
+            pairs = zip(request.messages, masked, strict=True)
+            return replace(request, messages=tuple(Message(m.role, p.mask_known(text)) for m, text in pairs))
+        assert self.edge is not None
+        rewrite = (
+            Guardian(self.edge).abstract(request)
+            if self.mode == "guardian"
+            else SelectiveDisclosure(self.edge).rewrite(request)
+        )
+        return replace(rewrite, messages=tuple(Message(m.role, self._rescreen(m.content, p)) for m in rewrite.messages))
+
+    def _rescreen(self, text: str, p: Pseudonymizer) -> str:
+        """Mask whatever the edge model's rewrite still holds: detected spans (all but allowed types) and
+        values already known from the original request."""
+        try:
+            spans = self.detector.detect(text)
+        except Exception as err:
+            raise PrivacyError(
+                f"{self.name}: PII detector failed on the rewritten request ({err}); nothing was sent"
+            ) from err
+        return p.mask_known(p.mask(text, [s for s in spans if self.policy.action(s.entity) != "allow"]))
+
+    def _guardian(self, request: Request) -> bool:
+        return self.mode == "guardian" and not request.raw
+
+    def _mode(self, request: Request) -> str:
+        return "pseudonymize" if request.raw else self.mode
+
+    def _local(self) -> LanguageModel:
+        if self.edge is None:  # __init__ requires an edge model whenever a policy can route locally
+            raise PrivacyError(f"{self.name}: the request must stay on the device but no edge model is configured")
+        return self.edge
+
+
+def decision_spans(spans: Sequence[Sequence[Span]], policy: PrivacyPolicy) -> list[Span]:
+    """The spans whose entity type the policy blocks."""
+    return [s for message in spans for s in message if policy.action(s.entity) == "block"]
+
+
+class Conversations:
+    """Pseudonymizers by conversation, keyed by hashes of message prefixes (see the module docstring)."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
+        self._store: OrderedDict[str, Pseudonymizer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def lookup(self, messages: Sequence[Message], surrogates: bool) -> Pseudonymizer:
+        """A copy of the mapping of the longest known prefix of `messages`, or a fresh one."""
+        keys = prefix_keys(messages)
+        with self._lock:
+            for key in reversed(keys):
+                if key in self._store:
+                    self._store.move_to_end(key)
+                    return self._store[key].copy()
+        return Pseudonymizer(surrogates=surrogates)
+
+    def remember(self, messages: Sequence[Message], answer: str, pseudonymizer: Pseudonymizer) -> None:
+        if not pseudonymizer.originals:
+            return
+        keys = prefix_keys([*messages, Message("assistant", answer)])
+        with self._lock:
+            for key in keys[-2:]:
+                self._store[key] = pseudonymizer
+                self._store.move_to_end(key)
+            while len(self._store) > self.limit:
+                self._store.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+def prefix_keys(messages: Sequence[Message]) -> list[str]:
+    """One hash per prefix: keys[i] covers messages[: i + 1]."""
+    keys, digest = [], hashlib.sha256()
+    for m in messages:
+        digest.update(f"{m.role}\0{len(m.content)}\0{m.content}\0".encode())
+        keys.append(digest.copy().hexdigest())
+    return keys

@@ -1,0 +1,37 @@
+"""Guardian mode (CoGenesis-style): the cloud sees only an abstract sub-question or plan request written by
+the edge model without private context; the edge model then composes the final answer from the cloud's
+general answer and the private request, which never leaves the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tandemlm.models.base import LanguageModel
+from tandemlm.privacy.detectors import fill, load_prompt
+from tandemlm.privacy.disclosure import conversation_text
+from tandemlm.types import GenerationParams, Message, Request
+
+
+class Guardian:
+    """The edge model's two steps around the cloud call: `abstract` before it, `compose` after it."""
+
+    def __init__(self, edge: LanguageModel, *, max_tokens: int = 192) -> None:
+        self.edge = edge
+        self.max_tokens = max_tokens
+        self.plan_prompt = load_prompt("privacy_guardian_plan")
+        self.compose_prompt = load_prompt("privacy_guardian_compose")
+
+    def abstract(self, request: Request) -> Request:
+        """The general question for the cloud (one user message, no private context)."""
+        prompt = fill(self.plan_prompt, request=conversation_text(request))
+        answer = self.edge.generate(Request.of(prompt, max_tokens=self.max_tokens), role="guardian-abstract")
+        question = answer.text.strip() or "Explain, step by step, how to solve this kind of task in general."
+        return Request((Message("user", question),), request.params)
+
+    def composition(self, request: Request, plan: str) -> Request:
+        """The request the edge model answers with the private data and the cloud's general answer."""
+        prompt = fill(self.compose_prompt, plan=plan.strip(), request=conversation_text(request))
+        system = tuple(m for m in request.messages if m.role == "system")
+        params: GenerationParams = replace(request.params)
+        return Request((*system, Message("user", prompt)), params)

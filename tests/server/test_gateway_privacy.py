@@ -1,0 +1,100 @@
+"""Through the gateway: the bytes that reach a recording cloud backend, and the egress ledger, hold no secret."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx  # noqa: F401  # imported before the server threads start, which import it too
+import openai
+import pytest
+
+from tandemlm import Request, Runtime, ScriptedModel
+from tandemlm.config import parse_config
+from tandemlm.privacy.audit import audit_ledger, find_leaks
+from tandemlm.server import create_app
+
+SECRETS = ["ann.lee@example.com", "4111 1111 1111 1111", "+44 20 7946 0958", "DE89 3704 0044 0532 0130 00",
+           "ghp_abcdefghijklmnopqrstuvwxyz0123456789"]  # fmt: skip
+PROMPT = f"Mail {SECRETS[0]}, card {SECRETS[1]}, phone {SECRETS[2]}, IBAN {SECRETS[3]}, token {SECRETS[4]}. 2+3?"
+Serve = Callable[[Any], str]
+
+
+class RecordingBackend:
+    """An ASGI wrapper that keeps the exact request bodies a cloud endpoint received."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.bodies: list[bytes] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        parts: list[bytes] = []
+
+        async def recording_receive() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                parts.append(message.get("body", b""))
+                if not message.get("more_body", False):  # kept before the answer is sent: no race with the client
+                    self.bodies.append(b"".join(parts))
+            return message
+
+        await self.app(scope, recording_receive, send)
+
+
+def echo(request: Request) -> str:
+    return "You wrote: " + request.messages[-1].content
+
+
+@pytest.fixture
+def setup(serve: Serve, tmp_path: Path) -> tuple[openai.OpenAI, RecordingBackend, Path]:
+    backend_cfg = parse_config("models: {echo: {engine: scripted}}\npipelines: {echo: {model: echo}}")
+    backend = RecordingBackend(create_app(Runtime(backend_cfg, models={"echo": ScriptedModel(echo, name="echo")})))
+    url = serve(backend)
+    ledger = tmp_path / "egress.jsonl"
+    front = f"""
+models:
+  edge: {{engine: scripted, replies: "edge answer", location: edge}}
+  cloud: {{engine: openai, model: echo, base_url: "{url}/v1", api_key: unused, max_retries: 0}}
+pipelines:
+  private: {{model: cloud, privacy: {{detectors: [patterns], edge: edge}}}}
+  strict: {{model: cloud, privacy: {{detectors: [patterns], entities: {{IBAN: block}}}}}}
+  raw: {{model: cloud}}
+ledger: "{ledger}"
+"""
+    client = openai.OpenAI(base_url=f"{serve(create_app(parse_config(front)))}/v1", api_key="unused", max_retries=0)
+    return client, backend, ledger
+
+
+def test_no_secret_leaves_and_the_answer_is_restored_plain_and_streamed(setup: Any) -> None:
+    client, backend, ledger = setup
+    messages = [{"role": "user", "content": PROMPT}]
+    plain = client.chat.completions.create(model="private", messages=messages)
+    assert plain.choices[0].message.content == "You wrote: " + PROMPT
+    stream = client.chat.completions.create(model="private", messages=messages, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "You wrote: " + PROMPT
+    assert len(backend.bodies) == 2 and all(b"<EMAIL_1>" in body for body in backend.bodies)
+    records = [(i, "backend", body.decode()) for i, body in enumerate(backend.bodies, 1)]
+    assert find_leaks(records, SECRETS) == []  # exact and normalised (spacing, case, digit grouping)
+    assert len(ledger.read_text().splitlines()) == 2 and audit_ledger(ledger, SECRETS) == []
+    assert [line.encode() for line in ledger.read_text().splitlines()] != []
+
+
+def test_the_same_checks_catch_a_pipeline_without_privacy(setup: Any) -> None:
+    client, backend, ledger = setup
+    client.chat.completions.create(model="raw", messages=[{"role": "user", "content": PROMPT}])
+    assert {leak.secret for leak in audit_ledger(ledger, SECRETS)} == set(range(len(SECRETS)))
+    assert len(find_leaks([(1, "backend", backend.bodies[0].decode())], SECRETS)) == len(SECRETS)
+
+
+def test_a_blocked_request_is_a_400_and_reaches_nobody(setup: Any) -> None:
+    client, backend, ledger = setup
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="strict", messages=[{"role": "user", "content": PROMPT}])
+    assert err.value.code == "pii_blocked" and "1 IBAN" in err.value.message and SECRETS[3] not in err.value.message
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="strict", messages=[{"role": "user", "content": PROMPT}], stream=True)
+    assert backend.bodies == [] and not ledger.exists()
