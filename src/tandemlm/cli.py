@@ -101,17 +101,20 @@ def data() -> None:
 
 
 @data.command("pull")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, type=click.Choice(["gsm8k", "humaneval", "mmlu", "pii", "minilm"]))
 def data_pull(names: tuple[str, ...]) -> None:
-    """Fetch datasets and the MiniLM embedding model of the query routers (default: all) into the cache,
-    verifying their SHA-256."""
+    """Fetch datasets (gsm8k, humaneval, mmlu, pii: presidio-evaluator's synthetic-PII data) and the MiniLM
+    embedding model of the query routers (minilm) into the cache, verifying their SHA-256. Default: all."""
+    from tandemlm.bench import pii_data
     from tandemlm.bench.datasets import SOURCES, load
     from tandemlm.collab.routing import fetch_minilm
 
     with errors_to_exit_codes():
-        for name in names or (*SOURCES, "minilm"):
+        for name in names or (*SOURCES, "pii", "minilm"):
             if name == "minilm":
                 click.echo(f"minilm: {fetch_minilm()}")
+            elif name == "pii":
+                click.echo(f"pii: {len(pii_data.templates())} sentence templates")
             else:
                 click.echo(f"{name}: {len(load(name))} items")
 
