@@ -190,13 +190,14 @@ class StrategyConfig(_Strict):
 PrivacyAction = Literal["pseudonymize", "route_local", "block", "allow"]
 
 
+DetectorName = Literal["patterns", "regex", "presidio", "slm"]
+DEFAULT_DETECTORS: tuple[DetectorName, ...] = ("patterns", "presidio")
+
+
 class PrivacyConfig(_Strict):
     """A pipeline's `privacy:` block: a `PiiGatekeeper` around whatever the pipeline builds (privacy/)."""
 
-    detectors: list[Literal["patterns", "regex", "presidio", "slm"]] = Field(
-        default_factory=lambda: ["patterns", "presidio"],
-        min_length=1,  # type: ignore[arg-type]
-    )
+    detectors: list[DetectorName] = Field(default_factory=lambda: list(DEFAULT_DETECTORS), min_length=1)
     policy: PrivacyAction = Field("pseudonymize", description="action for PII types not named in `entities`")
     entities: dict[str, PrivacyAction] = Field(default_factory=dict, description="action per entity type")
     fail: Literal["closed", "local"] = Field("closed", description="when a detector errors: refuse, or answer locally")

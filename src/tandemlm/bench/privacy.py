@@ -30,7 +30,7 @@ from tqdm import tqdm
 from tandemlm.bench import pii_data
 from tandemlm.bench.datasets import chat_prompt, load
 from tandemlm.bench.scoring import correct
-from tandemlm.config import Runtime, load_config
+from tandemlm.config import Runtime, TandemConfig
 from tandemlm.errors import PrivacyBlockedError
 from tandemlm.models.base import LanguageModel
 from tandemlm.models.scripted import ScriptedModel
@@ -195,20 +195,21 @@ def _p95(values: list[float]) -> float:
 # ---- the whole run --------------------------------------------------------------------------------
 
 
-def run_privacy_bench(config: str, edge: str, cloud: str, n_items: int, n_sentences: int, max_tokens: int,
+def run_privacy_bench(config: TandemConfig, label: str, edge: str, cloud: str, n_items: int, n_sentences: int,
+                      max_tokens: int,
                       policies: Sequence[str] = POLICIES, seed: int = 0,
                       progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:  # fmt: skip
     progress(f"detection on {n_sentences} synthetic sentences")
     detection = detection_bench(n_sentences, seed)
     progress(f"leakage and utility on {n_items} GSM8K items per policy")
-    runtime = Runtime(load_config(config))
+    runtime = Runtime(config)
     try:
         leakage = leakage_bench(runtime, edge, cloud, n_items, max_tokens, seed, policies)
     finally:
         runtime.close()
     progress("gatekeeper latency")
     latency = latency_bench(min(max(n_items, 5), 20), 5, seed)
-    settings = {"config": config, "edge": edge, "cloud": cloud, "items": n_items, "sentences": n_sentences,
+    settings = {"config": label, "edge": edge, "cloud": cloud, "items": n_items, "sentences": n_sentences,
                 "max_tokens": max_tokens, "seed": seed, "machine": platform.machine(),
                 "presidio_analyzer": version("presidio-analyzer"),
                 "data": f"{pii_data.DIST}=={pii_data.VERSION}"}  # fmt: skip
