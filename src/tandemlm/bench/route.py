@@ -26,12 +26,14 @@ from tandemlm.collab.routing import ROUTERS, Router, threshold_for_share
 from tandemlm.errors import ModelSourceError, missing_extra
 
 BUDGET = 0.5  # the cloud share the budget-mode operating point is calibrated to, on train
+# each cascade signal as its value in the edge table (None: not measured); `examples` counts an item without
+# examples as passing, as the live signal does
 CASCADE_SIGNALS: dict[str, Callable[[Outcome], float | None]] = {
     "cascade:logprob": lambda o: o.mean_logprob,
     "cascade:min_logprob": lambda o: o.min_logprob,
     "cascade:verify": lambda o: o.p_yes,
     "cascade:consistency": lambda o: o.agreement,
-    "cascade:examples": lambda o: None if o.examples is None else float(o.examples),
+    "cascade:examples": lambda o: 1.0 if o.examples is None else float(o.examples),
 }
 ROUTER_NAMES = ("length", "knn", "logistic")
 
@@ -81,8 +83,8 @@ def method_scores(train: Split, test: Split, routers: tuple[str, ...] = ROUTER_N
     out: dict[str, dict[str, Any]] = {}
     for name, read in CASCADE_SIGNALS.items():
         values = [read(o) for o in train.edge + test.edge]
-        if any(v is None for v in values):
-            continue  # the signal was not measured for this dataset (e.g. no samples, no code examples)
+        if any(v is None for v in values) or len(set(values)) == 1:
+            continue  # not measured for this dataset (no samples taken, no code examples), or constant
         out[name] = {"train": -np.array([read(o) for o in train.edge]), "test": -np.array([read(o) for o in test.edge])}
     # query routers learn where the cloud fixes the edge: 1 when the cloud is right and the edge wrong
     target = np.clip(train.cloud_correct - train.edge_correct, 0.0, 1.0)
@@ -135,7 +137,7 @@ def evaluate(
 
 
 def _summary(curve: list[tuple[float, float]], e_acc: float, c_acc: float) -> dict[str, Any]:
-    gap = c_acc != e_acc
+    gap = c_acc > e_acc  # PGR and its area mean nothing unless the cloud is the stronger model
     return {
         "curve": curve,
         "apgr": metrics.apgr(curve, e_acc, c_acc) if gap else None,
@@ -147,7 +149,7 @@ def _summary(curve: list[tuple[float, float]], e_acc: float, c_acc: float) -> di
 
 
 def _safe_apgr(curve: list[tuple[float, float]], e_acc: float, c_acc: float) -> float | None:
-    return metrics.apgr(curve, e_acc, c_acc) if e_acc != c_acc else None
+    return metrics.apgr(curve, e_acc, c_acc) if c_acc > e_acc else None
 
 
 def _cost_curve(scores: np.ndarray, test: Split) -> list[tuple[float, float]]:
