@@ -128,7 +128,7 @@ def evaluate(
     rows["random"] = _summary(metrics.random_curve(e_acc, c_acc), e_acc, c_acc)
     rows["oracle"] = _summary(metrics.oracle(test.edge_correct, test.cloud_correct), e_acc, c_acc)
     candidates = [n for n in rows if n not in ("random", "oracle")]
-    best = max(candidates, key=lambda n: rows[n]["train_apgr"] if rows[n]["train_apgr"] is not None else -1e9)
+    best = max(candidates, key=lambda n: -1e9 if rows[n]["train_apgr"] is None else rows[n]["train_apgr"], default=None)
     return {
         "dataset": dataset, "train_items": len(train.prompts), "test_items": len(test.prompts),
         "edge_accuracy": e_acc, "cloud_accuracy": c_acc, "cloud_cost_usd": float(test.cloud_cost.sum()),
