@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROMPT ?= Write a Python function that checks whether a string is a palindrome.
 
-.PHONY: install models-test models-default demo test test-fast lint bench bench-engines clean
+.PHONY: install models-test models-default demo test test-fast lint bench bench-engines bench-route clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,7 +39,11 @@ lint: install
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-bench: bench-engines
+bench: bench-engines bench-route
+
+bench-route: install  ## cascades and routers from the committed outcome tables (seconds)
+	$(BIN)/tandem data pull gsm8k mmlu humaneval minilm
+	$(BIN)/tandem bench route --save-routers bench/routers
 
 bench-engines: models-test
 	$(BIN)/tandem bench engines --runs 5 --out bench/results/engines.md

@@ -495,21 +495,25 @@ def bench_route(
 @click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="CPU threads for llama.cpp models.")
+@click.option("--parts", default="detection,leakage,latency", show_default=True, help="Which parts to run.")
 @click.option("--json", "json_out", default="bench/results/privacy.json", show_default=True)
 @click.option("--out", default="bench/results/privacy.md", show_default=True)
 def bench_privacy(
     config: str, edge: str, cloud: str, n_items: int, sentences: int, policies: str, max_tokens: int, seed: int,
-    threads: int | None, json_out: str, out: str,
+    threads: int | None, parts: str, json_out: str, out: str,
 ) -> None:  # fmt: skip
     """PII detection P/R/F1 vs Presidio alone, leakage vs utility per policy on GSM8K, gatekeeper latency."""
-    from tandemlm.bench.privacy import POLICIES, run_privacy_bench, to_markdown
+    from tandemlm.bench.privacy import PARTS, POLICIES, run_privacy_bench, to_markdown
 
     chosen = [p.strip() for p in policies.split(",") if p.strip()]
     if unknown := sorted(set(chosen) - set(POLICIES)):
         raise click.BadParameter(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+    wanted = [p.strip() for p in parts.split(",") if p.strip()]
+    if not wanted or (unknown := sorted(set(wanted) - set(PARTS))):
+        raise click.BadParameter(f"parts must be some of {', '.join(PARTS)}, got {parts!r}")
     with errors_to_exit_codes():
         loaded = _with_threads(_with_threads(load_config(config), edge, threads), cloud, threads)
-        result = run_privacy_bench(loaded, config, edge, cloud, n_items, sentences, max_tokens, chosen, seed,
+        result = run_privacy_bench(loaded, config, edge, cloud, n_items, sentences, max_tokens, chosen, seed, wanted,
                                    progress=lambda s: click.echo(s, err=True))  # fmt: skip
         _write_report(result, json_out, out, to_markdown)
 

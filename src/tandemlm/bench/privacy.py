@@ -195,52 +195,67 @@ def _p95(values: list[float]) -> float:
 # ---- the whole run --------------------------------------------------------------------------------
 
 
+PARTS = ("detection", "leakage", "latency")
+
+
 def run_privacy_bench(config: TandemConfig, label: str, edge: str, cloud: str, n_items: int, n_sentences: int,
-                      max_tokens: int,
-                      policies: Sequence[str] = POLICIES, seed: int = 0,
+                      max_tokens: int, policies: Sequence[str] = POLICIES, seed: int = 0,
+                      parts: Sequence[str] = PARTS,
                       progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:  # fmt: skip
-    progress(f"detection on {n_sentences} synthetic sentences")
-    detection = detection_bench(n_sentences, seed)
-    progress(f"leakage and utility on {n_items} GSM8K items per policy")
-    runtime = Runtime(config)
-    try:
-        leakage = leakage_bench(runtime, edge, cloud, n_items, max_tokens, seed, policies)
-    finally:
-        runtime.close()
-    progress("gatekeeper latency")
-    latency = latency_bench(min(max(n_items, 5), 20), 5, seed)
+    """The parts asked for: (a) detection, (b) leakage vs utility, (c) the gatekeeper's added latency."""
     settings = {"config": label, "edge": edge, "cloud": cloud, "items": n_items, "sentences": n_sentences,
                 "max_tokens": max_tokens, "seed": seed, "machine": platform.machine(),
                 "presidio_analyzer": version("presidio-analyzer"),
                 "data": f"{pii_data.DIST}=={pii_data.VERSION}"}  # fmt: skip
-    return {"detection": detection, "leakage": leakage, "latency": latency, "settings": settings}
+    result: dict[str, Any] = {"settings": settings}
+    if "detection" in parts:
+        progress(f"detection on {n_sentences} synthetic sentences")
+        result["detection"] = detection_bench(n_sentences, seed)
+    if "leakage" in parts:
+        progress(f"leakage and utility on {n_items} GSM8K items per policy")
+        runtime = Runtime(config)
+        try:
+            result["leakage"] = leakage_bench(runtime, edge, cloud, n_items, max_tokens, seed, policies)
+        finally:
+            runtime.close()
+    if "latency" in parts:
+        progress("gatekeeper latency")
+        result["latency"] = latency_bench(min(max(n_items, 5), 20), 5, seed)
+    return result
 
 
 def to_markdown(result: dict[str, Any], command: str) -> str:
-    det, cfg, lat = result["detection"], result["settings"], result["latency"]
+    cfg = result["settings"]
     lines = [
         "# Privacy: detection, leakage vs utility, latency", "",
         f"Command: `{command}`  ",
         f"Models: edge `{cfg['edge']}`, cloud `{cfg['cloud']}` from config `{cfg['config']}`; "
         f"data: {cfg['data']} templates (seed {cfg['seed']}), GSM8K test.", "",
-        f"## Detection ({det['sentences']} synthetic sentences)", "",
-        "| entity | support | ours P | ours R | ours F1 | ours masked "
-        "| Presidio P | Presidio R | Presidio F1 | Presidio masked |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
-    for entity, ours in det["ours"].items():
-        theirs = det["presidio_default"].get(entity, {})
-        cells = [ours["precision"], ours["recall"], ours["f1"], ours["masked"]]
-        cells += [theirs.get(k, "–") for k in ("precision", "recall", "f1", "masked")]
-        lines.append(f"| {entity} | {ours['support']} | " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", f"## Leakage vs utility ({cfg['items']} GSM8K items, max_tokens {cfg['max_tokens']})", "",
-              "| policy | accuracy | utility vs raw | leaked / inserted | leak rate | refused | cloud calls | s |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for r in result["leakage"]:
-        lines.append(f"| {r['policy']} | {r['accuracy']} | {r['utility']} | {r['leaked']} / {r['inserted']} | "
-                     f"{r['leak_rate']} | {r['refused']} | {r['cloud_calls']} | {r['seconds']} |")  # fmt: skip
-    lines += ["", f"## Latency (gatekeeper without the SLM detector, {lat['requests']} requests)", "",
-              f"Added p50: **{lat['added_p50_ms']} ms** "
-              f"(gated p50 {lat['gated_p50_ms']} ms, p95 {lat['gated_p95_ms']} ms; "
-              f"the instant cloud alone p50 {lat['direct_p50_ms']} ms).", ""]  # fmt: skip
+    if det := result.get("detection"):
+        lines += [
+            f"## Detection ({det['sentences']} synthetic sentences)", "",
+            "| entity | support | ours P | ours R | ours F1 | ours masked "
+            "| Presidio P | Presidio R | Presidio F1 | Presidio masked |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]  # fmt: skip
+        for entity, ours in det["ours"].items():
+            theirs = det["presidio_default"].get(entity, {})
+            cells = [ours["precision"], ours["recall"], ours["f1"], ours["masked"]]
+            cells += [theirs.get(k, "–") for k in ("precision", "recall", "f1", "masked")]
+            lines.append(f"| {entity} | {ours['support']} | " + " | ".join(str(c) for c in cells) + " |")
+        lines.append("")
+    if "leakage" in result:
+        lines += [f"## Leakage vs utility ({cfg['items']} GSM8K items, max_tokens {cfg['max_tokens']})", "",
+                  "| policy | accuracy | utility vs raw | leaked / inserted | leak rate | refused | cloud calls | s |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for r in result["leakage"]:
+            lines.append(f"| {r['policy']} | {r['accuracy']} | {r['utility']} | {r['leaked']} / {r['inserted']} | "
+                         f"{r['leak_rate']} | {r['refused']} | {r['cloud_calls']} | {r['seconds']} |")  # fmt: skip
+        lines.append("")
+    if lat := result.get("latency"):
+        lines += [f"## Latency (gatekeeper without the SLM detector, {lat['requests']} requests)", "",
+                  f"Added p50: **{lat['added_p50_ms']} ms** "
+                  f"(gated p50 {lat['gated_p50_ms']} ms, p95 {lat['gated_p95_ms']} ms; "
+                  f"the instant cloud alone p50 {lat['direct_p50_ms']} ms).", ""]  # fmt: skip
     return "\n".join(lines)
