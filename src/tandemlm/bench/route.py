@@ -9,10 +9,11 @@ with the edge model's own confidence (stored in the table); query routers decide
 
 from __future__ import annotations
 
+import inspect
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ import numpy as np
 from tandemlm.bench import metrics
 from tandemlm.bench.datasets import chat_prompt, load
 from tandemlm.bench.outcomes import Outcome, read_table
-from tandemlm.collab.routing import ROUTERS, Router, threshold_for_share
+from tandemlm.collab.routing import ROUTERS, MiniLM, Router, threshold_for_share
+from tandemlm.collab.routing.embeddings import Embedder
 from tandemlm.errors import ModelSourceError, missing_extra
 
 BUDGET = 0.5  # the cloud share the budget-mode operating point is calibrated to, on train
@@ -36,6 +38,7 @@ CASCADE_SIGNALS: dict[str, Callable[[Outcome], float | None]] = {
     "cascade:examples": lambda o: 1.0 if o.examples is None else float(o.examples),
 }
 ROUTER_NAMES = ("length", "knn", "logistic")
+EMBEDDING_ROUTERS = ("knn", "logistic")
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,31 @@ def load_splits(dataset: str, outcomes: Path, edge: str = "edge", cloud: str = "
     return out
 
 
-def method_scores(train: Split, test: Split, routers: tuple[str, ...] = ROUTER_NAMES) -> dict[str, dict[str, Any]]:
-    """Per method: scores on train and on test (higher → cloud), and for routers the fitted router."""
+FOLDS = 5  # routers' train-split scores are out of fold, so the best-on-train pick does not reward overfitting
+
+
+class _Memo:
+    """Caches embeddings by text while routers are fitted and cross-validated (`bypass` for timing)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner, self.spec, self.bypass = inner, inner.spec, False
+        self._seen: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.bypass:
+            return self.inner.embed(texts)
+        new = [t for t in dict.fromkeys(texts) if t not in self._seen]
+        if new:
+            self._seen.update(zip(new, self.inner.embed(new), strict=True))
+        return np.stack([self._seen[t] for t in texts])
+
+
+def method_scores(
+    train: Split, test: Split, routers: tuple[str, ...] = ROUTER_NAMES, embedder: Embedder | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per method: scores on train and on test (higher → cloud), and for routers the fitted router. A router's
+    train scores are out of fold (5-fold cross-validation on train); its test scores come from one fit on all
+    of train."""
     out: dict[str, dict[str, Any]] = {}
     for name, read in CASCADE_SIGNALS.items():
         values = [read(o) for o in train.edge + test.edge]
@@ -89,10 +115,20 @@ def method_scores(train: Split, test: Split, routers: tuple[str, ...] = ROUTER_N
     # query routers learn where the cloud fixes the edge: 1 when the cloud is right and the edge wrong
     target = np.clip(train.cloud_correct - train.edge_correct, 0.0, 1.0)
     for name in routers:
-        router: Router = ROUTERS[name]().fit(train.prompts, target)
-        out[f"router:{name}"] = {
-            "train": router.score(train.prompts), "test": router.score(test.prompts), "router": router
-        }  # fmt: skip
+
+        def build(cls: type[Router] = ROUTERS[name]) -> Router:
+            factory: Any = cls  # embedding routers take the (memoised) embedder; the others take none
+            takes_embedder = "embedder" in inspect.signature(cls).parameters
+            return factory(embedder=embedder) if takes_embedder and embedder is not None else cls()
+
+        folds = np.arange(len(train.prompts)) % FOLDS
+        oof = np.zeros(len(train.prompts))
+        for k in range(FOLDS):
+            held = folds == k
+            fitted = build().fit([p for p, h in zip(train.prompts, held, strict=True) if not h], target[~held])
+            oof[held] = fitted.score([p for p, h in zip(train.prompts, held, strict=True) if h])
+        router = build().fit(train.prompts, target)
+        out[f"router:{name}"] = {"train": oof, "test": router.score(test.prompts), "router": router}
     return out
 
 
@@ -102,9 +138,10 @@ def evaluate(
     """Every method's test curve and metrics on one dataset."""
     splits = load_splits(dataset, outcomes)
     train, test = splits["train"], splits["test"]
+    memo = _Memo(MiniLM()) if any(n in EMBEDDING_ROUTERS for n in routers) else None
     e_acc, c_acc = float(test.edge_correct.mean()), float(test.cloud_correct.mean())
     rows: dict[str, dict[str, Any]] = {}
-    for name, scores in method_scores(train, test, routers).items():
+    for name, scores in method_scores(train, test, routers, memo).items():
         curve = metrics.sweep(scores["test"], test.edge_correct, test.cloud_correct)
         rows[name] = _summary(curve, e_acc, c_acc)
         threshold = threshold_for_share(scores["train"], BUDGET)
@@ -122,6 +159,8 @@ def evaluate(
         )  # fmt: skip
         rows[name]["cost_curve"] = _cost_curve(scores["test"], test)
         if "router" in scores:
+            if memo is not None:
+                memo.bypass = True  # time the whole decision: embedding included
             rows[name]["decision_ms"] = _decision_ms(scores["router"], test.prompts)
             if save_routers is not None:
                 rows[name]["saved"] = str(scores["router"].save(save_routers / f"{dataset}-{name.split(':')[1]}.npz"))
