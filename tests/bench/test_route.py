@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tandemlm.bench import metrics
 from tandemlm.bench.datasets import Item
 from tandemlm.bench.outcomes import Outcome
 from tandemlm.bench.route import evaluate, load_splits, to_markdown
