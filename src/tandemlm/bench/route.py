@@ -10,6 +10,7 @@ with the edge model's own confidence (stored in the table); query routers decide
 from __future__ import annotations
 
 import inspect
+import math
 import platform
 import statistics
 import time
@@ -28,11 +29,12 @@ from tandemlm.collab.routing.embeddings import Embedder
 from tandemlm.errors import ModelSourceError, missing_extra
 
 BUDGET = 0.5  # the cloud share the budget-mode operating point is calibrated to, on train
-# each cascade signal as its value in the edge table (None: not measured); `examples` counts an item without
-# examples as passing, as the live signal does
+# each cascade signal from the edge table, on the scale the live signal (collab/confidence.py) uses, so a budget
+# threshold here is a `threshold:` for a cascade pipeline (None: not measured); `examples` counts an item
+# without examples as passing, as the live signal does
 CASCADE_SIGNALS: dict[str, Callable[[Outcome], float | None]] = {
-    "cascade:logprob": lambda o: o.mean_logprob,
-    "cascade:min_logprob": lambda o: o.min_logprob,
+    "cascade:logprob": lambda o: None if o.mean_logprob is None else math.exp(o.mean_logprob),
+    "cascade:min_logprob": lambda o: None if o.min_logprob is None else math.exp(o.min_logprob),
     "cascade:verify": lambda o: o.p_yes,
     "cascade:consistency": lambda o: o.agreement,
     "cascade:examples": lambda o: 1.0 if o.examples is None else float(o.examples),

@@ -14,7 +14,7 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from importlib import resources
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from tandemlm.errors import ValidationError, missing_extra
 from tandemlm.models.base import LanguageModel
@@ -149,8 +149,9 @@ def build_analyzer(spacy_model: str = SPACY_MODEL, *, organizations: bool = True
         raise missing_extra(f"the spaCy model {spacy_model}", "privacy") from err
     # NER needs neither the dependency parser nor sentence boundaries; the parser is half of spaCy's time per
     # request (the tagger and lemmatizer stay: Presidio reads lemmas for context words)
-    if "parser" in engine.nlp["en"].pipe_names:
-        engine.nlp["en"].disable_pipe("parser")
+    nlp = cast(Any, engine).nlp["en"]  # SpacyNlpEngine's loaded pipelines, by language
+    if "parser" in nlp.pipe_names:
+        nlp.disable_pipe("parser")
     return AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
 
 
