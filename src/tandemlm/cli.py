@@ -495,7 +495,7 @@ def bench_route(
 @click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="CPU threads for llama.cpp models.")
-@click.option("--parts", default="detection,leakage,latency", show_default=True, help="Which parts to run.")
+@click.option("--parts", default="detection,masking,leakage,latency", show_default=True, help="Which parts to run.")
 @click.option("--json", "json_out", default="bench/results/privacy.json", show_default=True)
 @click.option("--out", default="bench/results/privacy.md", show_default=True)
 def bench_privacy(

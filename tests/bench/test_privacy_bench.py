@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from tandemlm import Runtime
 from tandemlm.bench import pii_data
-from tandemlm.bench.privacy import leakage_bench, score_detection
+from tandemlm.bench.privacy import leakage_bench, masking_bench, score_detection
 from tandemlm.cli import main
 from tandemlm.config import parse_config
 from tandemlm.errors import ModelSourceError
@@ -48,6 +48,15 @@ def test_detection_scores_overlap_by_type_and_masked_coverage() -> None:
     assert scores["EMAIL"]["f1"] == 1.0 and scores["LOCATION"]["recall"] == 0.0  # typed wrong: a miss ...
     assert scores["LOCATION"]["masked"] == 1.0 and scores["LOCATION"]["precision"] == 0.0  # ... but masked
     assert scores["all"]["support"] == 3 and scores["all"]["masked"] == round(2 / 3, 3)
+
+
+@pytest.mark.slow  # loads spaCy (about 2 s)
+def test_masking_counts_what_the_gatekeeper_leaves_by_type(dataset: Callable[[str], object]) -> None:
+    dataset("gsm8k")
+    counts = masking_bench(3, 0)
+    assert list(counts) == ["PERSON", "EMAIL", "PHONE", "CREDIT_CARD"]
+    assert all(c["inserted"] == 3 for c in counts.values())
+    assert sum(counts[t]["leaked"] for t in ("EMAIL", "PHONE", "CREDIT_CARD")) == 0  # validated patterns
 
 
 @pytest.mark.slow  # loads spaCy (about 2 s)

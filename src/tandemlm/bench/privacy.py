@@ -35,7 +35,7 @@ from tandemlm.errors import PrivacyBlockedError
 from tandemlm.models.base import LanguageModel
 from tandemlm.models.scripted import ScriptedModel
 from tandemlm.privacy import Detector, PatternDetector, PiiGatekeeper, PresidioDetector, PrivacyPolicy, UnionDetector
-from tandemlm.privacy.audit import audit_ledger
+from tandemlm.privacy.audit import audit_ledger, find_leaks
 from tandemlm.privacy.gatekeeper import Mode
 from tandemlm.privacy.policy import Action
 from tandemlm.privacy.spans import Span
@@ -98,8 +98,11 @@ def detection_bench(n_sentences: int, seed: int) -> dict[str, Any]:
 # ---- (b) leakage vs utility -----------------------------------------------------------------------
 
 
+WOVEN_TYPES = ("PERSON", "EMAIL", "PHONE", "CREDIT_CARD")  # the types of the values woven_items inserts, in order
+
+
 def woven_items(n_items: int, seed: int) -> list[tuple[Any, list[str]]]:
-    """GSM8K items with PII woven into the question, and the inserted values."""
+    """GSM8K items with PII woven into the question, and the inserted values (of WOVEN_TYPES, in order)."""
     faker = pii_data.Faker(seed)
     rng = random.Random(seed)
     out = []
@@ -156,6 +159,22 @@ def leakage_bench(runtime: Runtime, edge_name: str, cloud_name: str, n_items: in
     return rows
 
 
+def masking_bench(n_items: int, seed: int) -> dict[str, dict[str, int]]:
+    """Which inserted values, by type, the gatekeeper (patterns + Presidio, pseudonymize) leaves in the text it
+    would send: the leakage of `pseudonymize` without running a model (the cloud here only records)."""
+    cloud = ScriptedModel("ok", name="recorder", location="cloud")
+    gate = PiiGatekeeper(cloud, detectors=UnionDetector([PatternDetector(), PresidioDetector()]))
+    counts = {t: {"inserted": 0, "leaked": 0} for t in WOVEN_TYPES}
+    for item, values in woven_items(n_items, seed):
+        gate.generate(Request.of(chat_prompt(item), max_tokens=16))
+        sent = "\n".join(m.content for m in cloud.requests[-1].messages)
+        leaked = {leak.secret for leak in find_leaks([(1, "cloud", sent)], values)}
+        for i, kind in enumerate(WOVEN_TYPES):
+            counts[kind]["inserted"] += 1
+            counts[kind]["leaked"] += i in leaked
+    return counts
+
+
 def _all_values(items: list[tuple[Any, list[str]]]) -> list[str]:
     """Every inserted value once, in order (a value inserted twice is one secret)."""
     return list(dict.fromkeys(v for _, values in items for v in values))
@@ -195,7 +214,7 @@ def _p95(values: list[float]) -> float:
 # ---- the whole run --------------------------------------------------------------------------------
 
 
-PARTS = ("detection", "leakage", "latency")
+PARTS = ("detection", "masking", "leakage", "latency")
 
 
 def run_privacy_bench(config: TandemConfig, label: str, edge: str, cloud: str, n_items: int, n_sentences: int,
@@ -211,6 +230,9 @@ def run_privacy_bench(config: TandemConfig, label: str, edge: str, cloud: str, n
     if "detection" in parts:
         progress(f"detection on {n_sentences} synthetic sentences")
         result["detection"] = detection_bench(n_sentences, seed)
+    if "masking" in parts:
+        progress(f"masking of {n_items} GSM8K items with PII woven in")
+        result["masking"] = masking_bench(n_items, seed)
     if "leakage" in parts:
         progress(f"leakage and utility on {n_items} GSM8K items per policy")
         runtime = Runtime(config)
@@ -244,6 +266,11 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
             cells = [ours["precision"], ours["recall"], ours["f1"], ours["masked"]]
             cells += [theirs.get(k, "–") for k in ("precision", "recall", "f1", "masked")]
             lines.append(f"| {entity} | {ours['support']} | " + " | ".join(str(c) for c in cells) + " |")
+        lines.append("")
+    if masking := result.get("masking"):
+        lines += [f"## Masking ({cfg['items']} GSM8K items with PII woven in; no model runs)", "",
+                  "| type | inserted | left in the text sent |", "|---|---:|---:|"]  # fmt: skip
+        lines += [f"| {kind} | {c['inserted']} | {c['leaked']} |" for kind, c in masking.items()]
         lines.append("")
     if "leakage" in result:
         lines += [f"## Leakage vs utility ({cfg['items']} GSM8K items, max_tokens {cfg['max_tokens']})", "",
