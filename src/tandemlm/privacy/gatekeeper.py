@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from tandemlm.errors import EngineError, PrivacyBlockedError, PrivacyError, ValidationError
-from tandemlm.models.base import LanguageModel
+from tandemlm.models.base import LanguageModel, tightest
 from tandemlm.privacy.detectors import Detector, PatternDetector, UnionDetector
 from tandemlm.privacy.disclosure import SelectiveDisclosure
 from tandemlm.privacy.guardian import Guardian
@@ -76,9 +76,8 @@ class PiiGatekeeper(LanguageModel):
             )
         self.surrogates = surrogates
         self.conversations = Conversations(max_conversations)
-        users = [inner] if mode == "pseudonymize" else [inner, edge]
-        limits = [m.max_concurrency for m in users if m is not None and m.max_concurrency]
-        self.max_concurrency = min(limits) if limits else None
+        # the edge may answer too (route_local, rewrites), so its limit counts as well
+        self.max_concurrency = tightest(m.max_concurrency for m in (inner, edge) if m is not None)
 
     @property
     def context_length(self) -> int | None:
