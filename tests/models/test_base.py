@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import math
 from collections.abc import Iterator
@@ -196,3 +197,18 @@ def test_engines_without_logits_say_so() -> None:
         TextOnly("t").next_token_logprobs([1])
     assert TextOnly("t").vocab_fingerprint is None
     assert "".join(c.text for c in TextOnly("t").stream("x")) == "t"  # default stream falls back to generate
+
+
+def test_a_finished_stream_leaves_no_traced_call_open_for_another_context() -> None:
+    """A consumer stops at the final chunk; the generators are collected later, maybe in another thread or
+    context. Nothing may still sit inside a traced call then (its context-local trace cannot be reset there)."""
+    inner = ScriptedModel("abc", name="inner")
+
+    class Wrapper(LanguageModel):
+        def _stream(self, request: Request) -> Iterator[Chunk]:
+            yield from inner.stream(request, role="inner")
+
+    pieces = Wrapper("wrapper").stream("q")
+    chunks = [next(pieces) for _ in range(4)]
+    assert "".join(c.text for c in chunks) == "abc" and chunks[-1].completion is not None
+    contextvars.Context().run(pieces.close)  # raised ValueError while the final chunk was yielded inside the call

@@ -75,9 +75,14 @@ class LanguageModel:
                 except StopIteration:
                     raise EngineError(f"{self.name}: the stream ended without a final chunk") from None
                 if chunk.completion is not None:
-                    yield replace(chunk, completion=call.complete(chunk.completion))
-                    return
+                    chunk = replace(chunk, completion=call.complete(chunk.completion))
+                    # end the inner generators now, in this thread and context: a consumer stops at the final
+                    # chunk, and a generator left suspended would be closed whenever it is collected, elsewhere
+                    if (close := getattr(pieces, "close", None)) is not None:
+                        close()
             yield chunk
+            if chunk.completion is not None:
+                return
 
     async def astream(self, request: Request | str, *, role: str = "model") -> AsyncGenerator[Chunk, None]:
         """`stream` for asyncio callers: each piece is produced off the event loop (or natively, see `_astream`)."""
@@ -92,9 +97,12 @@ class LanguageModel:
                     except StopAsyncIteration:
                         raise EngineError(f"{self.name}: the stream ended without a final chunk") from None
                     if chunk.completion is not None:
-                        yield replace(chunk, completion=call.complete(chunk.completion))
-                        return
+                        chunk = replace(chunk, completion=call.complete(chunk.completion))
+                        if (aclose := getattr(pieces, "aclose", None)) is not None:  # as in `stream`
+                            await aclose()
                 yield chunk
+                if chunk.completion is not None:
+                    return
         finally:
             if (aclose := getattr(pieces, "aclose", None)) is not None:
                 await aclose()
