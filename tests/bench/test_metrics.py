@@ -144,3 +144,9 @@ def test_sweep_every_threshold() -> None:
     # t = .5: item 0 only → cloud 1 + edge (1, 1, 0) → 3/4; t = .9: none → edge 2/4
     curve = sweep([0.9, 0.1, 0.5, 0.5], [0, 1, 1, 0], [1, 0, 1, 1])
     assert curve == [(0.0, 0.5), (0.25, 0.75), (0.75, 1.0), (1.0, 0.75)]
+
+
+def test_sweep_with_cloud_cost_puts_the_mean_cost_on_the_first_axis() -> None:
+    # scores 0.1 and 0.9; at t = 0.1 only the second item (cost 4) goes to the cloud: mean cost 4 / 2 = 2
+    curve = sweep([0.1, 0.9], [1, 0], [0, 1], cloud_cost=[2.0, 4.0])
+    assert curve == [(0.0, 0.5), (2.0, 1.0), (3.0, 0.5)]

@@ -135,17 +135,20 @@ def sweep(
     scores: Sequence[float] | np.ndarray,
     edge_correct: Sequence[float] | np.ndarray,
     cloud_correct: Sequence[float] | np.ndarray,
+    cloud_cost: Sequence[float] | np.ndarray | None = None,
 ) -> list[Point]:
     """A router's curve on an outcome table: for every threshold t that changes the split (−∞ and each
-    distinct score), items scoring above t take the cloud's result, the rest the edge's."""
+    distinct score), items scoring above t take the cloud's result, the rest the edge's. The first
+    coordinate is the cloud share, or with `cloud_cost` (one per item) the mean cloud cost per item."""
     edge, cloud = _pair(edge_correct, cloud_correct)
     s = np.asarray(scores, dtype=np.float64)
     if s.shape != edge.shape:
         raise ValidationError(f"need one score per item: {len(edge)} items, scores of shape {s.shape}")
+    cost = np.ones_like(s) if cloud_cost is None else np.asarray(cloud_cost, dtype=np.float64)
     out: list[Point] = []
     for t in [-np.inf, *np.unique(s)]:
         to_cloud = s > t
-        out.append((float(to_cloud.mean()), float(np.where(to_cloud, cloud, edge).mean())))
+        out.append((float(np.where(to_cloud, cost, 0.0).mean()), float(np.where(to_cloud, cloud, edge).mean())))
     return sorted(out)
 
 

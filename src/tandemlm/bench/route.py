@@ -159,7 +159,10 @@ def evaluate(
             metrics.sweep(scores["train"], train.edge_correct, train.cloud_correct),
             float(train.edge_correct.mean()), float(train.cloud_correct.mean()),
         )  # fmt: skip
-        rows[name]["cost_curve"] = _cost_curve(scores["test"], test)
+        # ($ per 1k requests, accuracy) with the cloud's measured cost per item
+        rows[name]["cost_curve"] = metrics.sweep(
+            scores["test"], test.edge_correct, test.cloud_correct, test.cloud_cost * 1000
+        )
         if "router" in scores:
             if memo is not None:
                 memo.bypass = True  # time the whole decision: embedding included
@@ -191,16 +194,6 @@ def _summary(curve: list[tuple[float, float]], e_acc: float, c_acc: float) -> di
 
 def _safe_apgr(curve: list[tuple[float, float]], e_acc: float, c_acc: float) -> float | None:
     return metrics.apgr(curve, e_acc, c_acc) if c_acc > e_acc else None
-
-
-def _cost_curve(scores: np.ndarray, test: Split) -> list[tuple[float, float]]:
-    """($ per 1k requests, accuracy) across thresholds, with the cloud's measured cost per item."""
-    out = []
-    for t in [-np.inf, *np.unique(scores)]:
-        to_cloud = scores > t
-        acc = float(np.where(to_cloud, test.cloud_correct, test.edge_correct).mean())
-        out.append((float(test.cloud_cost[to_cloud].sum() / len(scores) * 1000), acc))
-    return sorted(out)
 
 
 def _decision_ms(router: Router, prompts: list[str]) -> float:
