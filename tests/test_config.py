@@ -66,6 +66,12 @@ default_pipeline: cloud
             "models: {a: {engine: scripted}}\npipelines: {p: {strategy: {speculative: {draft: a, target: a, k: 0}}}}",
             r"strategy\.speculative\.k: Input should be greater",
         ),
+        (
+            "models: {e: {engine: scripted}, cloud: {engine: scripted, location: cloud}}\n"
+            "pipelines: {private-cloud: {model: cloud, privacy: {edge: cloud, mode: disclosure}}}",
+            r"invalid config:\n  pipelines\.private-cloud\.privacy\.edge: 'cloud' is located in the cloud; "
+            r"the gatekeeper hands it unmasked text .*; edge-located models: e$",
+        ),
         ("pipelines: {p: {model: a}}", r"models: Field required"),
         ("- a list", "expected a mapping"),
         ("models: [", "not valid YAML"),

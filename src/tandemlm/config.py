@@ -202,7 +202,9 @@ class PrivacyConfig(_Strict):
     entities: dict[str, PrivacyAction] = Field(default_factory=dict, description="action per entity type")
     fail: Literal["closed", "local"] = Field("closed", description="when a detector errors: refuse, or answer locally")
     mode: Literal["pseudonymize", "disclosure", "guardian"] = "pseudonymize"
-    edge: str | None = Field(None, description="edge model: local answers, rewrites, the slm detector")
+    edge: str | None = Field(
+        None, description="edge-located model (it sees unmasked text): local answers, rewrites, the slm detector"
+    )
     surrogates: bool = Field(False, description="realistic fake values instead of <TYPE_n> placeholders")
     refs: ClassVar[tuple[str, ...]] = ("edge",)
 
@@ -278,6 +280,18 @@ class TandemConfig(_Strict):
             for path, ref in pipeline.refs():
                 if ref not in self.models:
                     raise _RefError(("pipelines", name, *path), ref, list(self.models))
+            edge = pipeline.privacy.edge if pipeline.privacy is not None else None
+            if edge is not None and self.models[edge].location != "edge":
+                # the privacy boundary: whatever privacy.edge names is handed unmasked text
+                where = ("pipelines", name, "privacy", "edge")
+                located = _RefError(where, edge, [])  # a _RefError's message reaches the user as written
+                on_edge = [m for m, spec in self.models.items() if spec.location == "edge"]
+                located.args = (
+                    f"{'.'.join(where)}: {edge!r} is located in the cloud; the gatekeeper hands it unmasked text "
+                    "(local answers, fail: local, disclosure and guardian rewrites, the slm detector), so it must "
+                    f"be a model with location: edge; edge-located models: {', '.join(on_edge) or 'none'}",
+                )
+                raise located
         if self.default_pipeline is not None and self.default_pipeline not in self.pipelines:
             raise _RefError(("default_pipeline",), self.default_pipeline, list(self.pipelines))
         return self

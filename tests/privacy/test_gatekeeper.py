@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 
-from tandemlm import Message, Recorder, Request, ScriptedModel
-from tandemlm.errors import PrivacyBlockedError, PrivacyError
-from tandemlm.privacy import Detector, PatternDetector, PiiGatekeeper, PrivacyPolicy, Span
+from tandemlm import GenerationParams, Message, Recorder, Request, ScriptedModel
+from tandemlm.collab.cascade import Cascade
+from tandemlm.collab.fallback import Fallback
+from tandemlm.errors import PrivacyBlockedError, PrivacyError, ValidationError
+from tandemlm.models.base import LanguageModel
+from tandemlm.models.openai import OpenAIModel
+from tandemlm.privacy import Detector, PatternDetector, PiiGatekeeper, PrivacyPolicy, SlmDetector, Span
+from tandemlm.privacy.boundary import models_in
 from tandemlm.privacy.spans import span_at
 
 SECRETS = ("ann.lee@example.com", "4111 1111 1111 1111", "+44 20 7946 0958", "sk-proj-abcdefghijklmnop1234567890")
@@ -184,3 +192,160 @@ def test_the_conversation_mapping_masks_what_a_later_detection_misses() -> None:
     assert [m.content for m in c.requests[1].messages] == ["I am <PERSON_1>", "Noted.", "<PERSON_1> again"]
     gk.generate(Request((Message("user", "Zed here"),)))  # unrelated conversation: no mapping, nothing detected
     assert c.requests[2].messages[0].content == "Zed here"
+
+
+# ---- the edge must be on the device, all of it --------------------------------------------------------
+
+
+class Listed(LanguageModel):
+    """A strategy that names its models only through a `children` property."""
+
+    def __init__(self, *models: LanguageModel) -> None:
+        super().__init__("listed")
+        self._models = {i: m for i, m in enumerate(models)}  # a dict of models is walked too
+
+    @property
+    def children(self) -> tuple[LanguageModel, ...]:
+        return tuple(self._models.values())
+
+
+def test_an_edge_located_in_the_cloud_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"private: edge: 'big' is located in the cloud; the gatekeeper hands"):
+        gatekeeper(cloud(), edge=ScriptedModel("x", name="big", location="cloud"))
+    with pytest.raises(ValidationError, match=r"SlmDetector: 'big' is located in the cloud"):
+        SlmDetector(ScriptedModel("x", name="big", location="cloud"))
+
+
+def test_a_strategy_as_edge_must_hold_only_edge_models() -> None:
+    small, big = ScriptedModel("a", name="small"), ScriptedModel("b", name="big", location="cloud")
+    cascade = Cascade(small, big, threshold=0.5, name="cascade")
+    assert cascade.location == "edge"  # a strategy runs on the device even when it calls the cloud
+    with pytest.raises(ValidationError, match=r"edge: 'cascade' holds 'big', which is located in the cloud"):
+        gatekeeper(cloud(), edge=cascade)
+    nested = Fallback(Fallback(small, ScriptedModel("c", name="other")), cascade, name="nested")
+    with pytest.raises(ValidationError, match=r"'nested' holds 'big'"):
+        gatekeeper(cloud(), edge=nested)
+    local = Fallback(small, ScriptedModel("c", name="other"), name="local")
+    assert gatekeeper(cloud(), edge=local).edge is local
+    with pytest.raises(ValidationError, match=r"'listed' holds 'big'"):
+        gatekeeper(cloud(), edge=Listed(small, big))
+    assert sorted(m.name for m in models_in(nested)) == ["big", "cascade", "nested", "other", "small", "small|other"]
+    assert sorted(m.name for m in models_in(gatekeeper(cloud(), edge=local))) == [
+        "cloud", "local", "other", "private", "small",
+    ]  # fmt: skip
+
+
+# ---- stop sequences leave masked ----------------------------------------------------------------------
+
+
+def test_a_stop_sequence_holding_pii_leaves_masked_and_still_stops() -> None:
+    c = cloud(lambda r: "Hello <EMAIL_1> and more")
+    request = Request.of("Write to ann@example.com", stop=["ann@example.com", "END"])
+    answer = gatekeeper(c).generate(request)
+    (out,) = c.requests
+    assert out.params.stop == ("<EMAIL_1>", "END") and out.messages[0].content == "Write to <EMAIL_1>"
+    assert (answer.text, answer.finish_reason) == ("Hello ", "stop")  # cut at the stand-in: the stop
+    chunks = list(gatekeeper(cloud(lambda r: "Hello <EMAIL_1> and more")).stream(request))
+    assert "".join(ch.text for ch in chunks) == "Hello " and chunks[-1].finish_reason == "stop"
+
+
+def test_a_stop_sequence_is_masked_with_the_conversation_mapping() -> None:
+    c = cloud(lambda r: "ok")
+    first = (Message("user", "I am Zed, mail zed@example.com"),)
+    gk = gatekeeper(c)
+    gk.generate(Request(first))
+    # "Zed" alone is no PII to the detectors; the conversation knows it, so the stop leaves as <PERSON_1>
+    later = (*first, Message("assistant", "ok"), Message("user", "Stop at my name"))
+    gk.generate(Request(later, GenerationParams(stop=("Zed:",))))
+    assert c.requests[1].params.stop == ("<PERSON_1>:",)
+
+
+def test_the_restored_answer_is_cut_at_the_original_stop_sequence_plain_and_streamed() -> None:
+    # "@" is no PII and the masked answer holds none; the restored one does, and the user asked to stop there
+    request = Request.of("Mail ann@example.com", stop=["@"])
+    answer = gatekeeper(cloud(lambda r: "Sent to <EMAIL_1> now")).generate(request)
+    assert (answer.text, answer.finish_reason) == ("Sent to ann", "stop")
+    chunks = list(gatekeeper(cloud(lambda r: "Sent to <EMAIL_1> now")).stream(request))
+    assert [ch.text for ch in chunks if ch.text] == [*"Sent to ", "ann"]
+    assert chunks[-1].completion is not None and chunks[-1].completion.text == "Sent to ann"
+    assert chunks[-1].finish_reason == chunks[-1].completion.finish_reason == "stop"
+
+
+def test_a_stop_sequence_counts_for_the_policy() -> None:
+    c, edge = cloud(), ScriptedModel("edge answer", name="edge")
+    request = Request.of("What is 2 + 3?", stop=["4111 1111 1111 1111"])
+    with pytest.raises(PrivacyBlockedError, match="1 CREDIT_CARD"):
+        gatekeeper(c, policy=PrivacyPolicy(entities={"CREDIT_CARD": "block"})).generate(request)
+    local = gatekeeper(c, edge=edge, policy=PrivacyPolicy(entities={"CREDIT_CARD": "route_local"})).generate(request)
+    assert local.text == "edge answer" and c.requests == [] and edge.requests[0].params.stop == request.params.stop
+
+
+def test_the_exact_bytes_sent_hold_no_pii_from_the_stop_sequences() -> None:
+    bodies: list[bytes] = []
+
+    def endpoint(http: httpx.Request) -> httpx.Response:
+        bodies.append(http.content)
+        message = {"role": "assistant", "content": "Dear <PERSON_1>, "}
+        return httpx.Response(200, json={"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+
+    remote = OpenAIModel("gpt", base_url="https://api.example.test/v1", api_key="k", max_retries=0,
+                         transport=httpx.MockTransport(endpoint))  # fmt: skip
+    request = Request.of("I am Ann, 2 + 3?", stop=["Ann <ann.lee@example.com>", "+44 20 7946 0958"])
+    answer = PiiGatekeeper(remote, detectors=[PatternDetector(), Names()], name="private").generate(request)
+    (body,) = bodies
+    sent = json.loads(body)
+    assert sent["stop"] == ["<PERSON_1> <<EMAIL_1>>", "<PHONE_1>"]
+    assert sent["messages"] == [{"role": "user", "content": "I am <PERSON_1>, 2 + 3?"}]
+    assert answer.egress == (body.decode(),)  # the ledger holds exactly these bytes
+    assert not any(v.encode() in body for v in ("Ann", "ann.lee@example.com", "+44 20 7946 0958", "7946"))
+    assert answer.text == "Dear Ann, "
+
+
+# ---- a mode a request cannot get is an error, not a downgrade ---------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["disclosure", "guardian"])
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_raw_completion_in_a_rewriting_mode_is_refused(mode: str, streamed: bool) -> None:
+    c, edge = cloud(), ScriptedModel("rewrite", name="edge")
+    gk = gatekeeper(c, edge=edge, mode=mode)
+    request = Request.completion("Mail ann@example.com and")
+    with pytest.raises(ValidationError, match=rf"privacy mode '{mode}' .* raw text completion .*/v1/chat/completions"):
+        gk.generate(request) if not streamed else list(gk.stream(request))
+    assert c.requests == [] and edge.requests == []
+
+
+def test_a_raw_completion_is_pseudonymized_in_pseudonymize_mode() -> None:
+    c = cloud(lambda r: "<EMAIL_1> is")
+    answer = gatekeeper(c).generate(Request.completion("Mail ann@example.com and", stop=["ann@example.com."]))
+    assert c.requests[0].raw and c.requests[0].messages[0].content == "Mail <EMAIL_1> and"
+    assert c.requests[0].params.stop == ("<EMAIL_1>.",)
+    assert answer.text == "ann@example.com is"
+    assert answer.decision == "pseudonymize: pseudonymized 2 EMAIL; sent to cloud"
+
+
+# ---- overlapping detections -------------------------------------------------------------------------
+
+
+class Loose(Detector):
+    """A stand-in for a sloppy NER: "Smith, 12 Main" as one PERSON, overlapping the pattern's e-mail."""
+
+    def detect(self, text: str) -> list[Span]:
+        at = text.find("Smith")
+        return [span_at(text, at, text.find("@") + 1, "PERSON", "presidio", 0.6)] if at >= 0 else []
+
+
+def test_every_character_a_detector_flagged_is_masked() -> None:
+    c = cloud()
+    prompt = "Write to John Smith smith.j@example.com soon"
+    # Names-like NER flags "Smith smith.j@"; patterns flag "smith.j@example.com": the union is masked
+    gatekeeper(c, detectors=[PatternDetector(), Loose()]).generate(prompt)
+    assert sent(c) == "Write to John <EMAIL_1> soon"
+
+
+def test_an_allowed_type_does_not_let_an_overlapping_finding_out() -> None:
+    c = cloud()
+    prompt = "Write to John Smith smith.j@example.com soon"
+    policy = PrivacyPolicy(entities={"EMAIL": "allow"})
+    gatekeeper(c, detectors=[PatternDetector(), Loose()], policy=policy).generate(prompt)
+    assert sent(c) == "Write to John <EMAIL_1> soon"  # the merged span is also a PERSON, which is masked

@@ -6,7 +6,7 @@ import pytest
 
 from tandemlm.errors import ValidationError
 from tandemlm.privacy.policy import PrivacyPolicy
-from tandemlm.privacy.spans import span_at
+from tandemlm.privacy.spans import span_at, union
 
 TEXT = "Ann Lee ann@example.com 4111 1111 1111 1111"
 PERSON = span_at(TEXT, 0, 7, "PERSON", "presidio", 0.85)
@@ -38,3 +38,13 @@ def test_invalid_policy_values_are_rejected() -> None:
     with pytest.raises(ValidationError, match="fail"):
         PrivacyPolicy(fail="open")  # type: ignore[arg-type]
     assert PrivacyPolicy(entities={"PERSON": "route_local"}).needs_edge and not PrivacyPolicy().needs_edge
+
+
+def test_a_merged_span_gets_the_strictest_action_of_its_types() -> None:
+    # presidio calls "Ann Lee ann@example.com" a PERSON; the e-mail inside it wins the type, PERSON is kept
+    (merged,) = union([[span_at(TEXT, 0, 23, "PERSON", "presidio", 0.9)], [EMAIL]])
+    assert merged.entity == "EMAIL" and merged.entities == ("EMAIL", "PERSON")
+    assert PrivacyPolicy(entities={"EMAIL": "allow"}).span_action(merged) == "pseudonymize"
+    assert PrivacyPolicy(entities={"EMAIL": "allow"}).decide([merged]).mask == (merged,)
+    assert PrivacyPolicy(entities={"PERSON": "block"}).decide([merged]).route == "block"
+    assert PrivacyPolicy(entities={"EMAIL": "allow", "PERSON": "allow"}).span_action(merged) == "allow"

@@ -30,6 +30,8 @@ def test_the_pipeline_is_wrapped_and_keeps_pii_off_the_cloud() -> None:
     ("block", "message"),
     [
         ("{edge: nope}", "pipelines.p.privacy.edge: 'nope' is not defined"),
+        ("{edge: big}", "pipelines.p.privacy.edge: 'big' is located in the cloud; the gatekeeper hands it unmasked"),
+        ("{edge: big, detectors: [slm]}", "edge-located models: small"),
         ("{mode: guardian}", "privacy.edge must name the edge model"),
         ("{detectors: [slm]}", "privacy.edge must name the edge model"),
         ("{entities: {CREDIT_CARD: route_local}}", "privacy.edge must name the edge model"),
@@ -50,3 +52,12 @@ def test_packaged_configs_have_a_private_pipeline() -> None:
     for name in ("tiny", "default"):
         spec = load_config(name).pipelines["private-cloud"]
         assert spec.privacy is not None and spec.privacy.edge == "edge" and spec.privacy.fail == "closed"
+
+
+def test_an_openai_endpoint_on_the_device_may_be_the_edge() -> None:
+    local = "  lan: {engine: openai, model: m, base_url: 'http://127.0.0.1:8080/v1', location: edge}\n"
+    cfg = parse_config(MODELS + local + "pipelines:\n  p: {model: big, privacy: {edge: lan, mode: guardian}}")
+    assert cfg.pipelines["p"].privacy is not None and cfg.pipelines["p"].privacy.edge == "lan"
+    with pytest.raises(ConfigError, match=r"pipelines\.p\.privacy\.edge: 'web' is located in the cloud"):
+        parse_config(MODELS + "  web: {engine: openai, model: m, base_url: 'https://api.example.test/v1'}\n"
+                     "pipelines:\n  p: {model: big, privacy: {edge: web}}")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,8 @@ models:
 pipelines:
   private: {{model: cloud, privacy: {{detectors: [patterns], edge: edge}}}}
   strict: {{model: cloud, privacy: {{detectors: [patterns], entities: {{IBAN: block}}}}}}
+  guardian: {{model: cloud, privacy: {{detectors: [patterns], edge: edge, mode: guardian}}}}
+  disclosure: {{model: cloud, privacy: {{detectors: [patterns], edge: edge, mode: disclosure}}}}
   raw: {{model: cloud}}
 ledger: "{ledger}"
 """
@@ -97,4 +100,24 @@ def test_a_blocked_request_is_a_400_and_reaches_nobody(setup: Any) -> None:
     assert err.value.code == "pii_blocked" and "1 IBAN" in err.value.message and SECRETS[3] not in err.value.message
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="strict", messages=[{"role": "user", "content": PROMPT}], stream=True)
+    assert backend.bodies == [] and not ledger.exists()
+
+
+def test_stop_sequences_leave_masked(setup: Any) -> None:
+    client, backend, ledger = setup
+    messages = [{"role": "user", "content": PROMPT}]
+    client.chat.completions.create(model="private", messages=messages, stop=[SECRETS[0], f"IBAN {SECRETS[3]}"])
+    (body,) = backend.bodies
+    assert json.loads(body)["stop"] == ["<EMAIL_1>", "IBAN <IBAN_1>"]
+    assert find_leaks([(1, "backend", body.decode())], SECRETS) == [] and audit_ledger(ledger, SECRETS) == []
+
+
+@pytest.mark.parametrize("mode", ["guardian", "disclosure"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_rewriting_mode_on_v1_completions_is_a_400_naming_it(setup: Any, mode: str, stream: bool) -> None:
+    client, backend, ledger = setup
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model=mode, prompt=PROMPT, stream=stream)
+    assert f"privacy mode '{mode}'" in err.value.message and "/v1/chat/completions" in err.value.message
+    assert SECRETS[0] not in err.value.message
     assert backend.bodies == [] and not ledger.exists()

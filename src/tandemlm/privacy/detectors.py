@@ -18,6 +18,7 @@ from typing import Any, ClassVar, cast
 
 from tandemlm.errors import ValidationError, missing_extra
 from tandemlm.models.base import LanguageModel
+from tandemlm.privacy.boundary import require_edge
 from tandemlm.privacy.patterns import FINDERS, find_phones
 from tandemlm.privacy.spans import ENTITIES, Span, span_at, union
 from tandemlm.types import Request
@@ -157,11 +158,13 @@ def build_analyzer(spacy_model: str = SPACY_MODEL, *, organizations: bool = True
 
 class SlmDetector(Detector):
     """Asks the edge model to list private values in the text, one `TYPE: value` per line (the prompt is
-    packaged data). Only values that occur verbatim in the text count, so a hallucinated value adds nothing."""
+    packaged data). Only values that occur verbatim in the text count, so a hallucinated value adds nothing.
+    The model reads the unmasked text, so it must be edge-located (`ValidationError` otherwise)."""
 
     name = "slm"
 
     def __init__(self, model: LanguageModel, *, max_tokens: int = 128) -> None:
+        require_edge(model, "SlmDetector", "the slm detector hands it the unmasked text to screen")
         self.model = model
         self.max_tokens = max_tokens
         self.prompt = load_prompt("privacy_detect")

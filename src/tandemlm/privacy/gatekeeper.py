@@ -1,11 +1,15 @@
 """`PiiGatekeeper`: a `LanguageModel` that keeps PII off the cloud around any inner model or strategy.
 
-Every message of a request is screened by the detectors; the policy decides: block (refuse), route_local
-(the edge model answers alone), or send to the inner model with the PII replaced by stand-ins, which are
-restored in the answer (streams included). A detector that raises stops the request before anything is
-sent (fail closed). Modes: `pseudonymize` sends the masked conversation; `disclosure` sends only the edge
-model's minimal rewrite of it; `guardian` sends only an abstract sub-question and lets the edge compose
-the final answer. The decision, and why, is the completion's `decision` and this call's trace event.
+Every message of a request, and every stop sequence, is screened by the detectors; the policy decides:
+block (refuse), route_local (the edge model answers alone), or send to the inner model with the PII replaced
+by stand-ins, which are restored in the answer (streams included). A stop sequence is masked like the
+messages, so the cloud stops at its stand-in; the restored answer is cut at the original stop sequences too.
+A detector that raises stops the request before anything is sent (fail closed). Modes: `pseudonymize`
+sends the masked conversation; `disclosure` sends only the edge model's minimal rewrite of it; `guardian`
+sends only an abstract sub-question and lets the edge compose the final answer. Both rewrite a chat, so a
+raw text completion in those modes is a `ValidationError`, not a quiet fall back to `pseudonymize`. The
+edge model sees unmasked text, so it (and every model inside it) must be edge-located. The decision, and
+why, is the completion's `decision` and this call's trace event.
 
 Conversations: stand-ins stay the same across the turns of one conversation. A conversation is keyed by
 its messages: after each answer the mapping is stored under a hash of the request's messages and under a
@@ -24,14 +28,15 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from tandemlm.errors import EngineError, PrivacyBlockedError, PrivacyError, ValidationError
-from tandemlm.models.base import LanguageModel, tightest
+from tandemlm.models.base import LanguageModel, StopScanner, apply_stop, tightest
+from tandemlm.privacy.boundary import require_edge
 from tandemlm.privacy.detectors import Detector, PatternDetector, UnionDetector
 from tandemlm.privacy.disclosure import SelectiveDisclosure
 from tandemlm.privacy.guardian import Guardian
 from tandemlm.privacy.policy import Decision, PrivacyPolicy, describe
 from tandemlm.privacy.pseudonymize import Pseudonymizer
 from tandemlm.privacy.spans import Span
-from tandemlm.types import Chunk, Completion, Message, Request
+from tandemlm.types import Chunk, Completion, GenerationParams, Message, Request
 
 Mode = Literal["pseudonymize", "disclosure", "guardian"]
 MODES: tuple[str, ...] = ("pseudonymize", "disclosure", "guardian")
@@ -39,11 +44,13 @@ MODES: tuple[str, ...] = ("pseudonymize", "disclosure", "guardian")
 
 @dataclass(frozen=True)
 class _Screened:
-    """A screened request: the decision, the conversation's pseudonymizer, and each message's spans."""
+    """A screened request: the decision, the conversation's pseudonymizer, each message's spans and each
+    stop sequence's spans."""
 
     decision: Decision
     pseudonymizer: Pseudonymizer
     spans: tuple[tuple[Span, ...], ...]
+    stop_spans: tuple[tuple[Span, ...], ...] = ()
 
 
 class PiiGatekeeper(LanguageModel):
@@ -74,6 +81,9 @@ class PiiGatekeeper(LanguageModel):
             raise ValidationError(
                 f"privacy mode {mode!r} with fail={self.policy.fail!r} and these policies needs an edge model"
             )
+        if edge is not None:
+            why = "the gatekeeper hands it unmasked text (local answers, rewrites, the slm detector)"
+            require_edge(edge, f"{self.name}: edge", why)
         self.surrogates = surrogates
         self.conversations = Conversations(max_conversations)
         # the edge may answer too (route_local, rewrites), so its limit counts as well
@@ -92,7 +102,7 @@ class PiiGatekeeper(LanguageModel):
         outgoing = self._outgoing(request, screened)
         answer = self.inner.generate(outgoing, role="cloud")
         restored = screened.pseudonymizer.restore(answer.text)
-        if self._guardian(request):
+        if self.mode == "guardian":
             assert self.edge is not None
             composed = Guardian(self.edge).composition(request, restored)
             return self._finish(request, self.edge.generate(composed, role="guardian-compose"), screened, None)
@@ -104,7 +114,7 @@ class PiiGatekeeper(LanguageModel):
             yield from self._relay(request, self._local().stream(request, role="local"), screened, None)
             return
         outgoing = self._outgoing(request, screened)
-        if self._guardian(request):
+        if self.mode == "guardian":
             assert self.edge is not None
             plan = screened.pseudonymizer.restore(self.inner.generate(outgoing, role="cloud").text)
             composed = Guardian(self.edge).composition(request, plan)
@@ -115,48 +125,65 @@ class PiiGatekeeper(LanguageModel):
     def _relay(
         self, request: Request, pieces: Iterator[Chunk], screened: _Screened, outgoing: Request | None
     ) -> Iterator[Chunk]:
-        """Pass a stream through, restoring stand-ins (a stand-in split across chunks is held back whole).
+        """Pass a stream through, restoring stand-ins (a stand-in split across chunks is held back whole) and
+        cutting at the original stop sequences (a tail that may begin one is held back, as `_finish` cuts).
         The inner stream is read to its end before the last chunk is passed on, so it closes its trace in
         the thread and context that opened it even when the consumer stops at the last chunk."""
-        restorer = screened.pseudonymizer.restorer()
+        restorer, scanner = screened.pseudonymizer.restorer(), StopScanner(request.params.stop)
+        restored, stopped = "", False
         last: Chunk | None = None
         for chunk in pieces:
             if chunk.completion is not None:
                 last = chunk
-            elif text := restorer.feed(chunk.text):
-                yield Chunk(text)
+            elif not stopped:
+                restored += restorer.feed(chunk.text)
+                piece, stopped = scanner.update(restored)
+                if piece:
+                    yield Chunk(piece)
         if last is None or last.completion is None:
             raise EngineError(f"{self.name}: the inner stream ended without a final chunk")
-        tail = restorer.feed(last.text) + restorer.flush()
+        tail = ""
+        if not stopped:
+            restored += restorer.feed(last.text) + restorer.flush()
+            tail = scanner.update(restored)[0] + scanner.rest()
         text = screened.pseudonymizer.restore(last.completion.text)
-        yield Chunk(
-            tail, last.finish_reason, self._finish(request, replace(last.completion, text=text), screened, outgoing)
-        )
+        answer = self._finish(request, replace(last.completion, text=text), screened, outgoing)
+        yield Chunk(tail, answer.finish_reason, answer)
 
     def _finish(
         self, request: Request, answer: Completion, screened: _Screened, outgoing: Request | None
     ) -> Completion:
+        """The answer cut at the request's own stop sequences (the cloud stopped at their stand-ins, and a
+        restored value may hold one), remembered for the conversation and stamped with the decision."""
+        text, cut = apply_stop(answer.text, request.params.stop)
+        answer = replace(answer, text=text, finish_reason="stop" if cut else answer.finish_reason)
         self.conversations.remember(request.messages, answer.text, screened.pseudonymizer)
         where = "answered on the device" if outgoing is None and screened.decision.route == "local" else "sent to cloud"
-        return replace(answer, decision=f"{self._mode(request)}: {screened.decision.reason}; {where}")
+        return replace(answer, decision=f"{self.mode}: {screened.decision.reason}; {where}")
 
     # ---- screening ------------------------------------------------------------------------------------
 
     def _screen(self, request: Request) -> _Screened:
-        """Detect PII in every message and decide; fail closed when a detector raises."""
+        """Detect PII in every message and stop sequence and decide; fail closed when a detector raises."""
+        if request.raw and self.mode != "pseudonymize":
+            raise ValidationError(
+                f"{self.name}: privacy mode {self.mode!r} rewrites a chat conversation and cannot serve a raw text "
+                "completion (/v1/completions); send this request to /v1/chat/completions instead"
+            )
         pseudonymizer = self.conversations.lookup(request.messages, self.surrogates)
         try:
             spans = tuple(tuple(self.detector.detect(m.content)) for m in request.messages)
+            stop_spans = tuple(tuple(self.detector.detect(stop)) for stop in request.params.stop)
         except Exception as err:
             return _Screened(self._detector_failed(err), pseudonymizer, ())
-        decision = self.policy.decide(s for message in spans for s in message)
+        decision = self.policy.decide(s for found in (*spans, *stop_spans) for s in found)
         if decision.route == "block":
-            found = describe(decision_spans(spans, self.policy))
+            found = describe(decision_spans((*spans, *stop_spans), self.policy))
             raise PrivacyBlockedError(
                 f"{self.name}: the privacy policy blocks requests holding {found}; "
                 "nothing was sent. Remove that information and try again."
             )
-        return _Screened(decision, pseudonymizer, spans)
+        return _Screened(decision, pseudonymizer, spans, stop_spans)
 
     def _detector_failed(self, err: Exception) -> Decision:
         why = f"PII detector failed ({type(err).__name__}: {err})"
@@ -165,22 +192,31 @@ class PiiGatekeeper(LanguageModel):
         raise PrivacyError(f"{self.name}: {why}; nothing was sent to the cloud (privacy fail: closed)") from err
 
     def _outgoing(self, request: Request, screened: _Screened) -> Request:
-        """What the inner model gets: the masked conversation, or (disclosure, guardian) the masked rewrite."""
+        """What the inner model gets: the masked conversation, or (disclosure, guardian) the masked rewrite;
+        either way with the stop sequences masked too (the free text of a request that leaves besides the
+        messages; `user` and the like never reach a model)."""
         p = screened.pseudonymizer
         masked = [
-            p.mask(m.content, [s for s in spans if self.policy.action(s.entity) == "pseudonymize"])
+            p.mask(m.content, [s for s in spans if self.policy.span_action(s) == "pseudonymize"])
             for m, spans in zip(request.messages, screened.spans, strict=True)
         ]
-        if self.mode == "pseudonymize" or request.raw:
+        stops = [
+            p.mask(stop, [s for s in spans if self.policy.span_action(s) == "pseudonymize"])
+            for stop, spans in zip(request.params.stop, screened.stop_spans, strict=True)
+        ]
+        params: GenerationParams = replace(request.params, stop=tuple(p.mask_known(stop) for stop in stops))
+        if self.mode == "pseudonymize":
             pairs = zip(request.messages, masked, strict=True)
-            return replace(request, messages=tuple(Message(m.role, p.mask_known(text)) for m, text in pairs))
+            messages = tuple(Message(m.role, p.mask_known(text)) for m, text in pairs)
+            return replace(request, messages=messages, params=params)
         assert self.edge is not None
         rewrite = (
             Guardian(self.edge).abstract(request)
             if self.mode == "guardian"
             else SelectiveDisclosure(self.edge).rewrite(request)
         )
-        return replace(rewrite, messages=tuple(Message(m.role, self._rescreen(m.content, p)) for m in rewrite.messages))
+        messages = tuple(Message(m.role, self._rescreen(m.content, p)) for m in rewrite.messages)
+        return replace(rewrite, messages=messages, params=params)
 
     def _rescreen(self, text: str, p: Pseudonymizer) -> str:
         """Mask whatever the edge model's rewrite still holds: detected spans (all but allowed types) and
@@ -191,13 +227,7 @@ class PiiGatekeeper(LanguageModel):
             raise PrivacyError(
                 f"{self.name}: PII detector failed on the rewritten request ({err}); nothing was sent"
             ) from err
-        return p.mask_known(p.mask(text, [s for s in spans if self.policy.action(s.entity) != "allow"]))
-
-    def _guardian(self, request: Request) -> bool:
-        return self.mode == "guardian" and not request.raw
-
-    def _mode(self, request: Request) -> str:
-        return "pseudonymize" if request.raw else self.mode
+        return p.mask_known(p.mask(text, [s for s in spans if self.policy.span_action(s) != "allow"]))
 
     def _local(self) -> LanguageModel:
         if self.edge is None:  # __init__ requires an edge model whenever a policy can route locally
@@ -207,7 +237,7 @@ class PiiGatekeeper(LanguageModel):
 
 def decision_spans(spans: Sequence[Sequence[Span]], policy: PrivacyPolicy) -> list[Span]:
     """The spans whose entity type the policy blocks."""
-    return [s for message in spans for s in message if policy.action(s.entity) == "block"]
+    return [s for message in spans for s in message if policy.span_action(s) == "block"]
 
 
 class Conversations:

@@ -3,8 +3,9 @@
 Actions: `pseudonymize` (replace with stand-ins, send, restore the answer; the default), `route_local` (the
 edge model answers alone and nothing leaves the device), `block` (refuse with `PrivacyBlockedError`),
 `allow` (send as written). When spans call for different actions the strictest wins:
-block > route_local > pseudonymize > allow. `fail` says what happens when a detector raises:
-`closed` refuses (`PrivacyError`), `local` lets the edge model answer; either way nothing goes to the cloud.
+block > route_local > pseudonymize > allow; so does it among the types of one span that merged overlapping
+findings. `fail` says what happens when a detector raises: `closed` refuses (`PrivacyError`), `local` lets
+the edge model answer; either way nothing goes to the cloud.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class PrivacyPolicy:
     def action(self, entity: str) -> Action:
         return self.entities.get(entity, self.default)
 
+    def span_action(self, span: Span) -> Action:
+        """The strictest action of the types a span stands for (`union` merges overlapping spans)."""
+        return max((self.action(e) for e in span.entities), key=ACTIONS.index)
+
     @property
     def needs_edge(self) -> bool:
         """Whether some outcome of this policy is an answer by the edge model."""
@@ -62,7 +67,7 @@ class PrivacyPolicy:
             return Decision("cloud", (), "no PII found")
         by_action: dict[str, list[Span]] = {}
         for span in spans:
-            by_action.setdefault(self.action(span.entity), []).append(span)
+            by_action.setdefault(self.span_action(span), []).append(span)
         strictest = max(by_action, key=ACTIONS.index)
         found = describe(by_action[strictest])
         if strictest == "block":

@@ -1,8 +1,11 @@
 """`Span`: one piece of private information found in a text, and `union`, which merges what detectors found.
 
-Precedence on overlap (`union`): a span from a validated pattern (checksum, range or format rules) beats
-one from NER (Presidio/spaCy), which beats one from the SLM detector; between spans of the same rank the
-longer one wins, then the higher score, then the earlier one. The result never overlaps, sorted by start.
+Overlaps (`union`): spans that overlap, directly or through a chain, merge into one span over the union of
+their characters, so nothing any detector flagged is left out of the mask. The merged span takes its type,
+source and score from the span that ranks first: a validated pattern (checksum, range or format rules)
+beats NER (Presidio/spaCy), which beats the SLM detector; within a rank the longer span wins, then the
+higher score, then the earlier one. The other types it absorbed are kept in `merged`, so a policy can act on
+the strictest of them. The result never overlaps, sorted by start.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Span:
     text: str
     source: str = "pattern"
     score: float = 1.0
+    merged: tuple[str, ...] = ()  # the types of the other spans `union` merged into this one
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.end:
@@ -42,12 +46,20 @@ class Span:
     def __len__(self) -> int:
         return self.end - self.start
 
+    @property
+    def entities(self) -> tuple[str, ...]:
+        """Every type this span stands for: its own, then those merged into it."""
+        return (self.entity, *(e for e in dict.fromkeys(self.merged) if e != self.entity))
+
     def overlaps(self, other: Span) -> bool:
         return self.start < other.end and other.start < self.end
 
     def to_dict(self) -> dict[str, object]:
-        return {"start": self.start, "end": self.end, "entity": self.entity, "text": self.text,
-                "source": self.source, "score": round(self.score, 3)}  # fmt: skip
+        out: dict[str, object] = {"start": self.start, "end": self.end, "entity": self.entity, "text": self.text,
+                                  "source": self.source, "score": round(self.score, 3)}  # fmt: skip
+        if self.merged:
+            out["merged"] = list(self.merged)
+        return out
 
 
 def span_at(text: str, start: int, end: int, entity: str, source: str = "pattern", score: float = 1.0) -> Span:
@@ -56,13 +68,24 @@ def span_at(text: str, start: int, end: int, entity: str, source: str = "pattern
 
 
 def union(groups: Iterable[Iterable[Span]]) -> list[Span]:
-    """Merge the spans of several detectors into non-overlapping spans, by the module's precedence."""
-    ranked = sorted(
-        (s for group in groups for s in group),
-        key=lambda s: (SOURCE_RANK.get(s.source, len(SOURCE_RANK)), -len(s), -s.score, s.start),
-    )
-    kept: list[Span] = []
-    for span in ranked:
-        if not any(span.overlaps(k) for k in kept):
-            kept.append(span)
-    return sorted(kept, key=lambda s: s.start)
+    """Merge the spans of several detectors into non-overlapping spans that cover every flagged character:
+    each cluster of overlapping spans becomes one span, typed by the module's precedence."""
+    spans = sorted((s for group in groups for s in group), key=lambda s: (s.start, -s.end))
+    clusters: list[list[Span]] = []
+    for span in spans:
+        if clusters and span.start < max(s.end for s in clusters[-1]):
+            clusters[-1].append(span)
+        else:
+            clusters.append([span])
+    return [_merge(cluster) for cluster in clusters]
+
+
+def _merge(cluster: list[Span]) -> Span:
+    """One span over a cluster of overlapping spans, typed by the span that ranks first."""
+    first = min(cluster, key=lambda s: (SOURCE_RANK.get(s.source, len(SOURCE_RANK)), -len(s), -s.score, s.start))
+    start, end = cluster[0].start, max(s.end for s in cluster)
+    chars = [""] * (end - start)
+    for span in cluster:  # the cluster is connected, so together its spans spell every character
+        chars[span.start - start : span.end - start] = span.text
+    merged = tuple(dict.fromkeys(e for s in (first, *cluster) for e in s.entities if e != first.entity))
+    return Span(start, end, first.entity, "".join(chars), first.source, first.score, merged)
