@@ -19,7 +19,6 @@ from tandemlm.errors import ConfigError, ModelNotFoundError, TandemError, Valida
 from tandemlm.models import LanguageModel
 from tandemlm.models.catalog import CATALOG, catalog_entry
 from tandemlm.models.sources import cached_path, fetch_catalog, is_cached
-from tandemlm.trace import Recorder
 from tandemlm.types import Completion, GenerationParams, Message, Request, TraceEvent
 
 USAGE_ERRORS = (ConfigError, ValidationError, ModelNotFoundError)
@@ -152,21 +151,16 @@ def run(
     with errors_to_exit_codes():
         messages = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
         request = Request(messages, _params(max_tokens, temperature, seed, stop))
-        runtime = Runtime(load_config(config))
+        runtime = Runtime(load_config(config), ledger=ledger)  # egress is written where it leaves
         model = runtime.pipeline(pipeline)
         try:
-            with _recorder(runtime, ledger):
-                completion = model.generate(request) if as_json else stream_to_stdout(model, request)
+            completion = model.generate(request) if as_json else stream_to_stdout(model, request)
         finally:
             runtime.close()
         if as_json:
             click.echo(json.dumps(completion.to_dict(), ensure_ascii=False))
         if show_trace:
             click.echo(format_trace(completion), err=True)
-
-
-def _recorder(runtime: Runtime, ledger: str | None) -> Recorder:
-    return Recorder(ledger=Path(ledger).expanduser()) if ledger else runtime.recorder()
 
 
 def stream_to_stdout(model: LanguageModel, request: Request) -> Completion:
@@ -192,29 +186,28 @@ def chat(
     """Talk with a pipeline, turn by turn. /reset forgets the conversation; /exit or end of input quits."""
     with errors_to_exit_codes():
         params = _params(max_tokens, temperature, seed, stop)
-        runtime = Runtime(load_config(config))
+        runtime = Runtime(load_config(config), ledger=ledger)
         model = runtime.pipeline(pipeline)
         history: list[Message] = [Message("system", system)] if system else []
         try:
-            with _recorder(runtime, ledger):
-                while True:
-                    try:
-                        line = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
-                    except (EOFError, click.Abort):
-                        click.echo()
-                        return
-                    if line.strip() in ("/exit", "/quit"):
-                        return
-                    if line.strip() == "/reset":
-                        history = history[:1] if system else []
-                        continue
-                    if not line.strip():
-                        continue
-                    history.append(Message("user", line))
-                    click.echo(f"{model.name}> ", nl=False)
-                    completion = stream_to_stdout(model, Request(tuple(history), params))
-                    history.append(Message("assistant", completion.text))
-                    click.echo(_summary(completion), err=True)
+            while True:
+                try:
+                    line = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+                except (EOFError, click.Abort):
+                    click.echo()
+                    return
+                if line.strip() in ("/exit", "/quit"):
+                    return
+                if line.strip() == "/reset":
+                    history = history[:1] if system else []
+                    continue
+                if not line.strip():
+                    continue
+                history.append(Message("user", line))
+                click.echo(f"{model.name}> ", nl=False)
+                completion = stream_to_stdout(model, Request(tuple(history), params))
+                history.append(Message("assistant", completion.text))
+                click.echo(_summary(completion), err=True)
         finally:
             runtime.close()
 
@@ -233,12 +226,11 @@ def serve(config: str, host: str, port: int, log_level: str) -> None:
     with errors_to_exit_codes():
         cfg = load_config(config)
         try:
-            import uvicorn
-
             from tandemlm.server import create_app
+            from tandemlm.server.run import serve_app
         except ImportError:
             raise missing_extra("fastapi and uvicorn", "server") from None
-        uvicorn.run(create_app(cfg), host=host, port=port, log_level=log_level)
+        serve_app(create_app(cfg), host=host, port=port, log_level=log_level)
 
 
 # ---- config ---------------------------------------------------------------------------------------
@@ -380,6 +372,28 @@ def bench_gateway(requests: int, concurrency: int, rounds: int, warmup: int, out
         click.echo(report)
 
 
+@bench.command("soak")
+@click.option("--config", "-c", default="tiny", show_default=True, help="Pipeline file, or a packaged config name.")
+@click.option("--requests", default=2000, show_default=True, type=click.IntRange(min=1))
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "json_out", default="bench/results/soak.json", show_default=True)
+@click.option("--out", default="bench/results/soak.md", show_default=True)
+@click.option("--no-fail", is_flag=True, help="Only report: exit 0 even when a target is missed.")
+def bench_soak(config: str, requests: int, concurrency: int, seed: int, json_out: str, out: str, no_fail: bool) -> None:
+    """Soak `tandem serve` with real clients (drops, deadlines), then SIGTERM it: outcomes, hangs, shutdown time.
+
+    Exit code 1 when a target is missed: a hang, an unexpected 5xx, a lost request, ledger != cloud calls, a
+    shutdown of 10 s or more."""
+    from tandemlm.bench.soak import failed, run_soak, to_markdown
+
+    with errors_to_exit_codes():
+        result = run_soak(config, requests, concurrency, seed)
+        _write_report(result, json_out, out, to_markdown)
+    if failed(result) and not no_fail:
+        sys.exit(1)
+
+
 @bench.command("speculative")
 @click.option("--prompts", "n_prompts", default=20, show_default=True, type=click.IntRange(min=2))
 @click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(min=1))
@@ -439,6 +453,9 @@ def bench_token_routing(n_items: int, thresholds: str, max_tokens: int, json_out
 @click.option("--dir", "out_dir", default="bench/outcomes", show_default=True)
 @click.option("--threads", default=None, type=click.IntRange(min=1),
               help="CPU threads for a llama.cpp model (to build two tables side by side).")  # fmt: skip
+@click.option("--unsafe-sandbox", is_flag=True,
+              help="Run model-written code without the bubblewrap sandbox, as this user (only where bwrap cannot "
+                   "run, on a machine with nothing to protect).")  # fmt: skip
 @config_option
 def bench_outcomes(
     dataset_name: str,
@@ -448,18 +465,32 @@ def bench_outcomes(
     features: bool,
     out_dir: str,
     threads: int | None,
+    unsafe_sandbox: bool,
     config: str,
 ) -> None:
     """Build (or resume) an outcome table: the model's answer, correctness, cost and confidence per item."""
+    from contextlib import nullcontext
+
+    from tandemlm import sandbox
     from tandemlm.bench.datasets import load, sample
     from tandemlm.bench.outcomes import build_table
+    from tandemlm.errors import SandboxUnavailableError
 
     with errors_to_exit_codes():
+        if dataset_name == "humaneval" and not unsafe_sandbox:  # before any model time is spent
+            try:
+                sandbox.require()
+            except SandboxUnavailableError as err:
+                raise SandboxUnavailableError(f"{err}; or, with nothing to protect here: --unsafe-sandbox") from err
         runtime = Runtime(_with_threads(load_config(config), model_name, threads))
         model = runtime.model(model_name)
         path = Path(out_dir) / dataset_name / f"{model_name}.jsonl"
-        rows = list(build_table(model, sample(load(dataset_name), limit), path, samples=samples, features=features))
-        click.echo(f"{path}: {len(rows)} new rows, {sum(r.correct for r in rows)} correct")
+        confinement = sandbox.unconfined() if unsafe_sandbox else nullcontext()
+        with confinement:
+            rows = list(build_table(model, sample(load(dataset_name), limit), path, samples=samples, features=features))
+        how = "UNCONFINED (--unsafe-sandbox)" if unsafe_sandbox else "in the bwrap sandbox"
+        code = f"; the code ran {how}" if dataset_name == "humaneval" else ""
+        click.echo(f"{path}: {len(rows)} new rows, {sum(r.correct for r in rows)} correct{code}")
         runtime.close()
 
 

@@ -20,6 +20,7 @@ what was expected. `Runtime` turns a config into loaded models, each loaded once
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -142,6 +143,14 @@ class CascadeSpec(_Strict):
     def build(self, model: Callable[[str], LanguageModel], name: str) -> LanguageModel:
         from tandemlm.collab.cascade import Cascade
 
+        if self.signal == "examples":  # it runs model-written code: never without the sandbox
+            from tandemlm import sandbox
+            from tandemlm.errors import SandboxUnavailableError
+
+            try:
+                sandbox.require()
+            except SandboxUnavailableError as err:
+                raise SandboxUnavailableError(f"pipeline {name!r}: cascade signal 'examples': {err}") from err
         return Cascade(
             model(self.small), model(self.large), signal=self.signal, threshold=self.threshold,
             show_draft=self.show_draft, samples=self.samples, answer_key=self.answer_key, name=name,
@@ -263,6 +272,11 @@ class ServerConfig(_Strict):
     queue_size: int = Field(default=32, ge=0, description="requests that may wait for a busy local model")
     request_timeout_s: float = Field(default=600.0, gt=0)
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After sent with a 503 when a queue is full")
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1,
+        description="largest request body accepted (8 MiB); a larger one is answered 413 before it is read in full",
+    )
 
 
 class TandemConfig(_Strict):
@@ -344,47 +358,72 @@ def parse_config(text: str, label: str = "<config>") -> TandemConfig:
 
 
 class Runtime:
-    """The models and pipelines of one config, each model loaded once, on first use."""
+    """The models and pipelines of one config, each model loaded once, on first use (thread-safe: a request
+    that arrives while a model loads waits for that load instead of starting a second one)."""
 
-    def __init__(self, config: TandemConfig, models: dict[str, LanguageModel] | None = None) -> None:
-        """`models` supplies ready-made models by name instead of building them from the config (tests, embedding)."""
+    def __init__(
+        self, config: TandemConfig, models: dict[str, LanguageModel] | None = None, *, ledger: str | Path | None = None
+    ) -> None:
+        """`models` supplies ready-made models by name instead of building them from the config (tests, embedding);
+        `ledger` replaces the config's egress ledger file."""
         self.config = config
-        self._models: dict[str, LanguageModel] = dict(models or {})
+        path = ledger if ledger is not None else config.ledger
+        self.ledger = Path(path).expanduser() if path else None
+        self._models: dict[str, LanguageModel] = {}
         self._pipelines: dict[str, LanguageModel] = {}
+        self._lock = threading.RLock()
+        for name, model in (models or {}).items():
+            self._adopt(name, model)
+
+    def _adopt(self, name: str, model: LanguageModel) -> LanguageModel:
+        model.ledger = self.ledger  # every cloud call's egress is written where it leaves, by the engine call
+        self._models[name] = model
+        return model
 
     def model(self, name: str) -> LanguageModel:
-        if name not in self._models:
-            if name not in self.config.models:
-                raise ModelNotFoundError(f"no model named {name!r}; known: {', '.join(self.config.models)}")
-            spec = self.config.models[name]
-            self._models[name] = ENGINES[spec.engine](**spec.options(name))
-        return self._models[name]
+        with self._lock:
+            if name not in self._models:
+                if name not in self.config.models:
+                    raise ModelNotFoundError(f"no model named {name!r}; known: {', '.join(self.config.models)}")
+                spec = self.config.models[name]
+                self._adopt(name, ENGINES[spec.engine](**spec.options(name)))
+            return self._models[name]
+
+    def loaded_models(self) -> list[LanguageModel]:
+        """The engines loaded so far (for metrics)."""
+        with self._lock:
+            return list(self._models.values())
 
     def pipeline(self, name: str | None = None) -> LanguageModel:
         """The LanguageModel that answers for a pipeline (the default one when name is None)."""
         name = name or self.config.default
-        if name not in self._pipelines:
-            if name not in self.config.pipelines:
-                raise ModelNotFoundError(f"no pipeline named {name!r}; known: {', '.join(self.config.pipelines)}")
-            spec = self.config.pipelines[name]
-            if spec.strategy is not None:
-                model = spec.strategy.chosen[1].build(self.model, name)
-            else:
-                assert spec.model is not None
-                model = self.model(spec.model)
-            if spec.fallback is not None:
-                model = Fallback(model, self.model(spec.fallback), name=name)
-            if spec.privacy is not None:
-                model = spec.privacy.build(model, self.model, name)
-            self._pipelines[name] = model
-        return self._pipelines[name]
+        with self._lock:
+            if name not in self._pipelines:
+                if name not in self.config.pipelines:
+                    known = ", ".join(self.config.pipelines)
+                    raise ModelNotFoundError(f"no pipeline named {name!r}; known: {known}")
+                self._pipelines[name] = self._build(name, self.config.pipelines[name])
+            return self._pipelines[name]
+
+    def _build(self, name: str, spec: PipelineConfig) -> LanguageModel:
+        if spec.strategy is not None:
+            model = spec.strategy.chosen[1].build(self.model, name)
+        else:
+            assert spec.model is not None
+            model = self.model(spec.model)
+        if spec.fallback is not None:
+            model = Fallback(model, self.model(spec.fallback), name=name)
+        if spec.privacy is not None:
+            model = spec.privacy.build(model, self.model, name)
+        return model
 
     def recorder(self) -> Recorder:
-        """A recorder that appends egress to the config's ledger file, if it names one."""
-        return Recorder(ledger=Path(self.config.ledger).expanduser() if self.config.ledger else None)
+        """A recorder for one run's trace (egress goes to the ledger from the engine calls themselves)."""
+        return Recorder()
 
     def close(self) -> None:
-        for model in self._models.values():
-            model.close()
-        self._models.clear()
-        self._pipelines.clear()
+        with self._lock:
+            for model in self._models.values():
+                model.close()
+            self._models.clear()
+            self._pipelines.clear()

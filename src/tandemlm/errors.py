@@ -15,6 +15,10 @@ class ConfigError(TandemError):
     """A pipeline file is invalid; the message names the file, the key path and what was expected."""
 
 
+class SandboxUnavailableError(ConfigError):
+    """Untrusted code cannot be run here: bubblewrap is missing or cannot create namespaces (tandemlm.sandbox)."""
+
+
 class ModelNotFoundError(TandemError, KeyError):
     """A catalog name, pipeline or model name that does not exist."""
 
@@ -64,6 +68,22 @@ class RateLimitError(RemoteError):
 
 class RemoteTimeoutError(RemoteError):
     """The endpoint did not answer in time after all retries."""
+
+
+class QueueFullError(TandemError):
+    """A local model's queue is full: the caller should retry later (the gateway answers 503, Retry-After)."""
+
+
+class ModelLoadingError(TandemError):
+    """The models are still loading: retry shortly (the gateway answers 503 `loading` with Retry-After)."""
+
+
+class RequestCancelledError(TandemError):
+    """The request was given up (client gone, stream closed, server shutting down); its model work stopped."""
+
+
+class DeadlineExceededError(TandemError, TimeoutError):
+    """The request ran past its deadline (`server.request_timeout_s`); its model work stopped."""
 
 
 class PrivacyBlockedError(ValidationError):

@@ -2,8 +2,9 @@
 
 Every model call emits one `TraceEvent` into each active `Recorder` (a context-local stack), so a
 strategy's completion carries the events of every model it called, however deeply nested, and a
-caller can record calls made outside `generate` (logprobs, scores) the same way. A recorder given
-a ledger path also appends each cloud call's exact egress text to a JSONL file.
+caller can record calls made outside `generate` (logprobs, scores) the same way. The egress ledger
+is written where bytes leave (`models.base.leaving`), not from finished traces, so a call that failed,
+timed out or was cancelled after sending is in it too; a recorder given a ledger path gets a copy.
 """
 
 from __future__ import annotations
@@ -42,8 +43,6 @@ class Recorder:
 
     def add(self, event: TraceEvent) -> None:
         self.events.append(event)
-        if self.ledger is not None and event.egress is not None:
-            append_ledger(self.ledger, event)
 
 
 def record(event: TraceEvent) -> None:
@@ -52,18 +51,18 @@ def record(event: TraceEvent) -> None:
         recorder.add(event)
 
 
-def append_ledger(path: Path, event: TraceEvent) -> None:
-    """Append one egress record (time, model, operation, exact text) to a JSONL ledger file."""
+def write_egress(ledger: Path | None, model: str, operation: str, role: str, text: str) -> None:
+    """Append one egress record to the model's ledger and to the ledger of every active recorder that has one
+    (each file once). Called where the bytes leave, before they are sent."""
+    paths = {p.expanduser() for p in (ledger, *(r.ledger for r in _active.get())) if p is not None}
+    if not paths:
+        return
     line = json.dumps(
-        {
-            "time": time.time(),
-            "model": event.model,
-            "operation": event.operation,
-            "role": event.role,
-            "text": event.egress,
-        },
+        {"time": time.time(), "model": model, "operation": operation, "role": role, "text": text},
         ensure_ascii=False,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _ledger_lock, path.open("a", encoding="utf-8") as f:
-        f.write(line + "\n")
+    with _ledger_lock:
+        for path in sorted(paths):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")

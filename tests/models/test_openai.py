@@ -23,7 +23,7 @@ from tandemlm.errors import (
     RemoteTimeoutError,
     UnsupportedOperationError,
 )
-from tandemlm.models import openai as engine
+from tandemlm.execution import CancelToken
 from tandemlm.models.openai import OpenAIModel
 
 Reply = Callable[[], httpx.Response] | Exception
@@ -196,7 +196,7 @@ def test_retries_503_then_succeeds() -> None:
 
 def test_backoff_doubles_and_honours_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(engine.time, "sleep", slept.append)
+    monkeypatch.setattr(CancelToken, "sleep", lambda self, seconds: slept.append(seconds))
     ep = Endpoint(
         reply(500), reply(502), reply(429, headers={"Retry-After": "1.5"}), reply(429, headers={"Retry-After": "999"})
     )

@@ -15,10 +15,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from tandemlm.collab.base import Strategy, decided, decided_stream
 from tandemlm.collab.confidence import SIGNALS, AnswerKey, Signal, prompts, signal_fn
 from tandemlm.collab.routing.base import threshold_for_share
 from tandemlm.errors import ValidationError
-from tandemlm.models.base import LanguageModel, tightest
+from tandemlm.models.base import LanguageModel
 from tandemlm.types import Chunk, Completion, Message, Request
 
 
@@ -35,7 +36,7 @@ class CascadeDecision:
         return f"cascade: {verdict} ({self.signal} {self.value:.3f} {op} {self.threshold})"
 
 
-class Cascade(LanguageModel):
+class Cascade(Strategy):
     """A LanguageModel that answers with `small`, escalating to `large` when `signal` < `threshold`."""
 
     def __init__(
@@ -52,15 +53,10 @@ class Cascade(LanguageModel):
     ) -> None:
         if signal not in SIGNALS:
             raise ValidationError(f"unknown cascade signal {signal!r}; one of {', '.join(SIGNALS)}")
-        super().__init__(name or f"cascade({small.name}->{large.name})")
+        super().__init__(name or f"cascade({small.name}->{large.name})", (small, large))
         self.small, self.large = small, large
         self.signal, self.threshold, self.show_draft = signal, float(threshold), show_draft
         self._score = signal_fn(signal, samples=samples, key=answer_key)
-        self.max_concurrency = tightest(m.max_concurrency for m in (small, large))
-
-    @property
-    def context_length(self) -> int | None:
-        return tightest((self.small.context_length, self.large.context_length))
 
     def decide(self, request: Request, draft: str) -> CascadeDecision:
         """Score the small model's draft and decide whether to escalate."""
@@ -79,9 +75,8 @@ class Cascade(LanguageModel):
         draft = self.small.generate(request, role="small")
         decision = self.decide(request, draft.text)
         if not decision.escalated:
-            return replace(draft, decision=decision.describe())
-        answer = self.large.generate(self.escalation(request, draft.text), role="large")
-        return replace(answer, decision=decision.describe())
+            return decided(draft, decision.describe())
+        return decided(self.large.generate(self.escalation(request, draft.text), role="large"), decision.describe())
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         # The signal needs the whole draft, so the small answer is complete before anything is sent;
@@ -89,13 +84,10 @@ class Cascade(LanguageModel):
         draft = self.small.generate(request, role="small")
         decision = self.decide(request, draft.text)
         if not decision.escalated:
-            kept = replace(draft, decision=decision.describe())
-            yield Chunk(draft.text, draft.finish_reason, kept)
+            yield Chunk(draft.text, draft.finish_reason, decided(draft, decision.describe()))
             return
-        for chunk in self.large.stream(self.escalation(request, draft.text), role="large"):
-            if chunk.completion is not None:
-                chunk = replace(chunk, completion=replace(chunk.completion, decision=decision.describe()))
-            yield chunk
+        yield from decided_stream(self.large.stream(self.escalation(request, draft.text), role="large"),
+                                  decision.describe())  # fmt: skip
 
 
 def threshold_for_budget(signals: Sequence[float] | np.ndarray, cloud_share: float) -> float:

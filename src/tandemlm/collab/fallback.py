@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
+from tandemlm.collab.base import Strategy, decided, decided_stream
 from tandemlm.errors import EngineError
 from tandemlm.models.base import LanguageModel
 from tandemlm.types import Chunk, Completion, Request
 
 
-class Fallback(LanguageModel):
+class Fallback(Strategy):
     """The primary answers; an engine failure (error status, timeout, unreachable endpoint) hands the
     request to the backup, typically an edge model standing in for an unavailable cloud. Input errors
     (validation, context length) are not retried: the backup would reject them too. A stream falls
@@ -18,29 +18,23 @@ class Fallback(LanguageModel):
     """
 
     def __init__(self, primary: LanguageModel, backup: LanguageModel, *, name: str | None = None) -> None:
-        super().__init__(name or f"{primary.name}|{backup.name}")  # runs on the device: location edge, no price
+        super().__init__(name or f"{primary.name}|{backup.name}", (primary, backup), context_from=(primary,))
         self.primary, self.backup = primary, backup
-        self.max_concurrency = primary.max_concurrency
-
-    @property
-    def context_length(self) -> int | None:
-        return self.primary.context_length
 
     def _generate(self, request: Request) -> Completion:
         try:
-            return replace(self.primary.generate(request, role="primary"), decision="primary")
+            return decided(self.primary.generate(request, role="primary"), "primary")
         except EngineError as err:
-            answer = self.backup.generate(request, role="fallback")
-            return replace(answer, decision=_why(err))
+            return decided(self.backup.generate(request, role="fallback"), _why(err))
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         pieces = self.primary.stream(request, role="primary")
         try:
             first = next(pieces)
         except EngineError as err:
-            yield from _decided(self.backup.stream(request, role="fallback"), _why(err))
+            yield from decided_stream(self.backup.stream(request, role="fallback"), _why(err))
             return
-        yield from _decided(_prepend(first, pieces), "primary")
+        yield from decided_stream(_prepend(first, pieces), "primary")
 
 
 def _why(err: EngineError) -> str:
@@ -50,10 +44,3 @@ def _why(err: EngineError) -> str:
 def _prepend(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
     yield first
     yield from rest
-
-
-def _decided(pieces: Iterator[Chunk], decision: str) -> Iterator[Chunk]:
-    for chunk in pieces:
-        if chunk.completion is not None:
-            chunk = replace(chunk, completion=replace(chunk.completion, decision=decision))
-        yield chunk

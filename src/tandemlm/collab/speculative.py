@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from tandemlm.collab.base import Strategy
 from tandemlm.collab.decoding import Decoded
 from tandemlm.errors import UnsupportedOperationError, VocabularyMismatchError
-from tandemlm.models.base import LanguageModel, final_completion, tightest
+from tandemlm.models.base import LanguageModel, final_completion
 from tandemlm.types import Chunk, Completion, GenerationParams, LogProbs, Request
 
 
@@ -85,7 +86,7 @@ def speedup_bound(alpha: float, gamma: int, c: float) -> float:
     return (1 - alpha ** (gamma + 1)) / ((1 - alpha) * (gamma * c + 1))
 
 
-class SpeculativeDecoder(LanguageModel):
+class SpeculativeDecoder(Strategy):
     """`draft` proposes, `target` decides; the answer is the target's (exactly, see the module docstring).
 
     k: tokens drafted per round (the first round's when adaptive). adaptive: re-pick k each round in
@@ -102,7 +103,7 @@ class SpeculativeDecoder(LanguageModel):
         k_max: int = 8,
         name: str | None = None,
     ) -> None:
-        super().__init__(name or f"speculative({draft.name}->{target.name})")
+        super().__init__(name or f"speculative({draft.name}->{target.name})", (draft, target), context_from=(target,))
         if not 1 <= k <= k_max:
             raise ValueError(f"need 1 <= k <= k_max, got k={k}, k_max={k_max}")
         fd, ft = draft.vocab_fingerprint, target.vocab_fingerprint
@@ -113,13 +114,8 @@ class SpeculativeDecoder(LanguageModel):
             )
         self.draft, self.target = draft, target
         self.k, self.adaptive, self.k_max = k, adaptive, k_max
-        self.max_concurrency = tightest(m.max_concurrency for m in (draft, target))
         self.last_stats = SpeculationStats()
         self._tokenizer: LanguageModel | None = None
-
-    @property
-    def context_length(self) -> int | None:
-        return self.target.context_length
 
     @property
     def _text(self) -> LanguageModel:

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from tandemlm.collab.base import Strategy
 from tandemlm.collab.decoding import Decoded
 from tandemlm.errors import ValidationError, VocabularyMismatchError
-from tandemlm.models.base import LanguageModel, final_completion, tightest
+from tandemlm.models.base import LanguageModel, final_completion
 from tandemlm.types import Chunk, Completion, LogProbs, Request
 
 Signal = Literal["top_prob", "entropy"]
@@ -47,7 +48,7 @@ def confidence(lp: LogProbs, signal: Signal) -> float:
     return 1.0 - lp.entropy() / math.log(lp.vocab_size)
 
 
-class TokenRouter(LanguageModel):
+class TokenRouter(Strategy):
     """The edge decodes greedily; tokens where its confidence is below `threshold` come from the cloud."""
 
     def __init__(
@@ -60,7 +61,7 @@ class TokenRouter(LanguageModel):
         span: int = 1,
         name: str | None = None,
     ) -> None:
-        super().__init__(name or f"token_routing({edge.name}|{cloud.name})")
+        super().__init__(name or f"token_routing({edge.name}|{cloud.name})", (edge, cloud), context_from=(edge,))
         if not 0.0 <= threshold <= 1.0:
             raise ValidationError(f"threshold must be in [0, 1], got {threshold}")
         if signal not in ("top_prob", "entropy") or span < 1:
@@ -70,12 +71,7 @@ class TokenRouter(LanguageModel):
             raise VocabularyMismatchError(f"token routing needs one tokenizer, but {edge.name} and {cloud.name} differ")
         self.edge, self.cloud = edge, cloud
         self.threshold, self.signal, self.span = threshold, signal, span
-        self.max_concurrency = tightest(m.max_concurrency for m in (edge, cloud))
         self.last_stats = RoutingStats()
-
-    @property
-    def context_length(self) -> int | None:
-        return self.edge.context_length
 
     def _count_prompt_tokens(self, request: Request) -> int:
         return len(self.edge.prompt_tokens(request))

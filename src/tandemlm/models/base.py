@@ -8,14 +8,16 @@ typed errors.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 
-import anyio
 import numpy as np
 
 from tandemlm.errors import (
@@ -25,7 +27,8 @@ from tandemlm.errors import (
     UnsupportedOperationError,
     ValidationError,
 )
-from tandemlm.trace import Recorder, record
+from tandemlm.execution import ModelWorker, iterate_in_thread, run_in_thread
+from tandemlm.trace import Recorder, record, write_egress
 from tandemlm.types import Chunk, Completion, Location, LogProbs, Price, Request, TraceEvent, Usage
 
 LOCATIONS: tuple[str, ...] = ("edge", "cloud")
@@ -37,6 +40,11 @@ class LanguageModel:
     #: How many calls the model can serve at once; None means no limit (remote endpoints). A server
     #: queues requests in front of a model with a limit instead of piling threads onto its lock.
     max_concurrency: int | None = None
+    #: Engines that send bytes themselves (HTTP) call `leaving(body)` right before each send; for the others
+    #: (a local model priced as a cloud one) the call's egress is written when the call starts.
+    sends_own_egress = False
+    #: The thread that owns a local engine's handle (None for remote engines and strategies): see execution.py.
+    owner: ModelWorker | None = None
 
     def __init__(self, name: str, *, location: Location = "edge", price: Price | None = None) -> None:
         if location not in LOCATIONS:
@@ -45,6 +53,10 @@ class LanguageModel:
         self.location: Location = location
         self.price = price or Price()
         self._fingerprint: str | None = None
+        #: JSONL file each cloud call's egress is appended to, where it leaves (`Runtime` sets the config's)
+        self.ledger: Path | None = None
+        self._calls = itertools.count()
+        self.calls = 0  # calls started, failed and cancelled ones included (for /metrics)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, location={self.location!r})"
@@ -59,7 +71,7 @@ class LanguageModel:
 
     async def agenerate(self, request: Request | str, *, role: str = "model") -> Completion:
         """`generate` for asyncio callers; engines with a native async client override `_agenerate`."""
-        request = self._check_request(request)
+        request = await run_in_thread(self._check_request, request)  # counting a long prompt's tokens is CPU work
         with _Call(self, "generate", role, self._egress(request, "generate")) as call:
             return call.complete(await self._agenerate(request))
 
@@ -86,7 +98,7 @@ class LanguageModel:
 
     async def astream(self, request: Request | str, *, role: str = "model") -> AsyncGenerator[Chunk, None]:
         """`stream` for asyncio callers: each piece is produced off the event loop (or natively, see `_astream`)."""
-        request = self._check_request(request)
+        request = await run_in_thread(self._check_request, request)
         call = _Call(self, "stream", role, self._egress(request, "stream"))
         pieces = self._astream(request)
         try:
@@ -201,7 +213,8 @@ class LanguageModel:
         raise NotImplementedError
 
     async def _agenerate(self, request: Request) -> Completion:
-        return await anyio.to_thread.run_sync(self._generate, request)
+        """Default: the blocking `_generate` in a thread, cancelled through the request's token."""
+        return await run_in_thread(self._generate, request)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         """Text pieces, then one final chunk with `completion` set. Default: the whole answer at once."""
@@ -210,21 +223,14 @@ class LanguageModel:
         yield Chunk("", completion.finish_reason, completion)
 
     async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
-        """Default: the blocking `_stream`, each piece fetched in a worker thread so the event loop stays free.
-
-        The worker finishes its piece even when the caller is cancelled, so the generator is never closed
-        while it runs; closing it then releases whatever the engine holds (a llama.cpp lock).
-        """
-        pieces = self._stream(request)
+        """Default: the blocking `_stream`, driven by a thread of its own so the event loop stays free. Closing
+        or cancelling the stream fires the request's token: the model it is waiting on stops within a token."""
+        pieces = iterate_in_thread(lambda: self._stream(request))
         try:
-            while True:
-                chunk = await anyio.to_thread.run_sync(next, pieces, None)
-                if chunk is None:
-                    return
+            async for chunk in pieces:
                 yield chunk
         finally:
-            if (close := getattr(pieces, "close", None)) is not None:
-                close()
+            await pieces.aclose()
 
     def _next_token_logprobs(self, tokens: list[int], top_k: int | None) -> LogProbs:
         raise UnsupportedOperationError(f"{type(self).__name__} cannot give next-token logprobs")
@@ -301,6 +307,17 @@ def _check_top_k(top_k: int | None) -> None:
         raise ValidationError(f"top_k must be a positive integer, got {top_k}")
 
 
+_active_call: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("tandem_call", default=None)
+
+
+def leaving(text: str) -> None:
+    """Called by an engine right before bytes leave the device: writes them to the egress ledger of the model
+    being called (and of every active recorder that has one) and onto its trace event, whatever happens next."""
+    call = _active_call.get()
+    if call is not None:
+        call.leaving(text)
+
+
 class _Call:
     """One traced call: collects the events of inner calls, then records this call's own event."""
 
@@ -308,13 +325,28 @@ class _Call:
         self.model = model
         self.operation = operation
         self.role = role
-        self.egress = egress
+        self.egress: str | None = None
+        self._pending = egress  # written when the call starts, unless the engine writes what it sends itself
         self.recorder = Recorder()
         self.elapsed = 0.0
         self._t0 = 0.0
+        self._started = False
+        self._reset: contextvars.Token[_Call | None] | None = None
+
+    def leaving(self, text: str) -> None:
+        if self.model.location != "cloud":
+            return
+        self.egress = text
+        write_egress(self.model.ledger, self.model.name, self.operation, self.role, text)
 
     def __enter__(self) -> _Call:
+        if not self._started:
+            self._started = True
+            self.model.calls = next(self.model._calls) + 1
+            if self._pending is not None and self.model.location == "cloud" and not self.model.sends_own_egress:
+                self.leaving(self._pending)
         self.recorder.__enter__()
+        self._reset = _active_call.set(self)
         self._t0 = time.perf_counter()
         return self
 
@@ -322,6 +354,9 @@ class _Call:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.elapsed += time.perf_counter() - self._t0
+        if self._reset is not None:
+            _active_call.reset(self._reset)
+            self._reset = None
         self.recorder.__exit__(exc_type, exc, tb)
         if exc is None or isinstance(exc, GeneratorExit):
             return

@@ -8,15 +8,18 @@ follow-up turn, or a logprob query that extends the last one, only evaluates the
 
 from __future__ import annotations
 
+import codecs
+import ctypes
 import os
-import threading
-from collections.abc import Iterator, Sequence
+import secrets
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tandemlm.errors import EngineError, ValidationError, missing_extra
+from tandemlm.execution import CancelToken, ModelWorker
 from tandemlm.models.base import LanguageModel, StopScanner, final_completion
 from tandemlm.types import Chunk, Completion, FinishReason, Location, LogProbs, Price, Request, Usage
 
@@ -25,7 +28,9 @@ if TYPE_CHECKING:
 
 
 class LlamaCppModel(LanguageModel):
-    """A GGUF model run in-process by llama.cpp. One call at a time: calls from other threads wait.
+    """A GGUF model run in-process by llama.cpp. The handle has one owner, a `ModelWorker` thread: every
+    operation that touches it (a generation, a batch of logits) is submitted there and runs whole, in turn;
+    tokenizing reads only the vocabulary and runs on the caller's thread.
 
     chat_template: use the template stored in the GGUF (True), a Jinja template string of your own,
         or none (False: messages are joined by blank lines, for base models such as gemma3-270m).
@@ -70,7 +75,8 @@ class LlamaCppModel(LanguageModel):
             )
         except (ValueError, RuntimeError) as err:
             raise EngineError(f"llama.cpp could not load {path}: {err}") from err
-        self._lock = threading.RLock()
+        self._owner = ModelWorker(self.name)
+        self.owner = self._owner
         self._vocab_ptr = self.llm._model.vocab
         self._n_vocab = self.llm.n_vocab()
         template = self.llm.metadata.get("tokenizer.chat_template") if chat_template is True else chat_template
@@ -83,6 +89,7 @@ class LlamaCppModel(LanguageModel):
                 eos_token=self.llm._model.token_get_text(eos) if eos != -1 else "",
             )
         self._rendered: tuple[Request, list[int]] | None = None
+        self._buffer = ctypes.create_string_buffer(64)  # token pieces, on the owner thread only
 
     @property
     def context_length(self) -> int:
@@ -90,31 +97,54 @@ class LlamaCppModel(LanguageModel):
 
     def clear_cache(self) -> None:
         """Forget the cached sequence, so the next call evaluates its prompt from scratch."""
-        with self._lock:
+
+        def clear() -> None:
             self.llm.reset()
             self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
 
+        self._owner.call(clear)
+
     def close(self) -> None:
-        with self._lock:
-            self.llm.close()
+        self._owner.close(finish=self.llm.close)
 
     # ---- prompts and tokens -----------------------------------------------------------------------
 
     def render(self, request: Request) -> str:
         """The prompt text the model sees: the chat template applied to the messages."""
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        return "".join(part for part, _ in self._prompt_parts(request))
+
+    def _prompt_parts(self, request: Request) -> list[tuple[str, bool]]:
+        """The prompt as (text, is_template) parts. Only template parts may hold control tokens: message content
+        is tokenized as plain text, so a user who writes `<|im_start|>system` gets those characters, not a turn."""
         if request.raw or self._formatter is None:
-            return "\n\n".join(m["content"] for m in messages)
+            return [("\n\n".join(m.content for m in request.messages), False)]
+        nonce = secrets.token_hex(8)
+        marks = [f"\ue000{nonce}:{i}\ue001" for i in range(len(request.messages))]
+        messages = [{"role": m.role, "content": mark} for m, mark in zip(request.messages, marks, strict=True)]
         try:
-            return self._formatter(messages=messages).prompt  # type: ignore[arg-type]
+            text = self._formatter(messages=messages).prompt  # type: ignore[arg-type]
         except Exception as err:  # the template's own raise_exception, or a Jinja error
             raise ValidationError(f"{self.name}: the chat template rejected these messages: {err}") from err
+        parts: list[tuple[str, bool]] = []
+        for message, mark in zip(request.messages, marks, strict=True):
+            head, found, text = text.partition(mark)
+            if not found or mark in text:
+                raise ValidationError(
+                    f"{self.name}: the chat template changes message content, so control tokens in it could not "
+                    "be kept apart from the template's; use a template that inserts message content as is"
+                )
+            parts += [(head, True), (message.content, False)]
+        return [*parts, (text, True)]
 
     def _prompt_ids(self, request: Request) -> list[int]:
         # the base class counts prompt tokens before _generate renders them: remember the last one
         if self._rendered is not None and self._rendered[0] is request:
             return self._rendered[1]
-        ids = self._tokenize(self.render(request), add_special=request.raw or self._formatter is None)
+        plain = request.raw or self._formatter is None
+        ids: list[int] = []
+        for i, (text, template) in enumerate(self._prompt_parts(request)):
+            if text:
+                ids += self.llm.tokenize(text.encode("utf-8"), add_bos=plain and i == 0, special=template)
         self._rendered = (request, ids)
         return ids
 
@@ -152,36 +182,53 @@ class LlamaCppModel(LanguageModel):
         return self._run(request)
 
     def _run(self, request: Request) -> Iterator[Chunk]:
-        """Decode token by token; text is released only once it cannot be the start of a stop sequence."""
+        prompt = self._prompt_ids(request)
+        return self._owner.stream(lambda token, emit: self._decode(request, prompt, token, emit))
+
+    def _decode(self, request: Request, prompt: list[int], token: CancelToken, emit: Callable[[Chunk], None]) -> None:
+        """On the owner thread: decode token by token, checking the request's token between tokens. Text is
+        detokenized incrementally and released only once it cannot be the start of a stop sequence."""
         params = request.params
-        with self._lock:
-            prompt = self._prompt_ids(request)
-            self.llm.set_seed(params.seed if params.seed is not None else self._lib.LLAMA_DEFAULT_SEED)
-            tokens = self.llm.generate(
-                prompt, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0
-            )
-            out: list[int] = []
-            scanner = StopScanner(params.stop)
-            finish: FinishReason = "length"
-            try:
-                for token in tokens:
-                    if self._is_end_token(token):
-                        finish = "stop"
-                        break
-                    out.append(token)
-                    piece, stopped = scanner.update(self.llm.detokenize(out).decode("utf-8", errors="ignore"))
-                    if piece:
-                        yield Chunk(piece)
-                    if stopped:
-                        finish = "stop"
-                        break
-                    if len(out) >= params.max_tokens or len(prompt) + len(out) >= self.context_length:
-                        break
-            finally:
-                tokens.close()
+        self.llm.set_seed(params.seed if params.seed is not None else self._lib.LLAMA_DEFAULT_SEED)
+        tokens = self.llm.generate(
+            prompt, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0
+        )
+        out: list[int] = []
+        scanner = StopScanner(params.stop)
+        text = ""
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="ignore")  # a split character waits for its rest
+        finish: FinishReason = "length"
+        try:
+            for next_id in tokens:
+                token.check()
+                if self._is_end_token(next_id):
+                    finish = "stop"
+                    break
+                out.append(next_id)
+                # the first piece as a whole detokenize gives it (a leading space may be dropped), then raw pieces
+                text += utf8.decode(self.llm.detokenize(out) if len(out) == 1 else self._piece(next_id))
+                piece, stopped = scanner.update(text)
+                if piece:
+                    emit(Chunk(piece))
+                if stopped:
+                    finish = "stop"
+                    break
+                if len(out) >= params.max_tokens or len(prompt) + len(out) >= self.context_length:
+                    break
+        finally:
+            tokens.close()
         if piece := scanner.rest():
-            yield Chunk(piece)
-        yield Chunk("", finish, Completion(scanner.text, finish, Usage(len(prompt), len(out)), self.name))
+            emit(Chunk(piece))
+        emit(Chunk("", finish, Completion(scanner.text, finish, Usage(len(prompt), len(out)), self.name)))
+
+    def _piece(self, token: int) -> bytes:
+        """The bytes of one token, as detokenizing it after others gives them (control tokens render empty)."""
+        size = len(self._buffer)
+        n = self._lib.llama_token_to_piece(self._vocab_ptr, token, self._buffer, size, 0, False)
+        if n < 0:  # longer than the buffer: grow it once for this token
+            self._buffer = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self._vocab_ptr, token, self._buffer, -n, 0, False)
+        return self._buffer.raw[:n]
 
     # ---- logits -----------------------------------------------------------------------------------
 
@@ -190,16 +237,14 @@ class LlamaCppModel(LanguageModel):
 
     def _logprobs_after(self, tokens: list[int], positions: list[int], top_k: int | None) -> list[LogProbs]:
         self._check_ids(tokens)
-        with self._lock:
-            rows = self._logits(tokens[: positions[-1] + 1], positions[0])
+        rows = self._owner.call(lambda: self._logits(tokens[: positions[-1] + 1], positions[0]))
         return [LogProbs.from_logits(rows[p - positions[0]]).keep_top(top_k) for p in positions]
 
     def _token_logprobs(self, tokens: list[int], start: int) -> np.ndarray:
         if start < 1:
             raise ValidationError(f"{self.name}: scoring needs at least one context token before the continuation")
         self._check_ids(tokens)
-        with self._lock:
-            rows = self._logits(tokens[:-1], start - 1).astype(np.float64)
+        rows = self._owner.call(lambda: self._logits(tokens[:-1], start - 1)).astype(np.float64)
         peak = rows.max(axis=1, keepdims=True)
         log_z = peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1))
         targets = np.array(tokens[start:])

@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -28,7 +27,8 @@ from tandemlm.errors import (
     UnsupportedOperationError,
     ValidationError,
 )
-from tandemlm.models.base import LanguageModel
+from tandemlm.execution import current_token
+from tandemlm.models.base import LanguageModel, leaving
 from tandemlm.types import Chunk, Completion, FinishReason, Location, LogProbs, Price, Request, Usage
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -49,6 +49,8 @@ class OpenAIModel(LanguageModel):
     transport / async_transport: injected httpx transports (tests pass `httpx.MockTransport`, which serves
         both); clients are built on first use, so constructing the model touches no network.
     """
+
+    sends_own_egress = True  # each body is written to the ledger right before it is sent
 
     def __init__(
         self,
@@ -153,11 +155,6 @@ class OpenAIModel(LanguageModel):
             body.update(stream=True, stream_options={"include_usage": True})
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
-    def _egress(self, request: Request, operation: str) -> str | None:
-        if self.location == "edge":
-            return None
-        return self._body(request, operation == "stream").decode("utf-8")
-
     def _headers(self) -> dict[str, str]:
         return {**JSON_HEADERS, "Authorization": f"Bearer {self._api_key}"} if self._api_key else dict(JSON_HEADERS)
 
@@ -185,23 +182,33 @@ class OpenAIModel(LanguageModel):
         return self._send(_path(request), self._body(request, stream), stream)
 
     def _send(self, path: str, body: bytes, stream: bool) -> httpx.Response:
-        """POST with retries; the typed error when retries are spent or the status is not retryable."""
-        client = self._sync_client()
+        """POST with retries; the typed error when retries are spent or the status is not retryable. Each attempt
+        waits no longer than the request's deadline, and a cancelled request stops between attempts."""
+        client, token = self._sync_client(), current_token()
+        leaving(body.decode("utf-8"))
         for attempt in itertools.count():
             failure: httpx.Response | httpx.TransportError
+            token.check()
             try:
-                failure = client.send(client.build_request("POST", path, content=body), stream=stream)
+                failure = client.send(client.build_request("POST", path, content=body, timeout=self._timeout()),
+                                      stream=stream)  # fmt: skip
                 if failure.is_success:
                     return failure
                 failure.read()  # the error body, for the message
                 failure.close()
             except httpx.TransportError as err:
                 failure = err
-            time.sleep(self._backoff_or_raise(attempt, failure))
+            token.sleep(self._backoff_or_raise(attempt, failure))
         raise AssertionError("unreachable")
+
+    def _timeout(self) -> float:
+        """This attempt's timeout: the engine's own, cut to what is left of the request's deadline."""
+        left = current_token().remaining()
+        return self.timeout if left is None else max(min(self.timeout, left), 0.001)
 
     async def _apost(self, request: Request, stream: bool) -> httpx.Response:
         client, body = self._async_client(), self._body(request, stream)
+        leaving(body.decode("utf-8"))
         for attempt in itertools.count():
             failure: httpx.Response | httpx.TransportError
             try:
@@ -250,8 +257,10 @@ class OpenAIModel(LanguageModel):
     def _stream(self, request: Request) -> Iterator[Chunk]:
         response = self._post(request, stream=True)
         parser = _SSEParser(self, request)
+        token = current_token()
         try:
             for line in response.iter_lines():
+                token.check()
                 if piece := parser.feed(line):
                     yield Chunk(piece)
                 if parser.done:
@@ -282,9 +291,6 @@ class OpenAIModel(LanguageModel):
 
     def _logprobs_after(self, tokens: list[int], positions: list[int], top_k: int | None) -> list[LogProbs]:
         return self._extension_logprobs(tokens, positions, top_k)
-
-    def _token_egress(self, tokens: list[int], positions: list[int], top_k: int | None) -> str | None:
-        return self._logprobs_body(tokens, positions, top_k).decode("utf-8")
 
     def _logprobs_body(self, tokens: list[int], positions: list[int], top_k: int | None) -> bytes:
         """The body of tandem's /v1/tandem/logprobs: only the tokens the server's session does not hold yet."""

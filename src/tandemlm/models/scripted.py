@@ -7,13 +7,13 @@ testable exactly, in milliseconds, without loading a real model.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from tandemlm.errors import EngineError, ValidationError
-from tandemlm.models.base import LanguageModel, apply_stop
+from tandemlm.execution import CancelToken, ModelWorker, current_token
+from tandemlm.models.base import LanguageModel, apply_stop, final_completion
 from tandemlm.types import Chunk, Completion, FinishReason, Location, LogProbs, Price, Request, Usage
 
 Reply = str | BaseException
@@ -30,8 +30,9 @@ class ScriptedModel(LanguageModel):
     vocab: token strings by id; tokenization is greedy longest match, unknown characters map to id 0.
         The default is one token per Latin-1 character.
     delay_s: time each answer takes (slept before it, or spread over the streamed pieces), to
-        exercise queues, timeouts and disconnects.
-    max_concurrency: as on LanguageModel; set 1 to act like a local model.
+        exercise queues, timeouts and disconnects; a cancelled request stops sleeping at once.
+    max_concurrency: as on LanguageModel; set 1 to act like a local model: answers are then run by a
+        `ModelWorker` owner thread, one at a time, as a llama.cpp handle's are.
     end_token: the id that ends generation, for token-level strategies.
     """
 
@@ -52,6 +53,7 @@ class ScriptedModel(LanguageModel):
         super().__init__(name, location=location, price=price)
         self.delay_s = delay_s
         self.max_concurrency = max_concurrency
+        self.owner = ModelWorker(name) if max_concurrency == 1 else None
         self.end_token = end_token
         if isinstance(replies, (str, BaseException)):
             replies = itertools.repeat(replies)  # type: ignore[assignment]
@@ -92,17 +94,30 @@ class ScriptedModel(LanguageModel):
         return pieces, Completion(text, finish, usage, self.name)
 
     def _generate(self, request: Request) -> Completion:
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        return self._answer(request)[1]
+        return final_completion(self._stream(request))
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
+        if self.owner is None:
+            return self._play(request, current_token())
+        return self.owner.stream(lambda token, emit: self._emit(request, token, emit))
+
+    def _emit(self, request: Request, token: CancelToken, emit: Callable[[Chunk], None]) -> None:
+        for chunk in self._play(request, token):
+            emit(chunk)
+
+    def _play(self, request: Request, token: CancelToken) -> Iterator[Chunk]:
         pieces, completion = self._answer(request)
         for piece in pieces:
             if self.delay_s:
-                time.sleep(self.delay_s / len(pieces))
+                token.sleep(self.delay_s / len(pieces))
             yield Chunk(piece)
+        if self.delay_s and not pieces:
+            token.sleep(self.delay_s)
         yield Chunk("", completion.finish_reason, completion)
+
+    def close(self) -> None:
+        if self.owner is not None:
+            self.owner.close()
 
     def _next_token_logprobs(self, tokens: list[int], top_k: int | None) -> LogProbs:
         if self._logits is None:

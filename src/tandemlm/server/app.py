@@ -16,12 +16,13 @@ import anyio
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.requests import Request as HTTPRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tandemlm.config import Runtime, TandemConfig
-from tandemlm.errors import TandemError
-from tandemlm.server.errors import AuthError, QueueFullError, error_response
+from tandemlm.errors import ModelLoadingError, TandemError
+from tandemlm.server.errors import AuthError, PayloadTooLargeError, QueueFullError, ShuttingDownError, error_response
 from tandemlm.server.protocol import error_body
 from tandemlm.server.routes import PUBLIC_PATHS, router
 from tandemlm.server.state import GatewayState, api_keys_from
@@ -41,6 +42,7 @@ def create_app(config: TandemConfig | Runtime) -> FastAPI:
         async with anyio.create_task_group() as tg:
             tg.start_soon(anyio.to_thread.run_sync, state.load_all)  # /healthz answers while models load
             yield
+            state.stop()  # whatever still runs stops at its next token
             tg.cancel_scope.cancel()
         if state.owns_runtime:
             runtime.close()
@@ -49,6 +51,7 @@ def create_app(config: TandemConfig | Runtime) -> FastAPI:
     app.state.tandem = state
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(TandemError, _tandem_error)
     app.add_exception_handler(TimeoutError, _tandem_error)
     app.add_exception_handler(Exception, _unexpected)
@@ -57,7 +60,7 @@ def create_app(config: TandemConfig | Runtime) -> FastAPI:
 
 
 class GatewayMiddleware:
-    """Pure ASGI (no buffering, so streams and disconnects pass through): request id, auth, status metrics."""
+    """Pure ASGI (no buffering, so streams and disconnects pass through): request id, auth, body limit, metrics."""
 
     def __init__(self, app: ASGIApp, state: GatewayState) -> None:
         self.app = app
@@ -70,11 +73,7 @@ class GatewayMiddleware:
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         path = scope["path"]
-        endpoint = (
-            path
-            if path in KNOWN_PATHS
-            else ("/v1/tandem/models/{name}" if path.startswith("/v1/tandem/models/") else "other")
-        )
+        endpoint = _endpoint(path)
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -89,7 +88,12 @@ class GatewayMiddleware:
                 response = error_response(AuthError("missing or invalid API key: send 'Authorization: Bearer <key>'"))
                 await response(scope, receive, send_with_id)
                 return
-            await self.app(scope, receive, send_with_id)
+            limit = self.state.settings.max_body_bytes
+            if _declared_length(scope) > limit:  # refused before a byte of it is read
+                self.state.metrics.errors.labels(PayloadTooLargeError.__name__).inc()
+                await error_response(_too_large(limit))(scope, receive, send_with_id)
+                return
+            await self.app(scope, _LimitedBody(receive, limit), send_with_id)
         finally:
             self.state.metrics.requests.labels(endpoint, str(status)).inc()
 
@@ -101,15 +105,54 @@ class GatewayMiddleware:
         return False
 
 
+class _LimitedBody:
+    """The `receive` the app sees: counts body bytes as they arrive (chunked bodies declare no length), and fails
+    once past the limit, so the rest is never read. The handlers turn the failure into a 413."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.received = 0
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                raise _too_large(self.limit)
+        return message
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0  # the HTTP server itself refuses a malformed length
+    return 0
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the request body is larger than the gateway's limit of {limit} bytes; send less or raise server.max_body_bytes"
+    )
+
+
 KNOWN_PATHS = frozenset(
     ["/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/tandem/logprobs", "/healthz", "/readyz", "/metrics"]
 )
+PATH_TEMPLATES = {"/v1/tandem/models/": "/v1/tandem/models/{name}", "/v1/models/": "/v1/models/{model}"}
+
+
+def _endpoint(path: str) -> str:
+    """The metrics label of a path: known paths and templates only, so label values stay few."""
+    if path in KNOWN_PATHS:
+        return path
+    return next((template for prefix, template in PATH_TEMPLATES.items() if path.startswith(prefix)), "other")
 
 
 async def _tandem_error(request: HTTPRequest, err: Exception) -> JSONResponse:
     response = error_response(err)
     _state(request).metrics.errors.labels(type(err).__name__).inc()
-    if isinstance(err, QueueFullError):
+    if isinstance(err, (QueueFullError, ModelLoadingError, ShuttingDownError)):
         response.headers["Retry-After"] = str(_state(request).settings.retry_after_s)
     return response
 
@@ -122,6 +165,25 @@ async def _invalid_request(request: HTTPRequest, err: RequestValidationError) ->
     return JSONResponse(error_body("; ".join(problems) or "invalid request", param=param), status_code=400)
 
 
+async def _http_error(request: HTTPRequest, err: HTTPException) -> JSONResponse:
+    """Starlette's and FastAPI's own errors (unknown route, wrong method, unreadable body) in OpenAI's shape."""
+    cause = err.__cause__  # FastAPI chains what failed while it read the body
+    if isinstance(cause, TandemError):  # the body limit, raised from `receive`
+        return await _tandem_error(request, cause)
+    _state(request).metrics.errors.labels(type(err).__name__).inc()
+    where = f"{request.method} {request.url.path}"
+    if isinstance(cause, UnicodeDecodeError):
+        message = f"the body is not valid UTF-8 ({cause.reason} at byte {cause.start}); send UTF-8 encoded JSON"
+    elif err.status_code == 404:
+        message = f"no such endpoint: {where}; the OpenAI API is under /v1 (see /docs)"
+    elif err.status_code == 405:
+        message = f"method not allowed: {where}; allowed: {(err.headers or {}).get('Allow', 'none')}"
+    else:
+        message = str(err.detail)
+    kind = "server_error" if err.status_code >= 500 else "invalid_request_error"
+    return JSONResponse(error_body(message, kind), status_code=err.status_code, headers=err.headers)
+
+
 def _describe(e: Any) -> str:
     loc = [str(p) for p in e.get("loc", ())]
     where = ".".join(loc[1:]) if loc[:1] == ["body"] else ".".join(loc)
@@ -131,6 +193,9 @@ def _describe(e: Any) -> str:
         return f"unsupported parameter '{where}': tandem does not implement it; remove it"
     if e.get("type") == "missing" and not where:
         return "the body must be a JSON object"
+    if e.get("type") == "string_unicode":  # pydantic-core refuses a lone surrogate in a key before any validator
+        key = f"the key {e.get('input')!r} contains a lone surrogate; send valid UTF-8 text"
+        return f"'{where}': {key}" if where else key
     return f"'{where}': {e.get('msg')}" if where else str(e.get("msg"))
 
 

@@ -7,9 +7,12 @@ from fastapi.responses import JSONResponse
 from tandemlm.errors import (
     ContextLengthError,
     EngineError,
+    ModelLoadingError,
     ModelNotFoundError,
     PrivacyBlockedError,
     PrivacyError,
+    QueueFullError,
+    RequestCancelledError,
     TandemError,
     UnsupportedOperationError,
     ValidationError,
@@ -21,8 +24,12 @@ class AuthError(TandemError):
     """Missing or wrong API key."""
 
 
-class QueueFullError(TandemError):
-    """Every slot of a local model is busy and its queue is full: the client should retry later."""
+class PayloadTooLargeError(ValidationError):
+    """The request body is larger than `server.max_body_bytes`; it was refused before being read in full."""
+
+
+class ShuttingDownError(TandemError):
+    """The gateway is stopping: in-flight work was cancelled and new requests are refused (503)."""
 
 
 def error_response(err: Exception) -> JSONResponse:
@@ -31,6 +38,8 @@ def error_response(err: Exception) -> JSONResponse:
     if isinstance(err, AuthError):
         status, kind, code = 401, "authentication_error", "invalid_api_key"
         headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(err, PayloadTooLargeError):
+        status, kind, code = 413, "invalid_request_error", "request_too_large"
     elif isinstance(err, PrivacyBlockedError):
         status, kind, code = 400, "invalid_request_error", "pii_blocked"
     elif isinstance(err, PrivacyError):  # failed closed: nothing was sent
@@ -43,6 +52,12 @@ def error_response(err: Exception) -> JSONResponse:
         status, kind, code = 404, "invalid_request_error", "model_not_found"
     elif isinstance(err, QueueFullError):
         status, kind, code = 503, "server_busy", "queue_full"
+    elif isinstance(err, ShuttingDownError):
+        status, kind, code = 503, "server_busy", "shutting_down"
+    elif isinstance(err, ModelLoadingError):
+        status, kind, code = 503, "server_busy", "loading"
+    elif isinstance(err, RequestCancelledError):  # the client is gone or the server is stopping
+        status, kind, code = 499, "cancelled", "request_cancelled"
     elif isinstance(err, TimeoutError):
         status, kind, code = 504, "timeout", "request_timeout"
     elif isinstance(err, EngineError):

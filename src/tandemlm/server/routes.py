@@ -6,22 +6,25 @@ import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 
 import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import Request as HTTPRequest
+from starlette.types import Receive, Scope, Send
 
-from tandemlm.errors import TandemError, ValidationError
+from tandemlm.config import PipelineConfig
+from tandemlm.errors import ModelNotFoundError, TandemError, ValidationError
+from tandemlm.execution import CancelToken, run_in_thread, use_token
 from tandemlm.models.base import LanguageModel
 from tandemlm.server import protocol as p
 from tandemlm.server.errors import error_response
-from tandemlm.server.state import Gate, GatewayState, answer, next_chunk
+from tandemlm.server.state import GatewayState, next_chunk, run_request
 from tandemlm.types import Chunk, Completion, Request
 
-PUBLIC_PATHS = frozenset(["/healthz", "/readyz", "/docs", "/openapi.json"])
+PUBLIC_PATHS = frozenset(["/healthz", "/readyz"])  # the docs and schema too need the key when keys are set
 router = APIRouter()
 
 Formatter = Callable[[str, str, int, str, str | None], dict[str, Any]]
@@ -54,15 +57,26 @@ async def metrics(http: HTTPRequest) -> Response:
 @router.get("/v1/models")
 async def list_models(http: HTTPRequest) -> dict[str, Any]:
     pipelines = _state(http).runtime.config.pipelines
-    data = [{"id": name, "object": "model", "created": 0, "owned_by": "tandemlm", "description": spec.description}
-            for name, spec in pipelines.items()]  # fmt: skip
-    return {"object": "list", "data": data}
+    return {"object": "list", "data": [_model_object(name, spec) for name, spec in pipelines.items()]}
+
+
+@router.get("/v1/models/{model:path}")
+async def retrieve_model(model: str, http: HTTPRequest) -> dict[str, Any]:
+    """One entry of `/v1/models` (what `client.models.retrieve(id)` reads); ids may contain '/'."""
+    pipelines = _state(http).runtime.config.pipelines
+    if model not in pipelines:
+        raise ModelNotFoundError(f"no pipeline named {model!r}; known: {', '.join(pipelines)}")
+    return _model_object(model, pipelines[model])
+
+
+def _model_object(name: str, spec: PipelineConfig) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "tandemlm", "description": spec.description}
 
 
 @router.get("/v1/tandem/models/{name}")
 async def model_info(name: str, http: HTTPRequest) -> dict[str, Any]:
     """What a remote collaborator needs to know: vocabulary fingerprint, context window, where it runs."""
-    model, _ = _state(http).pipeline(name)
+    model = _state(http).pipeline(name)
     fingerprint = await anyio.to_thread.run_sync(lambda: model.vocab_fingerprint)
     return {"id": name, "vocab_fingerprint": fingerprint, "context_length": model.context_length,
             "location": model.location}  # fmt: skip
@@ -82,43 +96,75 @@ async def _complete(
     http: HTTPRequest, pipeline: str, request: Request, stream: bool, usage: bool, chat: bool
 ) -> Response:
     state = _state(http)
-    model, gate = state.pipeline(pipeline)
+    model = state.pipeline(pipeline)
     request_id: str = http.scope["state"]["request_id"]
     created = p.now()
     started = time.perf_counter()
-    timeout = state.settings.request_timeout_s
+    token = state.request_token()
     if stream:
-        return await _open_stream(state, model, gate, request, (pipeline, request_id, created, usage, chat), started)
-    completion = await answer(model, gate, request, http, timeout)
+        return await _open_stream(state, model, request, token, http, (pipeline, request_id, created, usage, chat),
+                                  started)  # fmt: skip
+    completion = await run_request(token, http, lambda: model.agenerate(request))
     if completion is None:  # the client went away; nobody reads this
         return Response(status_code=499)
-    state.record_egress(completion)
     state.metrics.observe(pipeline, "chat" if chat else "text", completion, time.perf_counter() - started)
     build = p.chat_response if chat else p.text_response
     return JSONResponse(build(completion, request_id, pipeline, created))
 
 
 async def _open_stream(
-    state: GatewayState, model: LanguageModel, gate: Gate, request: Request,
+    state: GatewayState, model: LanguageModel, request: Request, token: CancelToken, http: HTTPRequest,
     meta: tuple[str, str, int, bool, bool], started: float,
 ) -> Response:  # fmt: skip
-    """Hold a queue slot and fetch the first piece before answering 200, so early errors are still 4xx/5xx."""
-    stack = AsyncExitStack()
-    await stack.enter_async_context(gate.slot())
-    deadline = anyio.current_time() + state.settings.request_timeout_s
-    pieces = model.astream(request)
+    """Fetch the first piece before answering 200, so early errors are still 4xx/5xx."""
+    with use_token(token):
+        pieces = model.astream(request)
     try:
-        first = await next_chunk(pieces, deadline)
+        first = await run_request(token, http, lambda: next_chunk(pieces, token), last=False)
     except BaseException:
-        await pieces.aclose()
-        await stack.aclose()
+        await _close(pieces, token)
         raise
-    events = _sse(state, pieces, first, deadline, stack, meta, started)
-    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    if first is None:  # the client went away before the first piece
+        await _close(pieces, token)
+        return Response(status_code=499)
+    events = _sse(state, pieces, first, token, meta, started)
+    return EventStream(events, token)
+
+
+class EventStream(StreamingResponse):
+    """Server-sent events that notice a client leaving even while no event is due (a cascade's silent draft):
+    the request's token fires and the model it waits on stops within a token."""
+
+    def __init__(self, events: AsyncIterator[str], token: CancelToken) -> None:
+        super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                self.token.cancel("the client disconnected")
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            try:
+                await self.stream_response(send)
+            except OSError:  # the client is gone
+                self.token.cancel("the client disconnected")
+            finally:
+                tg.cancel_scope.cancel()
+
+
+async def _close(pieces: AsyncGenerator[Chunk, None], token: CancelToken) -> None:
+    token.cancel("the stream ended")
+    with anyio.CancelScope(shield=True):
+        await pieces.aclose()
 
 
 async def _sse(
-    state: GatewayState, pieces: AsyncGenerator[Chunk, None], chunk: Chunk, deadline: float, stack: AsyncExitStack,
+    state: GatewayState, pieces: AsyncGenerator[Chunk, None], chunk: Chunk, token: CancelToken,
     meta: tuple[str, str, int, bool, bool], started: float,
 ) -> AsyncIterator[str]:  # fmt: skip
     pipeline, request_id, created, include_usage, chat = meta
@@ -129,9 +175,8 @@ async def _sse(
         while chunk.completion is None:
             if chunk.text:
                 yield _event(piece(request_id, pipeline, created, chunk.text, None))
-            chunk = await next_chunk(pieces, deadline)
+            chunk = await next_chunk(pieces, token)
         final: Completion = chunk.completion
-        state.record_egress(final)
         if chunk.text:
             yield _event(piece(request_id, pipeline, created, chunk.text, None))
         last = piece(request_id, pipeline, created, "", final.finish_reason)
@@ -145,8 +190,7 @@ async def _sse(
         state.metrics.errors.labels(type(err).__name__).inc()
         yield _event(json.loads(bytes(error_response(err).body)))
     finally:
-        await pieces.aclose()
-        await stack.aclose()
+        await _close(pieces, token)
 
 
 def _chat_piece(request_id: str, pipeline: str, created: int, text: str, finish: str | None) -> dict[str, Any]:
@@ -161,19 +205,20 @@ def _event(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-@router.post("/v1/tandem/logprobs")
-async def logprobs(body: p.LogprobsRequest, http: HTTPRequest) -> dict[str, Any]:
+@router.post("/v1/tandem/logprobs", response_model=None)
+async def logprobs(body: p.LogprobsRequest, http: HTTPRequest) -> dict[str, Any] | Response:
     """Next-token log-probabilities at given positions; a session lets the caller send only new tokens."""
     state = _state(http)
-    model, gate = state.pipeline(body.model)
+    model = state.pipeline(body.model)
     session_id = body.session_id or uuid.uuid4().hex
     tokens = state.session_tokens(session_id, body.offset, body.tokens)
     if not tokens:
         raise ValidationError("the sequence is empty: send at least one token")
     positions = body.positions if body.positions is not None else [len(tokens) - 1]
-    async with gate.slot():
-        with anyio.fail_after(state.settings.request_timeout_s):
-            found = await anyio.to_thread.run_sync(lambda: model.logprobs_after(tokens, positions, top_k=body.top_k))
+    work = partial(model.logprobs_after, tokens, positions, top_k=body.top_k)
+    found = await run_request(state.request_token(), http, lambda: run_in_thread(work))
+    if found is None:
+        return Response(status_code=499)
     state.remember(session_id, tokens)
     out = [
         {"position": pos, "values": lp.values.tolist()}

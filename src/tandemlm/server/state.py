@@ -1,102 +1,84 @@
-"""What a gateway holds between requests, and how it runs one: queues, deadlines, disconnects, sessions."""
+"""What a gateway holds between requests, and how it runs one: deadlines, disconnects, shutdown, sessions.
+
+Admission is per model, not per pipeline: pipelines share models, and each local model's owner thread
+has the one bounded queue in front of it (`ModelWorker.queue_size = server.queue_size`; full: 503).
+Each request runs under a `CancelToken` that is a child of the gateway's shutdown token, with the
+request's deadline: a client that goes away, the deadline or SIGTERM stops its model work between tokens.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TypeVar
 
 import anyio
 from starlette.requests import Request as HTTPRequest
 
 from tandemlm.config import Runtime, ServerConfig
-from tandemlm.errors import TandemError, ValidationError
+from tandemlm.errors import EngineError, ModelLoadingError, ModelNotFoundError, TandemError, ValidationError
+from tandemlm.execution import CancelToken, use_token
 from tandemlm.models.base import LanguageModel
-from tandemlm.server.errors import QueueFullError
+from tandemlm.server.errors import ShuttingDownError
 from tandemlm.server.metrics import Metrics
-from tandemlm.trace import append_ledger
-from tandemlm.types import Chunk, Completion, Request
+from tandemlm.types import Chunk
 
 MAX_SESSIONS = 256
-
-
-class Gate:
-    """At most `limit` calls at once (None: no limit), and at most `queue_size` more waiting for a slot."""
-
-    def __init__(self, limit: int | None, queue_size: int) -> None:
-        self.limit = limit
-        self.queue_size = queue_size
-        self.running = 0
-        self.waiting = 0
-        self._free: asyncio.Semaphore | None = asyncio.Semaphore(limit) if limit else None
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        if self._free is None:
-            yield
-            return
-        if self.running >= (self.limit or 0) and self.waiting >= self.queue_size:
-            raise QueueFullError(f"the model is busy and {self.waiting} requests are already waiting; retry later")
-        self.waiting += 1
-        try:
-            await self._free.acquire()
-        finally:
-            self.waiting -= 1
-        self.running += 1
-        try:
-            yield
-        finally:
-            self.running -= 1
-            self._free.release()
+T = TypeVar("T")
 
 
 @dataclass
 class GatewayState:
-    """Lives on `app.state.tandem`: the runtime, API keys, per-pipeline gates, metrics and logprob sessions."""
+    """Lives on `app.state.tandem`: the runtime, API keys, metrics, logprob sessions, the shutdown token."""
 
     runtime: Runtime
     owns_runtime: bool
     api_keys: frozenset[str]
-    gates: dict[str, Gate] = field(default_factory=dict)
     sessions: OrderedDict[str, list[int]] = field(default_factory=OrderedDict)
     ready: bool = False
     load_error: str | None = None
+    shutdown: CancelToken = field(default_factory=CancelToken)
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
-        self.metrics = Metrics(lambda: {name: g.waiting for name, g in self.gates.items()})
+        self.metrics = Metrics(self.runtime.loaded_models)
 
     @property
     def settings(self) -> ServerConfig:
         return self.runtime.config.server
 
-    def pipeline(self, name: str) -> tuple[LanguageModel, Gate]:
-        """The pipeline's model and its gate (raises ModelNotFoundError for an unknown name)."""
-        model = self.runtime.pipeline(name)
-        if name not in self.gates:
-            self.gates[name] = Gate(model.max_concurrency, self.settings.queue_size)
-        return model, self.gates[name]
-
-    def record_egress(self, completion: Completion) -> None:
-        """Append what this answer sent to cloud models to the config's egress ledger, if it names one."""
-        if self.runtime.config.ledger:
-            path = Path(self.runtime.config.ledger).expanduser()
-            for event in completion.trace:
-                if event.egress is not None:
-                    append_ledger(path, event)
+    def pipeline(self, name: str) -> LanguageModel:
+        """The pipeline's model: ModelNotFoundError for an unknown name, 503 `loading` until the models are in."""
+        if name not in self.runtime.config.pipelines:
+            known = ", ".join(self.runtime.config.pipelines)
+            raise ModelNotFoundError(f"no pipeline named {name!r}; known: {known}")
+        if self.load_error is not None:
+            raise EngineError(f"the gateway's models failed to load: {self.load_error}")
+        if not self.ready:
+            raise ModelLoadingError("the models are still loading; retry shortly")
+        return self.runtime.pipeline(name)
 
     def load_all(self) -> None:
-        """Load every pipeline's models (blocking; run in a worker thread at start-up)."""
+        """Load every pipeline's models once (blocking; run in a worker thread at start-up)."""
         try:
             for name in self.runtime.config.pipelines:
                 self.runtime.pipeline(name)
+            for model in self.runtime.loaded_models():
+                if model.owner is not None:
+                    model.owner.queue_size = self.settings.queue_size
             self.ready = True
         except TandemError as err:
             self.load_error = str(err)
+
+    def stop(self) -> None:
+        """Shutdown: every request's work stops at its next token; new requests are refused."""
+        self.shutdown.cancel(ShuttingDownError("the gateway is shutting down; retry on another instance"))
+
+    def request_token(self) -> CancelToken:
+        """A request's token: cancelled at shutdown, and past `request_timeout_s`."""
+        return CancelToken(timeout=self.settings.request_timeout_s, parent=self.shutdown)
 
     def session_tokens(self, session_id: str, offset: int, tokens: list[int]) -> list[int]:
         held = self.sessions.get(session_id, [])
@@ -120,43 +102,42 @@ def api_keys_from(configured: list[str]) -> frozenset[str]:
     return frozenset([*configured, *env])
 
 
-async def answer(
-    model: LanguageModel, gate: Gate, request: Request, http: HTTPRequest, timeout: float
-) -> Completion | None:
-    """Answer a non-streamed request within the deadline; None when the client went away first.
-
-    A model with a concurrency limit (local) is driven token by token so a disconnect or the deadline
-    stops the generation between tokens; a remote call is cancelled by closing its connection.
-    """
-    result: Completion | None = None
+async def run_request(
+    token: CancelToken, http: HTTPRequest, work: Callable[[], Awaitable[T]], *, last: bool = True
+) -> T | None:
+    """Await `work()` under the request's token and deadline; None when the client went away first. A passed
+    deadline is a TimeoutError (504). With `last` (nothing more is done for this request) the token fires at the
+    end in every case, so whatever still runs for the request stops and frees its model."""
+    result: T | None = None
     error: Exception | None = None
-    async with gate.slot():
-        with anyio.fail_after(timeout):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_cancel_on_disconnect, http, tg.cancel_scope)
-                try:
-                    if model.max_concurrency is None:
-                        result = await model.agenerate(request)
-                    else:
-                        async for chunk in model.astream(request):
-                            result = chunk.completion or result
-                except Exception as err:  # raised after the group, unwrapped from its ExceptionGroup
-                    error = err
-                tg.cancel_scope.cancel()
+    with use_token(token):
+        try:
+            with anyio.fail_after(token.remaining()):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_cancel_on_disconnect, http, token, tg.cancel_scope)
+                    try:
+                        result = await work()
+                    except Exception as err:  # raised below, not wrapped in the group's ExceptionGroup
+                        error = err
+                    tg.cancel_scope.cancel()
+        finally:
+            if last:
+                token.cancel("the request ended")
     if error is not None:
         raise error
     return result
 
 
-async def _cancel_on_disconnect(http: HTTPRequest, scope: anyio.CancelScope) -> None:
+async def _cancel_on_disconnect(http: HTTPRequest, token: CancelToken, scope: anyio.CancelScope) -> None:
     while True:
         message = await http.receive()
         if message["type"] == "http.disconnect":
+            token.cancel("the client disconnected")
             scope.cancel()
             return
 
 
-async def next_chunk(pieces: AsyncIterator[Chunk], deadline: float) -> Chunk:
+async def next_chunk(pieces: AsyncIterator[Chunk], token: CancelToken) -> Chunk:
     """The next piece of a stream, or TimeoutError once the request's deadline has passed."""
-    with anyio.fail_after(max(deadline - anyio.current_time(), 0)):
+    with use_token(token), anyio.fail_after(token.remaining()):
         return await anext(pieces)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
-import anyio
-
+from tandemlm.collab.base import Strategy, decided, decided_stream
 from tandemlm.collab.routing.base import Router
-from tandemlm.models.base import LanguageModel, tightest
+from tandemlm.execution import run_in_thread
+from tandemlm.models.base import LanguageModel
 from tandemlm.types import Chunk, Completion, Request
 
 
@@ -32,7 +32,7 @@ def routed_text(request: Request) -> str:
     return (users[-1] if users else request.messages[-1]).content
 
 
-class QueryRouter(LanguageModel):
+class QueryRouter(Strategy):
     """Sends each request to the cloud when the router's score of its last user message is above
     `threshold`, else to the edge; the completion's decision (and its trace event) says which and the score.
     Calibrate the threshold to a cloud-call budget with `router.calibrate(prompts, share)`."""
@@ -46,14 +46,9 @@ class QueryRouter(LanguageModel):
         *,
         name: str | None = None,
     ) -> None:
-        super().__init__(name or f"route:{router.name}({edge.name}|{cloud.name})")
+        super().__init__(name or f"route:{router.name}({edge.name}|{cloud.name})", (edge, cloud))
         self.edge, self.cloud, self.router = edge, cloud, router
         self.threshold = float(threshold)
-        self.max_concurrency = tightest(m.max_concurrency for m in (edge, cloud))
-
-    @property
-    def context_length(self) -> int | None:
-        return tightest((self.edge.context_length, self.cloud.context_length))
 
     def decide(self, request: Request | str) -> RouteDecision:
         """Score the request and pick a model, without generating."""
@@ -67,30 +62,25 @@ class QueryRouter(LanguageModel):
 
     def _generate(self, request: Request) -> Completion:
         decision = self.decide(request)
-        answer = self._model(decision).generate(request, role=decision.target)
-        return replace(answer, decision=decision.describe())
+        return decided(self._model(decision).generate(request, role=decision.target), decision.describe())
 
     async def _agenerate(self, request: Request) -> Completion:
-        decision = await anyio.to_thread.run_sync(self.decide, request)  # scoring is CPU work
+        decision = await run_in_thread(self.decide, request)  # scoring is CPU work
         answer = await self._model(decision).agenerate(request, role=decision.target)
-        return replace(answer, decision=decision.describe())
+        return decided(answer, decision.describe())
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         decision = self.decide(request)
-        for chunk in self._model(decision).stream(request, role=decision.target):
-            yield _decided(chunk, decision)
+        yield from decided_stream(self._model(decision).stream(request, role=decision.target), decision.describe())
 
     async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
-        decision = await anyio.to_thread.run_sync(self.decide, request)
+        # the chosen model's own async path: a remote one streams natively, a local one from its owner thread
+        decision = await run_in_thread(self.decide, request)
         pieces = self._model(decision).astream(request, role=decision.target)
         try:
             async for chunk in pieces:
-                yield _decided(chunk, decision)
+                if chunk.completion is not None:
+                    chunk = Chunk(chunk.text, chunk.finish_reason, decided(chunk.completion, decision.describe()))
+                yield chunk
         finally:
             await pieces.aclose()
-
-
-def _decided(chunk: Chunk, decision: RouteDecision) -> Chunk:
-    if chunk.completion is None:
-        return chunk
-    return replace(chunk, completion=replace(chunk.completion, decision=decision.describe()))

@@ -1,0 +1,33 @@
+"""Running the gateway under uvicorn, with a shutdown that does not wait on in-flight generations.
+
+On SIGTERM or Ctrl-C uvicorn stops accepting and waits for open connections. Before it waits, the
+gateway's shutdown token fires: every request's model work stops at its next token, streams end with
+an in-band 503 error, and the process exits within seconds (`GRACE_S` bounds what is left).
+"""
+
+from __future__ import annotations
+
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from tandemlm.server.state import GatewayState
+
+GRACE_S = 5  # after the shutdown token fired, connections still open this long are closed
+
+
+class GatewayServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, state: GatewayState) -> None:
+        super().__init__(config)
+        self.state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.state.stop()
+        super().handle_exit(sig, frame)
+
+
+def serve_app(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
+    """Serve until SIGTERM/SIGINT; in-flight work is cancelled at once rather than awaited."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=GRACE_S)
+    GatewayServer(config, app.state.tandem).run()
