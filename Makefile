@@ -11,6 +11,10 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -e '.[llamacpp,server,dev]'
+	@# bubblewrap: the sandbox for model-written code (tandemlm.sandbox); a warning, not a failure, without apt
+	command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } \
+		|| echo "warning: bubblewrap is missing and was not installed (needs root and apt-get): code scoring and the cascade 'examples' signal will refuse to run; install it: apt-get install bubblewrap"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -27,8 +27,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from tandemlm.collab.base import Strategy
 from tandemlm.errors import EngineError, PrivacyBlockedError, PrivacyError, ValidationError
-from tandemlm.models.base import LanguageModel, StopScanner, apply_stop, tightest
+from tandemlm.models.base import LanguageModel, StopScanner, apply_stop
 from tandemlm.privacy.boundary import require_edge
 from tandemlm.privacy.detectors import Detector, PatternDetector, UnionDetector
 from tandemlm.privacy.disclosure import SelectiveDisclosure
@@ -53,7 +54,7 @@ class _Screened:
     stop_spans: tuple[tuple[Span, ...], ...] = ()
 
 
-class PiiGatekeeper(LanguageModel):
+class PiiGatekeeper(Strategy):
     """Screens, masks and restores around `inner`; `edge` answers locally, rewrites (disclosure, guardian)."""
 
     def __init__(
@@ -68,7 +69,9 @@ class PiiGatekeeper(LanguageModel):
         name: str | None = None,
         max_conversations: int = 256,
     ) -> None:
-        super().__init__(name or f"privacy({inner.name})")  # runs on the device: location edge, no price
+        # the edge may answer too (route_local, rewrites), so its limit counts as well; the context is the inner's
+        children = (inner,) if edge is None else (inner, edge)
+        super().__init__(name or f"privacy({inner.name})", children, context_from=(inner,))
         self.inner, self.edge = inner, edge
         self.detector = (
             detectors if isinstance(detectors, Detector) else UnionDetector(detectors or [PatternDetector()])
@@ -86,12 +89,6 @@ class PiiGatekeeper(LanguageModel):
             require_edge(edge, f"{self.name}: edge", why)
         self.surrogates = surrogates
         self.conversations = Conversations(max_conversations)
-        # the edge may answer too (route_local, rewrites), so its limit counts as well
-        self.max_concurrency = tightest(m.max_concurrency for m in (inner, edge) if m is not None)
-
-    @property
-    def context_length(self) -> int | None:
-        return self.inner.context_length
 
     # ---- answering ------------------------------------------------------------------------------------
 
