@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,12 +19,14 @@ import pytest
 from tandemlm import Message, Price, Recorder, Request, Usage
 from tandemlm.errors import (
     AuthenticationError,
+    DeadlineExceededError,
     RateLimitError,
     RemoteError,
     RemoteTimeoutError,
+    RequestCancelledError,
     UnsupportedOperationError,
 )
-from tandemlm.execution import CancelToken
+from tandemlm.execution import CancelToken, cancel_scope, use_token
 from tandemlm.models.openai import OpenAIModel
 
 Reply = Callable[[], httpx.Response] | Exception
@@ -541,3 +544,65 @@ def test_real_server_async_and_raw_completion(served: OpenAIModel) -> None:
     assert text.strip() and streamed == text
     raw = served.generate(Request.completion("The capital of France is", max_tokens=4))
     assert raw.text and raw.usage.completion_tokens > 0
+
+
+# ---- egress is written where it leaves, whatever happens after ---------------------------------------
+
+
+def _ledger(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_the_ledger_holds_a_call_that_failed_after_its_bytes_left(tmp_path: Path) -> None:
+    ep = Endpoint(reply(400, json={"error": {"message": "bad"}}))
+    model = model_for(ep)
+    model.ledger = tmp_path / "egress.jsonl"
+    with pytest.raises(RemoteError, match="400"):
+        model.generate("the secret plan")
+    (line,) = _ledger(model.ledger)
+    assert line["text"] == ep.requests[0].content.decode() and line["model"] == "gpt-test"
+    assert model.calls == 1
+
+
+def test_the_ledger_holds_a_call_that_timed_out(tmp_path: Path) -> None:
+    ep = Endpoint(httpx.ReadTimeout("slow"))
+    model = model_for(ep, max_retries=0)
+    model.ledger = tmp_path / "egress.jsonl"
+    with pytest.raises(RemoteTimeoutError):
+        model.generate("tell me")
+    assert [line["text"] for line in _ledger(model.ledger)] == [ep.requests[0].content.decode()]
+
+
+def test_the_ledger_holds_a_call_cancelled_after_sending_and_the_retry_never_goes(tmp_path: Path) -> None:
+    ep = Endpoint(reply(503, text="busy"), chat("late"))
+    model = model_for(ep, backoff=30.0)
+    model.ledger = tmp_path / "egress.jsonl"
+    token = CancelToken()
+    threading.Timer(0.2, token.cancel, args=("the client disconnected",)).start()
+    started = time.monotonic()
+    with use_token(token), pytest.raises(RequestCancelledError, match="the client disconnected"):
+        model.generate("cancel me")
+    assert time.monotonic() - started < 5  # woke from the 30 s backoff at once
+    assert len(ep.requests) == 1 and len(_ledger(model.ledger)) == 1
+
+
+def test_a_deadline_bounds_each_attempt_of_a_sync_call(tmp_path: Path) -> None:
+    seen: list[float] = []
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"]["read"])
+        raise httpx.ReadTimeout("slow")
+
+    model = OpenAIModel("gpt-test", base_url="https://api.example.test/v1", transport=httpx.MockTransport(slow),
+                        timeout=60.0, max_retries=2, backoff=0.0)  # fmt: skip
+    with cancel_scope(timeout=0.5), pytest.raises((RemoteTimeoutError, DeadlineExceededError)):
+        model.generate("hi")
+    assert seen and all(t <= 0.5 for t in seen)  # never the engine's own 60 s
+
+
+def test_an_edge_located_remote_model_writes_no_egress(tmp_path: Path) -> None:
+    model = model_for(Endpoint(chat()), location="edge")
+    model.ledger = tmp_path / "egress.jsonl"
+    with Recorder() as rec:
+        model.generate("local only")
+    assert not model.ledger.exists() and rec.events[0].egress is None

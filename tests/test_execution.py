@@ -1,0 +1,184 @@
+"""The execution model's exact logic: one owner per handle, FIFO whole operations, bounded queues,
+cancellation and deadlines that reach the owner, blocking code off the event loop."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import anyio
+import pytest
+
+from tandemlm.errors import DeadlineExceededError, EngineError, QueueFullError, RequestCancelledError
+from tandemlm.execution import CancelToken, ModelWorker, cancel_scope, current_token, iterate_in_thread, use_token
+
+
+def test_operations_run_whole_on_the_owner_thread_one_at_a_time() -> None:
+    worker = ModelWorker("m")
+    seen: list[tuple[str, int]] = []
+    active = 0
+
+    def op(i: int) -> int:
+        nonlocal active
+        active += 1
+        assert active == 1  # never two at once on the handle
+        seen.append((threading.current_thread().name, i))
+        time.sleep(0.01)
+        active -= 1
+        return i * i
+
+    results: dict[int, int] = {}
+    threads = [
+        threading.Thread(target=lambda i=i: results.__setitem__(i, worker.call(lambda: op(i)))) for i in range(8)
+    ]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert results == {i: i * i for i in range(8)}
+    assert {name for name, _ in seen} == {"tandem-model-m"}
+    assert worker.stats.operations == 8 and worker.stats.queued == 0 and worker.stats.busy_s > 0.07
+    worker.close()
+
+
+def test_an_error_in_an_operation_is_raised_in_the_caller() -> None:
+    worker = ModelWorker("m")
+    with pytest.raises(ZeroDivisionError):
+        worker.call(lambda: 1 / 0)
+    assert worker.call(lambda: "still serving") == "still serving"
+    worker.close()
+
+
+def test_a_full_queue_refuses_at_submission() -> None:
+    worker = ModelWorker("m", queue_size=1)
+    release = threading.Event()
+    running = threading.Event()
+
+    def block() -> None:
+        running.set()
+        release.wait(5)
+
+    first = threading.Thread(target=worker.call, args=(block,))
+    first.start()
+    running.wait(5)
+    second = threading.Thread(target=worker.call, args=(lambda: None,))
+    second.start()
+    time.sleep(0.05)
+    assert worker.stats.queued == 1
+    with pytest.raises(QueueFullError, match="1 operations are already waiting"):
+        worker.call(lambda: None)
+    release.set()
+    first.join()
+    second.join()
+    assert worker.stats.rejected == 1
+    worker.close()
+
+
+def test_closing_a_stream_stops_the_operation_between_steps() -> None:
+    worker = ModelWorker("m")
+    steps: list[int] = []
+
+    def work(token: CancelToken, emit: object) -> None:
+        for i in range(1000):
+            token.check()
+            steps.append(i)
+            emit(i)  # type: ignore[operator]
+            time.sleep(0.002)
+
+    pieces = worker.stream(work)
+    assert [next(pieces) for _ in range(3)] == [0, 1, 2]
+    pieces.close()  # type: ignore[attr-defined]
+    assert worker.call(lambda: len(steps)) < 20  # the next operation ran right after: the handle was freed
+    worker.close()
+
+
+def test_a_cancelled_request_is_skipped_while_queued_and_its_caller_returns_at_once() -> None:
+    worker = ModelWorker("m")
+    release = threading.Event()
+    threading.Thread(target=worker.call, args=(lambda: release.wait(5),)).start()
+    ran: list[str] = []
+    token = CancelToken()
+    errors: list[BaseException] = []
+
+    def waiter() -> None:
+        with use_token(token):
+            try:
+                worker.call(lambda: ran.append("ran"))
+            except RequestCancelledError as err:
+                errors.append(err)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.05)
+    token.cancel("the client disconnected")
+    t.join(2)
+    assert not t.is_alive() and str(errors[0]) == "the client disconnected"
+    release.set()
+    worker.call(lambda: None)
+    assert ran == []  # it never reached the handle
+    worker.close()
+
+
+def test_a_deadline_reaches_the_owner_and_child_tokens_follow_their_parent() -> None:
+    worker = ModelWorker("m")
+
+    def spin(token: CancelToken, emit: object) -> None:
+        while True:
+            token.check()
+            time.sleep(0.001)
+
+    with cancel_scope(timeout=0.1):
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError):
+            list(worker.stream(spin))
+        assert time.monotonic() - started < 1.0
+    parent = CancelToken()
+    child = CancelToken(timeout=60, parent=parent)
+    assert not child.cancelled and child.remaining() is not None
+    parent.cancel("shutting down")
+    assert child.cancelled and str(child.error()) == "shutting down"
+    assert current_token().deadline is None and not current_token().cancelled
+    worker.close()
+
+
+def test_close_fails_what_waits_and_refuses_more() -> None:
+    worker = ModelWorker("m")
+    worker.close()
+    with pytest.raises(EngineError, match="closed"):
+        worker.call(lambda: None)
+
+
+def test_iterate_in_thread_keeps_the_loop_free_and_cancels_its_thread_when_dropped() -> None:
+    produced: list[int] = []
+    ticks = 0
+
+    def slow() -> object:
+        for i in range(1000):
+            current_token().check()
+            produced.append(i)
+            time.sleep(0.01)
+            yield i
+
+    async def main() -> list[int]:
+        nonlocal ticks
+        got: list[int] = []
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await anyio.sleep(0.005)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tick)
+            items = iterate_in_thread(slow)  # type: ignore[arg-type]
+            async for item in items:
+                got.append(item)
+                if len(got) == 5:
+                    break
+            await items.aclose()
+            await anyio.sleep(0.1)
+            tg.cancel_scope.cancel()
+        return got
+
+    assert anyio.run(main) == [0, 1, 2, 3, 4]
+    assert ticks > 10  # the event loop ran while the thread worked
+    assert len(produced) < 15  # the thread stopped soon after the reader left
