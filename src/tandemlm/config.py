@@ -271,7 +271,10 @@ class ServerConfig(_Strict):
     api_keys: list[str] = Field(default_factory=list, description="accepted bearer keys; none means no auth")
     queue_size: int = Field(default=32, ge=0, description="requests that may wait for a busy local model")
     request_timeout_s: float = Field(default=600.0, gt=0)
-    retry_after_s: int = Field(default=1, ge=1, description="Retry-After sent with a 503 when a queue is full")
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After sent with a 503 (queue full, loading)")
+    wait_while_loading: bool = Field(
+        default=False, description="a request that arrives while the models load waits for them instead of a 503"
+    )
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024,
         ge=1,

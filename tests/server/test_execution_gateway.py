@@ -101,3 +101,15 @@ server: {retry_after_s: 2}
     for pipeline in ("edge", "again"):
         assert httpx.post(f"{url}/v1/chat/completions", json={"model": pipeline, **CHAT}).status_code == 200
     assert loads == ["small"]
+
+
+def test_wait_while_loading_holds_the_request_until_the_models_are_in(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ENGINES["scripted"]
+    monkeypatch.setitem(ENGINES, "scripted", lambda **options: (time.sleep(0.5), real(**options))[1])
+    config = "models:\n  small: {engine: scripted, replies: hi}\npipelines:\n  edge: {model: small}\n"
+    config += "server: {wait_while_loading: true}\n"
+    url = serve(create_app(Runtime(parse_config(config))))
+    r = httpx.post(f"{url}/v1/chat/completions", json={"model": "edge", **CHAT}, timeout=10)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "hi"

@@ -96,11 +96,11 @@ async def _complete(
     http: HTTPRequest, pipeline: str, request: Request, stream: bool, usage: bool, chat: bool
 ) -> Response:
     state = _state(http)
-    model = state.pipeline(pipeline)
+    token = state.request_token()
+    model = await state.pipeline_when_ready(pipeline, token)
     request_id: str = http.scope["state"]["request_id"]
     created = p.now()
     started = time.perf_counter()
-    token = state.request_token()
     if stream:
         return await _open_stream(state, model, request, token, http, (pipeline, request_id, created, usage, chat),
                                   started)  # fmt: skip

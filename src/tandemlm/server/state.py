@@ -60,6 +60,15 @@ class GatewayState:
             raise ModelLoadingError("the models are still loading; retry shortly")
         return self.runtime.pipeline(name)
 
+    async def pipeline_when_ready(self, name: str, token: CancelToken) -> LanguageModel:
+        """`pipeline`, waiting for the models first where `server.wait_while_loading` says so (within the
+        request's deadline)."""
+        if self.settings.wait_while_loading:
+            with anyio.fail_after(token.remaining()):
+                while not self.ready and self.load_error is None and name in self.runtime.config.pipelines:
+                    await anyio.sleep(0.05)
+        return self.pipeline(name)
+
     def load_all(self) -> None:
         """Load every pipeline's models once (blocking; run in a worker thread at start-up)."""
         try:
