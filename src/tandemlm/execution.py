@@ -155,6 +155,13 @@ class _Done:
         self.result = result
 
 
+def _ended(item: Any) -> bool:
+    """Whether `item` ends a stream of items (an operation's result); raises the error a failure carries."""
+    if isinstance(item, _Failure):
+        raise item.error
+    return isinstance(item, _Done)
+
+
 class ModelWorker:
     """The one thread that drives an engine handle; operations run whole, one at a time, in FIFO order.
 
@@ -176,8 +183,7 @@ class ModelWorker:
         """Run `work` on the owner thread and return its result (its exception is raised here)."""
         job = self._submit(lambda token, emit: work())
         item = job.take()
-        if isinstance(item, _Failure):
-            raise item.error
+        _ended(item)
         result: T = item.result
         return result
 
@@ -188,10 +194,8 @@ class ModelWorker:
         try:
             while True:
                 item = job.take()
-                if isinstance(item, _Done):
+                if _ended(item):
                     return
-                if isinstance(item, _Failure):
-                    raise item.error
                 yield item
         finally:
             job.token.cancel("the stream was closed")
@@ -308,10 +312,8 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncGenerator[T
     try:
         with receive:
             async for item in receive:
-                if isinstance(item, _Done):
+                if _ended(item):
                     return
-                if isinstance(item, _Failure):
-                    raise item.error
                 yield item
     finally:
         token.cancel("the caller stopped reading")
