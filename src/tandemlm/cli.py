@@ -226,10 +226,13 @@ def serve(config: str, host: str, port: int, log_level: str) -> None:
     with errors_to_exit_codes():
         cfg = load_config(config)
         try:
-            from tandemlm.server import create_app
-            from tandemlm.server.run import serve_app
-        except ImportError:
+            import fastapi  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError:  # only the extra's absence; any other import error keeps its traceback
             raise missing_extra("fastapi and uvicorn", "server") from None
+        from tandemlm.server import create_app
+        from tandemlm.server.run import serve_app
+
         serve_app(create_app(cfg), host=host, port=port, log_level=log_level)
 
 
