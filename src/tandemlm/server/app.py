@@ -132,7 +132,7 @@ def _declared_length(scope: Scope) -> int:
 
 def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(
-        f"the request body is larger than the gateway's limit of {limit} bytes; send less or raise server.max_body_bytes"
+        f"the request body is over the gateway's limit of {limit} bytes; send less or raise server.max_body_bytes"
     )
 
 

@@ -6,22 +6,44 @@ it, never silently ignored. Responses are built as plain dicts, in OpenAI's shap
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from tandemlm.errors import ValidationError
 from tandemlm.types import Completion, GenerationParams, Message, Request
 
 DEFAULT_MAX_TOKENS = 512
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*")
+    @classmethod
+    def _encodable(cls, value: Any) -> Any:
+        """JSON's `"\\ud800"` decodes to a lone surrogate, which no model, log or response can encode: refuse it."""
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            text = item.text if isinstance(item, TextPart) else item
+            if isinstance(text, str) and (bad := _SURROGATE.search(text)):
+                where = f"item {i}, " if isinstance(value, list) else ""
+                raise PydanticCustomError(
+                    "lone_surrogate",
+                    "contains a lone surrogate ({char}) at {where}character {at}; send valid UTF-8 text",
+                    {"char": f"\\u{ord(bad.group()):04x}", "where": where, "at": bad.start()},
+                )
+        return value
 
-class TextPart(_Wire):
+
+class TextPart(BaseModel):
+    """A content part. The message holding it checks its text: an error raised in here would be reported once
+    per branch of `str | list[TextPart]`, burying the useful one."""
+
+    model_config = ConfigDict(extra="forbid")
     type: Literal["text"]
     text: str
 
@@ -88,6 +110,8 @@ class CompletionRequest(_Sampling):
 
     def to_request(self) -> Request:
         prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
+        if not prompts or prompts == [""]:
+            raise ValidationError("prompt is empty: send the text to complete")
         if len(prompts) != 1:
             raise ValidationError("prompt must be one string (batches of prompts are not supported)")
         if self.echo or self.logprobs is not None:
@@ -175,7 +199,12 @@ def tandem_extension(c: Completion, request_id: str) -> dict[str, Any]:
 
 def error_body(message: str, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None
                ) -> dict[str, Any]:  # fmt: skip
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return {"error": {"message": _utf8(message), "type": kind, "param": param and _utf8(param), "code": code}}
+
+
+def _utf8(text: str) -> str:
+    """Escape lone surrogates: one echoed from the request (a key, a name) would make the error unencodable too."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def now() -> int:
