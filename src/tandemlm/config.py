@@ -10,7 +10,7 @@ pipelines:
   cloud: {model: cloud, fallback: edge}   # fallback: answers when the cloud model fails
 default_pipeline: edge
 ledger: ~/.cache/tandemlm/egress.jsonl   # optional: append every cloud call's egress here
-server: {api_keys: [...], queue_size: 32, request_timeout_s: 600}   # optional: `tandem serve`
+server: {api_keys: [...], queue_size: 32, request_timeout_s: 600, max_body_bytes: 8388608}   # `tandem serve`
 ```
 
 A pipeline answers requests; today it is one model, and strategies (cascades, speculative
