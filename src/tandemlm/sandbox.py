@@ -174,10 +174,12 @@ def _bwrap_argv(seccomp_fds: list[int]) -> list[str]:
     for path in ("/etc/ld.so.cache", "/etc/localtime"):
         if os.path.exists(path):
             argv += ["--ro-bind", path, path]
+    # the private tmpfs before the interpreter's binds: a venv under /tmp (a CI checkout) is bound on top of it
+    argv += ["--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
     for path in _interpreter_dirs():
         argv += ["--ro-bind", path, path]
     argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]  # a fresh /proc: no host process in it
-    argv += ["--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--chdir", "/tmp", "--remount-ro", "/"]
+    argv += ["--chdir", "/tmp", "--remount-ro", "/"]
     for fd in seccomp_fds:
         argv += ["--seccomp", str(fd)]
     return [*argv, sys.executable, "-I"]
