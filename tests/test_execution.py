@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -182,3 +183,54 @@ def test_iterate_in_thread_keeps_the_loop_free_and_cancels_its_thread_when_dropp
     assert anyio.run(main) == [0, 1, 2, 3, 4]
     assert ticks > 10  # the event loop ran while the thread worked
     assert len(produced) < 15  # the thread stopped soon after the reader left
+
+
+def test_short_operations_go_before_generations_unless_a_generation_waited_too_long() -> None:
+    worker = ModelWorker("m", max_wait_s=0.3)
+    order: list[str] = []
+    release = threading.Event()
+
+    def generation(name: str) -> Callable[[CancelToken, object], None]:
+        def work(token: CancelToken, emit: object) -> None:
+            order.append(name)
+            if name == "first":
+                release.wait(5)
+
+        return work
+
+    def consume(name: str) -> None:
+        list(worker.stream(generation(name)))
+
+    def short(name: str) -> None:
+        worker.call(lambda: order.append(name))
+
+    first = threading.Thread(target=consume, args=("first",))
+    first.start()
+    while not order:
+        time.sleep(0.005)
+    waiting = [threading.Thread(target=consume, args=("long",)), threading.Thread(target=short, args=("short",))]
+    for t in waiting:
+        t.start()
+        time.sleep(0.02)  # the generation arrives first
+    release.set()
+    for t in (first, *waiting):
+        t.join(5)
+    assert order == ["first", "short", "long"]  # a one-token step need not wait for a whole answer
+
+    order.clear()
+    release.clear()
+    first = threading.Thread(target=consume, args=("first",))
+    first.start()
+    while not order:
+        time.sleep(0.005)
+    late = threading.Thread(target=consume, args=("long",))
+    late.start()
+    time.sleep(0.4)  # the generation is overdue by the time the short one arrives
+    quick = threading.Thread(target=short, args=("short",))
+    quick.start()
+    time.sleep(0.02)
+    release.set()
+    for t in (first, late, quick):
+        t.join(5)
+    assert order == ["first", "long", "short"]
+    worker.close()

@@ -20,6 +20,7 @@ import math
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -163,25 +164,32 @@ def _ended(item: Any) -> bool:
 
 
 class ModelWorker:
-    """The one thread that drives an engine handle; operations run whole, one at a time, in FIFO order.
+    """The one thread that drives an engine handle; operations run whole, one at a time.
+
+    Short operations (`call`: a batch of logits) go before generations (`stream`), in arrival order within
+    each kind, unless the oldest generation has waited `max_wait_s`: a token-level strategy's one-token
+    steps then need not queue behind every other request's whole answer, and no generation starves.
 
     queue_size: operations that may wait (None: no bound); a submission beyond it raises QueueFullError,
         which the gateway answers with 503 and Retry-After.
     """
 
-    def __init__(self, name: str, *, queue_size: int | None = None) -> None:
+    def __init__(self, name: str, *, queue_size: int | None = None, max_wait_s: float = 1.0) -> None:
         self.name = name
         self.queue_size = queue_size
+        self.max_wait_s = max_wait_s
         self.stats = WorkerStats()
-        self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self._short: deque[_Job[Any]] = deque()
+        self._long: deque[_Job[Any]] = deque()
+        self._ready = threading.Condition()
         self._closed = False
+        self._finish: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._serve, name=f"tandem-model-{name}", daemon=True)
         self._thread.start()
 
     def call(self, work: Callable[[], T]) -> T:
         """Run `work` on the owner thread and return its result (its exception is raised here)."""
-        job = self._submit(lambda token, emit: work())
+        job = self._submit(lambda token, emit: work(), self._short)
         item = job.take()
         _ended(item)
         result: T = item.result
@@ -190,7 +198,7 @@ class ModelWorker:
     def stream(self, work: Callable[[CancelToken, Emit], None]) -> Iterator[Any]:
         """Run a streaming operation: `work(token, emit)` emits items on the owner thread, checking `token`
         between steps. Closing the iterator early cancels the operation, which stops at its next check."""
-        job = self._submit(work)
+        job = self._submit(work, self._long)
         try:
             while True:
                 item = job.take()
@@ -202,22 +210,19 @@ class ModelWorker:
 
     def close(self, finish: Callable[[], None] | None = None) -> None:
         """Stop taking work, fail what still waits, run `finish` (release the handle) on the owner, join it."""
-        with self._lock:
+        with self._ready:
             if self._closed:
                 return
-            self._closed = True
-        if finish is not None:
-            job: _Job[None] = _Job(lambda token, emit: finish(), CancelToken())
-            self._jobs.put(job)
-        self._jobs.put(None)
+            self._closed, self._finish = True, finish
+            self._ready.notify()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=30)
 
-    def _submit(self, work: Work[Any]) -> _Job[Any]:
+    def _submit(self, work: Work[Any], lane: deque[_Job[Any]]) -> _Job[Any]:
         token = CancelToken(parent=current_token())
         token.check()
         job: _Job[Any] = _Job(work, token)
-        with self._lock:
+        with self._ready:
             if self._closed:
                 raise EngineError(f"{self.name}: the model is closed")
             if self.queue_size is not None and self.stats.queued >= self.queue_size:
@@ -226,15 +231,30 @@ class ModelWorker:
                     f"{self.name} is busy and {self.stats.queued} operations are already waiting; retry later"
                 )
             self.stats.queued += 1
-        self._jobs.put(job)
+            lane.append(job)
+            self._ready.notify()
         return job
 
+    def _next(self) -> _Job[Any] | None:
+        """The next operation to run (None once closed): short first, unless a generation waited too long."""
+        with self._ready:
+            while not (self._short or self._long or self._closed):
+                self._ready.wait()
+            if self._closed:
+                for left in (*self._short, *self._long):
+                    left.emit(_Failure(EngineError(f"{self.name}: the model was closed")))
+                self._short.clear()
+                self._long.clear()
+                return None
+            overdue = self._long and time.monotonic() - self._long[0].submitted >= self.max_wait_s
+            job = (self._long if overdue or not self._short else self._short).popleft()
+            self.stats.queued -= 1
+            return job
+
     def _serve(self) -> None:
-        while (job := self._jobs.get()) is not None:
+        while (job := self._next()) is not None:
             started = time.monotonic()
-            with self._lock:
-                self.stats.queued = max(0, self.stats.queued - 1)
-                self.stats.wait_s += started - job.submitted
+            self.stats.wait_s += started - job.submitted
             if job.token.cancelled:  # the caller gave up while it waited: skip it
                 job.emit(_Failure(job.token.error()))
                 continue
@@ -245,18 +265,10 @@ class ModelWorker:
             else:
                 job.emit(_Done(result))
             finally:
-                with self._lock:
-                    self.stats.operations += 1
-                    self.stats.busy_s += time.monotonic() - started
-        with self._lock:  # closed: fail whatever is still queued
-            self._closed = True
-        while True:
-            try:
-                left = self._jobs.get_nowait()
-            except queue.Empty:
-                return
-            if left is not None:
-                left.emit(_Failure(EngineError(f"{self.name}: the model was closed")))
+                self.stats.operations += 1
+                self.stats.busy_s += time.monotonic() - started
+        if self._finish is not None:
+            self._finish()
 
 
 # ---- blocking code off the event loop ------------------------------------------------------------

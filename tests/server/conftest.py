@@ -8,14 +8,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
 
 @contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """Run `app` on 127.0.0.1 (a free port) until the block ends; yields the base URL."""
+def serving(app: FastAPI, wait_ready: bool = True) -> Iterator[str]:
+    """Run `app` on 127.0.0.1 (a free port) until the block ends; yields the base URL once its models are loaded
+    (`wait_ready`), since requests before that get 503 `loading`."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -27,8 +29,13 @@ def serving(app: FastAPI) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
+    url = f"http://127.0.0.1:{port}"
+    while wait_ready and httpx.get(f"{url}/readyz").json()["status"] == "loading":
+        if time.monotonic() > deadline + 40:  # models load in a thread after start-up; requests before get 503
+            raise RuntimeError("the test server's models did not load")
+        time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.should_exit = True
         thread.join(timeout=20)
@@ -40,8 +47,8 @@ def serve() -> Iterator[Callable[[FastAPI], str]]:
     """Start apps for one test; all stop at its end."""
     stops = []
 
-    def start(app: FastAPI) -> str:
-        cm = serving(app)
+    def start(app: FastAPI, wait_ready: bool = True) -> str:
+        cm = serving(app, wait_ready)
         url = cm.__enter__()
         stops.append(cm)
         return url

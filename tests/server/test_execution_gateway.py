@@ -89,7 +89,7 @@ pipelines:
   again: {model: small}
 server: {retry_after_s: 2}
 """
-    url = serve(create_app(Runtime(parse_config(config))))
+    url = serve(create_app(Runtime(parse_config(config))), wait_ready=False)  # type: ignore[call-arg]
     r = httpx.post(f"{url}/v1/chat/completions", json={"model": "edge", **CHAT}, timeout=10)
     assert r.status_code == 503 and r.json()["error"]["code"] == "loading" and r.headers["retry-after"] == "2"
     assert httpx.get(f"{url}/readyz").json()["status"] == "loading"
@@ -110,6 +110,6 @@ def test_wait_while_loading_holds_the_request_until_the_models_are_in(
     monkeypatch.setitem(ENGINES, "scripted", lambda **options: (time.sleep(0.5), real(**options))[1])
     config = "models:\n  small: {engine: scripted, replies: hi}\npipelines:\n  edge: {model: small}\n"
     config += "server: {wait_while_loading: true}\n"
-    url = serve(create_app(Runtime(parse_config(config))))
+    url = serve(create_app(Runtime(parse_config(config))), wait_ready=False)  # type: ignore[call-arg]
     r = httpx.post(f"{url}/v1/chat/completions", json={"model": "edge", **CHAT}, timeout=10)
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "hi"
