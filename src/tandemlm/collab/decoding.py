@@ -38,7 +38,9 @@ class Decoded:
             if self.room <= 0:
                 self.done = True
                 break
-        piece, stopped = self._scanner.update(self.reader.detokenize(self.tokens) if self.tokens else "")
+        text = self.reader.detokenize(self.tokens) if self.tokens else ""
+        # a character split over tokens reads as U+FFFD until its last byte is in: hold it back, never stream it
+        piece, stopped = self._scanner.update(text.rstrip("\ufffd"))
         if stopped:
             self.finish, self.done = "stop", True
         return piece
