@@ -7,11 +7,13 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tandemlm.bench import metrics
 from tandemlm.bench.datasets import Item
 from tandemlm.bench.outcomes import Outcome
-from tandemlm.bench.route import evaluate, load_splits, to_markdown
+from tandemlm.bench.route import bootstrap, curve_arrays, evaluate, load_splits, to_markdown
 
 
 def outcome(item_id: str, split: str, correct: bool, confidence: float, cost: float = 0.0) -> Outcome:
@@ -52,7 +54,8 @@ def test_a_perfect_cascade_signal_matches_the_oracle(tmp_path: Path, gsm8k_items
     assert best["share_at_95"] == pytest.approx(wrong, abs=1e-9)
     assert result["methods"]["random"]["apgr"] == pytest.approx(0.5)
     assert best["aiq"] > result["methods"]["random"]["aiq"]
-    assert "| cascade:logprob |" in to_markdown({"machine": "m", "budget_share": 0.5, "datasets": [result]}, "cmd")
+    report = to_markdown({"machine": "m", "budget_share": 0.5, "datasets": [result]}, "cmd")
+    assert f"| **{result['best_on_train']}** |" in report and "| cascade:min_logprob |" in report
 
 
 def test_a_constant_signal_is_left_out_and_random_is_the_line(tmp_path: Path, gsm8k_items: list[Item]) -> None:
@@ -94,3 +97,60 @@ def test_the_committed_report_reproduces_from_the_committed_tables(
             for key in ("apgr", "cpt50", "cpt80", "aiq", "share_at_95"):
                 assert got["methods"][method][key] == pytest.approx(row[key], abs=1e-6), (got["dataset"], method, key)
         assert (tmp_path / f"route_{got['dataset']}.png").stat().st_size > 10_000
+
+
+# ---- bootstrap intervals ------------------------------------------------------------------------------
+
+
+def _table(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    edge = (rng.random(n) < 0.3).astype(float)
+    cloud = np.maximum(edge, rng.random(n) < 0.5).astype(float)
+    cloud[:3] = 0.0  # a few items only the edge gets right
+    return np.round(rng.random(n), 1), edge, cloud  # rounded: many tied scores
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_curve_arrays_are_the_sweep(seed: int) -> None:
+    scores, edge, cloud = _table(40, seed)
+    shares, accs = curve_arrays(scores, edge, cloud)
+    np.testing.assert_allclose(
+        np.column_stack([shares, accs]), np.array(metrics.sweep(scores, edge, cloud)), atol=1e-12
+    )
+
+
+def test_one_identity_draw_gives_the_point_estimates() -> None:
+    scores, edge, cloud = _table(40, 1)
+    e_acc, c_acc = edge.mean(), cloud.mean()
+    curve = metrics.sweep(scores, edge, cloud)
+    to_cloud = scores > 0.5
+    got = bootstrap(scores, to_cloud, edge, cloud, np.arange(40)[None, :])
+    assert got["apgr"] == pytest.approx([metrics.apgr(curve, e_acc, c_acc)] * 2)
+    assert got["cpt50"] == pytest.approx([metrics.cpt(curve, e_acc, c_acc, 0.5)] * 2)
+    budget = np.where(to_cloud, cloud, edge).mean()
+    assert got["budget_accuracy"] == pytest.approx([budget] * 2)
+    assert got["budget_of_cloud"] == pytest.approx([budget / c_acc] * 2)
+    oracle = bootstrap(None, None, edge, cloud, np.arange(40)[None, :])
+    assert oracle["apgr"] == pytest.approx([metrics.apgr(metrics.oracle(edge, cloud), e_acc, c_acc)] * 2)
+    assert "budget_accuracy" not in oracle
+
+
+def test_intervals_are_seeded_cover_the_estimate_and_leave_out_resamples_without_a_gap(
+    tmp_path: Path, gsm8k_items: list[Item]
+) -> None:
+    write_tables(tmp_path, gsm8k_items, informative=True)
+    a, b = (evaluate("gsm8k", tmp_path, routers=("length",), resamples=200) for _ in range(2))
+    assert a["methods"]["router:length"]["ci"] == b["methods"]["router:length"]["ci"]
+    for name in ("cascade:logprob", "router:length", "oracle"):
+        row = a["methods"][name]
+        lo, hi = row["ci"]["apgr"]
+        assert lo <= row["apgr"] <= hi
+    # the perfect signal is the oracle on every resample
+    assert a["methods"]["cascade:logprob"]["ci"]["apgr"] == pytest.approx(a["methods"]["oracle"]["ci"]["apgr"])
+    # the cloud is right everywhere, so every resample has a gap (unless the edge is right on all of it)
+    assert a["methods"]["oracle"]["ci"]["defined"] == 200
+    scores, edge, _ = _table(40, 2)
+    no_gap = bootstrap(scores, scores > 0.5, edge, edge, np.arange(40)[None, :])
+    assert (no_gap["defined"], no_gap["apgr"], no_gap["cpt50"]) == (0, None, None)
+    assert no_gap["budget_accuracy"] == pytest.approx([edge.mean()] * 2)
+    assert "[" in to_markdown({"machine": "m", "budget_share": 0.5, "datasets": [a]}, "cmd")

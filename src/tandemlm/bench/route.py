@@ -5,6 +5,12 @@ item. Routers are fitted and every threshold or "best method" choice is made on 
 reported numbers are on the test split only. A method is a score per item (higher → cloud); its
 curve is the sweep over every threshold. Cascades pay the edge answer on every item and score it
 with the edge model's own confidence (stored in the table); query routers decide from the prompt.
+
+Each test number comes with a bootstrap 95% interval: the test items are resampled with replacement
+(`RESAMPLES` times, seeded, the same resamples for every method) and the metric recomputed on each, the
+method's scores and its train-fitted budget threshold held fixed; the interval is the 2.5–97.5
+percentile range. It measures how much the number owes to which test items were drawn, not the
+variance of fitting on another train split.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from tandemlm.collab.routing import ROUTERS, MiniLM, Router, threshold_for_share
 from tandemlm.collab.routing.embeddings import Embedder
 from tandemlm.errors import ModelSourceError, missing_extra
 
+RESAMPLES, SEED = 1000, 0  # bootstrap resamples of the test items for the 95% intervals, and their seed
 BUDGET = 0.5  # the cloud share the budget-mode operating point is calibrated to, on train
 # each cascade signal from the edge table, on the scale the live signal (collab/confidence.py) uses, so a budget
 # threshold here is a `threshold:` for a cascade pipeline (None: not measured); `examples` counts an item
@@ -135,26 +142,34 @@ def method_scores(
 
 
 def evaluate(
-    dataset: str, outcomes: Path, routers: tuple[str, ...] = ROUTER_NAMES, save_routers: Path | None = None
+    dataset: str,
+    outcomes: Path,
+    routers: tuple[str, ...] = ROUTER_NAMES,
+    save_routers: Path | None = None,
+    resamples: int = RESAMPLES,
 ) -> dict[str, Any]:
-    """Every method's test curve and metrics on one dataset."""
+    """Every method's test curve and metrics on one dataset, with bootstrap 95% intervals."""
     splits = load_splits(dataset, outcomes)
     train, test = splits["train"], splits["test"]
     memo = _Memo(MiniLM()) if any(n in EMBEDDING_ROUTERS for n in routers) else None
     e_acc, c_acc = float(test.edge_correct.mean()), float(test.cloud_correct.mean())
+    draws = np.random.default_rng(SEED).integers(0, len(test.prompts), size=(resamples, len(test.prompts)))
     rows: dict[str, dict[str, Any]] = {}
     for name, scores in method_scores(train, test, routers, memo).items():
         curve = metrics.sweep(scores["test"], test.edge_correct, test.cloud_correct)
         rows[name] = _summary(curve, e_acc, c_acc)
         threshold = threshold_for_share(scores["train"], BUDGET)
         to_cloud = scores["test"] > threshold
+        accuracy = float(np.where(to_cloud, test.cloud_correct, test.edge_correct).mean())
         rows[name]["budget"] = {
             # the threshold as the strategy's config takes it: a cascade's signal is −score
             "threshold": threshold if "router" in scores else -threshold,
             "share": float(to_cloud.mean()),
-            "accuracy": float(np.where(to_cloud, test.cloud_correct, test.edge_correct).mean()),
+            "accuracy": accuracy,
+            "of_cloud": accuracy / c_acc if c_acc > 0 else None,
             "cost_usd": float(test.cloud_cost[to_cloud].sum()),
         }
+        rows[name]["ci"] = bootstrap(scores["test"], to_cloud, test.edge_correct, test.cloud_correct, draws)
         rows[name]["train_apgr"] = _safe_apgr(
             metrics.sweep(scores["train"], train.edge_correct, train.cloud_correct),
             float(train.edge_correct.mean()), float(train.cloud_correct.mean()),
@@ -171,13 +186,68 @@ def evaluate(
                 rows[name]["saved"] = str(scores["router"].save(save_routers / f"{dataset}-{name.split(':')[1]}.npz"))
     rows["random"] = _summary(metrics.random_curve(e_acc, c_acc), e_acc, c_acc)
     rows["oracle"] = _summary(metrics.oracle(test.edge_correct, test.cloud_correct), e_acc, c_acc)
+    rows["oracle"]["ci"] = bootstrap(None, None, test.edge_correct, test.cloud_correct, draws)
     candidates = [n for n in rows if n not in ("random", "oracle")]
     best = max(candidates, key=lambda n: -1e9 if rows[n]["train_apgr"] is None else rows[n]["train_apgr"], default=None)
     return {
         "dataset": dataset, "train_items": len(train.prompts), "test_items": len(test.prompts),
         "edge_accuracy": e_acc, "cloud_accuracy": c_acc, "cloud_cost_usd": float(test.cloud_cost.sum()),
-        "best_on_train": best, "methods": rows,
+        "resamples": resamples, "best_on_train": best, "methods": rows,
     }  # fmt: skip
+
+
+def curve_arrays(scores: np.ndarray, edge: np.ndarray, cloud: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`metrics.sweep`'s points as (shares, accuracies), cheapest first, in one sort: the items ranked by score,
+    the curve has a point after each group of tied scores (and at share 0)."""
+    n = len(scores)
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    gains = np.concatenate([[0.0], np.cumsum(cloud[order] - edge[order])])
+    cuts = np.concatenate([[0], np.flatnonzero(ranked[1:] != ranked[:-1]) + 1, [n]])
+    return cuts / n, (edge.sum() + gains[cuts]) / n
+
+
+def bootstrap(
+    scores: np.ndarray | None,
+    to_cloud: np.ndarray | None,
+    edge: np.ndarray,
+    cloud: np.ndarray,
+    draws: np.ndarray,
+) -> dict[str, Any]:
+    """95% percentile intervals of APGR, CPT(50%), and (with `to_cloud`, the train-fitted budget decisions)
+    the budget point's accuracy and its ratio to always-cloud, over `draws` (one row of item indices per
+    resample). `scores` None: the oracle's curve. A resample where the cloud is not ahead of the edge has no
+    APGR or CPT and is left out of those two (`defined` counts the rest)."""
+    apgrs, cpts, accs, ratios = [], [], [], []
+    for rows in draws:
+        e, c = edge[rows], cloud[rows]
+        e_acc, c_acc = float(e.mean()), float(c.mean())
+        if to_cloud is not None:
+            acc = float(np.where(to_cloud[rows], c, e).mean())
+            accs.append(acc)
+            if c_acc > 0:
+                ratios.append(acc / c_acc)
+        if c_acc <= e_acc:
+            continue
+        if scores is None:
+            curve = metrics.oracle(e, c)
+            x, y = np.array([p[0] for p in curve]), np.array([p[1] for p in curve])
+        else:
+            x, y = curve_arrays(scores[rows], e, c)
+        apgrs.append((float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2)) - e_acc) / (c_acc - e_acc))
+        target = e_acc + 0.5 * (c_acc - e_acc)
+        i = int(np.argmax(y >= target))  # the anchor at share 1 always reaches it
+        cpts.append(
+            float(x[0]) if i == 0 else float(x[i - 1] + (target - y[i - 1]) / (y[i] - y[i - 1]) * (x[i] - x[i - 1]))
+        )
+    out: dict[str, Any] = {"defined": len(apgrs), "apgr": _interval(apgrs), "cpt50": _interval(cpts)}
+    if to_cloud is not None:
+        out |= {"budget_accuracy": _interval(accs), "budget_of_cloud": _interval(ratios)}
+    return out
+
+
+def _interval(values: list[float]) -> list[float] | None:
+    return [float(v) for v in np.percentile(values, [2.5, 97.5])] if values else None
 
 
 def _summary(curve: list[tuple[float, float]], e_acc: float, c_acc: float) -> dict[str, Any]:
@@ -252,12 +322,23 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
     def fmt(v: float | None, digits: int = 3) -> str:
         return "—" if v is None else f"{v:.{digits}f}"
 
+    def ci(v: float | None, interval: list[float] | None, digits: int = 3) -> str:
+        return (
+            fmt(v, digits)
+            if v is None or interval is None
+            else f"{fmt(v, digits)} [{interval[0]:.2f}, {interval[1]:.2f}]"
+        )
+
     lines = [
         "# Cascades and query routers (offline, from outcome tables)", "",
         f"Command: `{command}`", "",
         f"Machine: {result['machine']}. Thresholds, router fits and the 'best' pick use the train split; every "
         f"number below is on the test split. Budget point: the threshold that sends {result['budget_share']:.0%} "
-        "of train items to the cloud, applied to test.", "",
+        "of train items to the cloud, applied to test. `[lo, hi]`: bootstrap 95% interval over the test items "
+        f"({result['datasets'][0]['resamples'] if result['datasets'] else RESAMPLES} resamples, seed {SEED}; the "
+        "scores and the train-fitted threshold held fixed). Train CV APGR: the 5-fold out-of-fold APGR on train "
+        "that picks the best method. `cascade:*` rows pay the edge's answer on every item; `router:*` rows decide "
+        "from the prompt alone.", "",
     ]  # fmt: skip
     for d in result["datasets"]:
         lines += [
@@ -265,16 +346,18 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
             f"{d['train_items']} train / {d['test_items']} test items. Always-edge accuracy {d['edge_accuracy']:.3f}, "
             f"always-cloud {d['cloud_accuracy']:.3f} (${d['cloud_cost_usd']:.5f} for the test split). "
             f"Best method on train: `{d['best_on_train']}`. Plot: `route_{d['dataset']}.png`.", "",
-            "| method | APGR | CPT(50%) | CPT(80%) | AIQ | cloud share at 95% of cloud acc. "
-            "| budget: share | budget: accuracy | decision ms |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| method | APGR | CPT(50%) | CPT(80%) | AIQ | cloud share at 95% of cloud acc. | train CV APGR "
+            "| budget: share | budget: accuracy | budget: acc. / cloud acc. | decision ms |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]  # fmt: skip
         for name, m in d["methods"].items():
-            budget = m.get("budget", {})
+            budget, intervals = m.get("budget", {}), m.get("ci", {})
+            label = f"**{name}**" if name == d["best_on_train"] else name
             lines.append(
-                f"| {name} | {fmt(m['apgr'])} | {fmt(m['cpt50'])} | {fmt(m['cpt80'])} | {fmt(m['aiq'])} "
-                f"| {fmt(m['share_at_95'])} | {fmt(budget.get('share'))} | {fmt(budget.get('accuracy'))} "
-                f"| {fmt(m.get('decision_ms'), 2)} |"
+                f"| {label} | {ci(m['apgr'], intervals.get('apgr'))} | {ci(m['cpt50'], intervals.get('cpt50'))} "
+                f"| {fmt(m['cpt80'])} | {fmt(m['aiq'])} | {fmt(m['share_at_95'])} | {fmt(m.get('train_apgr'))} "
+                f"| {fmt(budget.get('share'))} | {ci(budget.get('accuracy'), intervals.get('budget_accuracy'))} "
+                f"| {ci(budget.get('of_cloud'), intervals.get('budget_of_cloud'))} | {fmt(m.get('decision_ms'), 2)} |"
             )
         lines.append("")
     return "\n".join(lines)
