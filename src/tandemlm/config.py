@@ -218,6 +218,9 @@ class PrivacyConfig(_Strict):
         None, description="edge-located model (it sees unmasked text): local answers, rewrites, the slm detector"
     )
     surrogates: bool = Field(False, description="realistic fake values instead of <TYPE_n> placeholders")
+    unknown_identifier: PrivacyAction | None = Field(
+        None, description="action for ID_NUMBER (ID-like value after a cue); unset: pseudonymize or a stricter policy"
+    )
     refs: ClassVar[tuple[str, ...]] = ("edge",)
 
     @model_validator(mode="after")
@@ -227,7 +230,7 @@ class PrivacyConfig(_Strict):
         unknown = sorted(set(self.entities) - set(ENTITIES))
         if unknown:
             raise ValueError(f"unknown entity types {unknown}; known: {', '.join(ENTITIES)}")
-        actions = {self.policy, *self.entities.values()}
+        actions = {self.policy, self.unknown_identifier, *self.entities.values()}
         if self.edge is None and (self.mode != "pseudonymize" or self.fail == "local" or "route_local" in actions
                                   or "slm" in self.detectors):  # fmt: skip
             raise ValueError("privacy.edge must name the edge model for this mode, policy, fail mode or detector")
@@ -237,7 +240,8 @@ class PrivacyConfig(_Strict):
         from tandemlm.privacy import PiiGatekeeper, PrivacyPolicy, build_detectors
 
         edge = model(self.edge) if self.edge is not None else None
-        policy = PrivacyPolicy(default=self.policy, entities=dict(self.entities), fail=self.fail)
+        unknown_id = self.unknown_identifier
+        policy = PrivacyPolicy(self.policy, dict(self.entities), self.fail, unknown_identifier=unknown_id)
         detectors = build_detectors(list(dict.fromkeys(self.detectors)), edge)
         return PiiGatekeeper(
             inner, edge=edge, detectors=detectors, policy=policy, mode=self.mode, surrogates=self.surrogates, name=name

@@ -48,17 +48,18 @@ class Detector:
 
 class PatternDetector(Detector):
     """Structured PII by validated patterns: e-mail, phone, card (Luhn), IBAN (mod 97), US SSN, IP, date of
-    birth, secret URL parameters, API keys and high-entropy secrets. `phone_regions` are the countries whose
-    national phone formats count (international +CC numbers are found regardless)."""
+    birth, secret URL parameters, API keys and high-entropy secrets, national ID numbers (checksums) and
+    ID numbers after a cue word. `phone_regions` are the countries whose national phone formats count
+    (default: a broad list, `phones.DEFAULT_REGIONS`; the text's own locale and +CC numbers count regardless)."""
 
     name = "patterns"
 
-    def __init__(self, entities: Sequence[str] | None = None, *, phone_regions: Sequence[str] = ("US",)) -> None:
+    def __init__(self, entities: Sequence[str] | None = None, *, phone_regions: Sequence[str] | None = None) -> None:
         unknown = set(entities or ()) - set(FINDERS)
         if unknown:
             raise ValidationError(f"PatternDetector cannot find {sorted(unknown)}; it knows {sorted(FINDERS)}")
         self.entities = tuple(entities or FINDERS)
-        self.phone_regions = tuple(phone_regions)
+        self.phone_regions = None if phone_regions is None else tuple(phone_regions)
         if "PHONE" in self.entities:
             try:
                 import phonenumbers  # noqa: F401

@@ -9,10 +9,12 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
+from tandemlm.privacy import phones
+from tandemlm.privacy.identifiers import find_cued_ids, find_national_ids
 from tandemlm.privacy.spans import Span, span_at
 
 Finder = Callable[[str], Iterator[Span]]
@@ -213,13 +215,10 @@ def find_secrets(text: str) -> Iterator[Span]:
             yield span_at(text, m.start(), m.end(), "SECRET", score=0.8)
 
 
-def find_phones(text: str, regions: tuple[str, ...] = ("US",)) -> Iterator[Span]:
-    """Valid phone numbers (Google's libphonenumber): international formats anywhere, national ones of `regions`."""
-    import phonenumbers
-
-    for region in regions:
-        for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
-            yield span_at(text, match.start, match.end, "PHONE")
+def find_phones(text: str, regions: Sequence[str] | None = None) -> Iterator[Span]:
+    """Phone numbers of every region, assigned or not, but not quantities (see phones.py): international
+    formats anywhere, national ones of `regions` (default `phones.DEFAULT_REGIONS`) and of the text's locale."""
+    return phones.find_phones(text, regions)
 
 
 FINDERS: dict[str, Finder] = {
@@ -232,4 +231,6 @@ FINDERS: dict[str, Finder] = {
     "URL_TOKEN": find_url_tokens,
     "SECRET": find_secrets,
     "PHONE": find_phones,
+    "NATIONAL_ID": find_national_ids,
+    "ID_NUMBER": find_cued_ids,
 }
