@@ -2,6 +2,8 @@
 
 A candidate that fails validation is not reported: a Luhn-invalid number is not a card, an IBAN with a
 bad mod-97 checksum is not an IBAN, 000-12-3456 is not an SSN. Each finder is `(text) -> Iterator[Span]`.
+Three finders are rules rather than validations, each with its own precision rules: secrets assigned to a
+key that names one (secrets.py), street addresses (addresses.py) and names after a cue (names.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
 from tandemlm.privacy import phones
+from tandemlm.privacy.addresses import find_addresses
 from tandemlm.privacy.identifiers import find_cued_ids, find_national_ids
+from tandemlm.privacy.names import find_names
+from tandemlm.privacy.secrets import find_assigned_secrets
 from tandemlm.privacy.spans import Span, span_at
 
 Finder = Callable[[str], Iterator[Span]]
@@ -43,11 +48,6 @@ KEY_PREFIXES = re.compile(
     r"|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"
     r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----"
-)
-ASSIGNED_SECRET = re.compile(
-    r"\b(?:password|passwd|pwd|passphrase|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token)"
-    r"[\"']?\s*(?:[:=]|is)\s*[\"']?([^\s\"',;&]{6,})",
-    re.IGNORECASE,
 )
 TOKEN = re.compile(r"(?<![\w/+=-])[A-Za-z0-9_+/-]{20,}={0,2}(?![\w/+=-])")
 SECRET_PARAMS = frozenset(
@@ -205,11 +205,10 @@ def find_url_tokens(text: str) -> Iterator[Span]:
 
 
 def find_secrets(text: str) -> Iterator[Span]:
-    """Known key formats, values assigned to password/token/key names, and other high-entropy tokens."""
+    """Known key formats, values assigned to keys that name a secret (secrets.py), and high-entropy tokens."""
     for m in KEY_PREFIXES.finditer(text):
         yield span_at(text, m.start(), m.end(), "SECRET")
-    for m in ASSIGNED_SECRET.finditer(text):
-        yield span_at(text, m.start(1), m.end(1), "SECRET", score=0.9)
+    yield from find_assigned_secrets(text)
     for m in TOKEN.finditer(text):
         if looks_random(m.group()):
             yield span_at(text, m.start(), m.end(), "SECRET", score=0.8)
@@ -231,6 +230,8 @@ FINDERS: dict[str, Finder] = {
     "URL_TOKEN": find_url_tokens,
     "SECRET": find_secrets,
     "PHONE": find_phones,
+    "ADDRESS": find_addresses,
+    "PERSON": find_names,
     "NATIONAL_ID": find_national_ids,
     "ID_NUMBER": find_cued_ids,
 }

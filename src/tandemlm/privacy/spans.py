@@ -21,7 +21,7 @@ SOURCE_RANK: dict[str, int] = {"pattern": 0, "presidio": 1, "slm": 2}
 #: Entity types the detectors emit (a detector may add others; placeholders use the type name).
 ENTITIES: tuple[str, ...] = (
     "PERSON", "LOCATION", "ORGANIZATION", "NRP", "EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN",
-    "IP_ADDRESS", "DATE_OF_BIRTH", "URL_TOKEN", "SECRET",
+    "IP_ADDRESS", "DATE_OF_BIRTH", "URL_TOKEN", "SECRET", "ADDRESS",
     # NATIONAL_ID: a national identity/tax/social-security number of a known format, by its checksum or shape;
     # ID_NUMBER: any other ID-like value right after a cue (record, passport, account, member, licence, policy,
     # case numbers); see privacy/identifiers.py
