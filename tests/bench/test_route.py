@@ -154,3 +154,37 @@ def test_intervals_are_seeded_cover_the_estimate_and_leave_out_resamples_without
     assert (no_gap["defined"], no_gap["apgr"], no_gap["cpt50"]) == (0, None, None)
     assert no_gap["budget_accuracy"] == pytest.approx([edge.mean()] * 2)
     assert "[" in to_markdown({"machine": "m", "budget_share": 0.5, "datasets": [a]}, "cmd")
+
+
+def test_the_whole_split_decides_whether_apgr_has_an_interval() -> None:
+    scores, edge, cloud = _table(40, 3)
+    draws = np.random.default_rng(0).integers(0, 40, size=(200, 40))
+    # the edge ahead on the whole split: no APGR, so no interval, though some resamples have the cloud ahead
+    got = bootstrap(scores, scores > 0.5, cloud, edge, draws)
+    assert (got["defined"], got["apgr"], got["cpt50"]) == (0, None, None)
+    assert got["budget_accuracy"] is not None
+
+
+def test_the_learned_routers_are_fitted_on_train_and_the_draft_router_is_a_cascade(
+    tmp_path: Path, gsm8k_items: list[Item]
+) -> None:
+    from tandemlm.bench.route import _target, method_scores
+    from tandemlm.collab.routing import HashEmbedder
+
+    write_tables(tmp_path, gsm8k_items, informative=True)
+    splits = load_splits("gsm8k", tmp_path)
+    train, test = splits["train"], splits["test"]
+    scores = method_scores(train, test, ("mf", "mlp", "signals"), HashEmbedder(64))
+    assert {"router:mf", "router:mlp", "cascade:signals"} <= set(scores)
+    assert scores["cascade:signals"]["router"].signals == ("logprob", "min_logprob", "verify")
+    # the draft's confidence is a perfect signal here, and the learned cascade finds it
+    signals = scores["cascade:signals"]["test"]
+    curve = metrics.sweep(signals, test.edge_correct, test.cloud_correct)
+    oracle = metrics.oracle(test.edge_correct, test.cloud_correct)
+    e_acc, c_acc = test.edge_correct.mean(), test.cloud_correct.mean()
+    assert metrics.apgr(curve, e_acc, c_acc) == pytest.approx(metrics.apgr(oracle, e_acc, c_acc))
+    assert len(scores["router:mf"]["train"]) == len(train.prompts)  # out-of-fold scores for the train pick
+    # MF learns pairwise wins (½ a tie); the others where the cloud fixes the edge
+    wins = _target("mf", train)
+    assert set(wins.tolist()) <= {0.0, 0.5, 1.0}
+    assert np.array_equal(wins == 1.0, _target("mlp", train) == 1.0)

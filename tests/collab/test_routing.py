@@ -7,6 +7,7 @@ import os
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import numpy as np
@@ -14,11 +15,14 @@ import pytest
 
 from tandemlm.collab.routing import (
     ROUTERS,
+    DraftSignalRouter,
     HashEmbedder,
     KnnRouter,
     LengthRouter,
     LogisticRouter,
+    MatrixFactorizationRouter,
     MiniLM,
+    MlpRouter,
     QueryRouter,
     RandomRouter,
     RouteDecision,
@@ -148,18 +152,142 @@ def _fitted(kind: str) -> Router:
         return RandomRouter(seed=7)
     if kind == "length":
         return LengthRouter().fit(HARD + EASY, targets)
+    if kind == "signals":
+        return DraftSignalRouter().fit(HARD + EASY, targets, signals={"logprob": np.linspace(0.1, 0.9, 8)})
     return ROUTERS[kind](embedder=HashEmbedder(64)).fit(HARD + EASY, targets)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("kind", sorted(ROUTERS))
 def test_save_load_round_trip_gives_identical_scores(kind: str, tmp_path: Path) -> None:
-    router = _fitted(kind)
+    router: Any = _fitted(kind)
     queries = ["the eigenvalue of a friend", "hello matrix", "", "weather 42 + 7 = ?"]
+    extra = {"signals": {"logprob": [0.2, 0.4, 0.6, 0.8]}} if router.reads_draft else {}
     path = router.save(tmp_path / f"{kind}.npz")
-    loaded = Router.load(path)
+    loaded: Any = Router.load(path)
     assert type(loaded) is type(router)
-    assert np.array_equal(loaded.score(queries), router.score(queries))
+    assert np.array_equal(loaded.score(queries, **extra), router.score(queries, **extra))
     assert type(router).load(path).config() == router.config()
+
+
+# ---- MF, MLP and draft-signal routers -----------------------------------------------------------------
+
+
+def _plane(n: int, seed: int = 0) -> tuple[dict[str, Sequence[float]], np.ndarray]:
+    """n points in 8-d whose label is the side of a plane."""
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(n, 8))
+    return {f"p{i}": points[i].tolist() for i in range(n)}, (points[:, 0] - points[:, 1] > 0).astype(float)
+
+
+def _numeric_grads(router: Any, params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    def loss() -> float:
+        p = np.clip(router._forward(params, x)[0], 1e-12, 1 - 1e-12)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+    out = {}
+    for name, value in params.items():
+        grad = np.zeros_like(value)
+        for index in np.ndindex(value.shape):
+            keep = value[index]
+            value[index] = keep + 1e-6
+            up = loss()
+            value[index] = keep - 1e-6
+            grad[index] = (up - loss()) / 2e-6
+            value[index] = keep
+        out[name] = grad
+    return out
+
+
+@pytest.mark.parametrize("kind", ["mf", "mlp"])
+def test_hand_written_gradients_match_finite_differences(kind: str) -> None:
+    table, labels = _plane(12)
+    x = np.array(list(table.values()))
+    embedder = TableEmbedder(table)
+    router: Any = (
+        MatrixFactorizationRouter(dim=3, steps=5, embedder=embedder)
+        if kind == "mf"
+        else MlpRouter(hidden=4, epochs=5, embedder=embedder)
+    ).fit(list(table), labels)
+    params = {k: v.copy() for k, v in router.state().items() if k not in ("mean", "std")}
+    got, want = router._grads(params, x, labels), _numeric_grads(router, params, x, labels)
+    for name in params:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-7, err_msg=name)
+
+
+def test_mf_learns_pairwise_wins_and_leaves_ties_out() -> None:
+    table, labels = _plane(60)
+    ties = {f"t{i}": v for i, v in enumerate(_plane(20, seed=1)[0].values())}
+    router = MatrixFactorizationRouter(embedder=TableEmbedder(table | ties))
+    scores = router.fit(list(table), labels).score(list(table))
+    assert np.mean((scores > 0.5) == (labels == 1)) >= 0.95
+    assert np.all((scores >= 0) & (scores <= 1))
+    # ties (½) change nothing by default; with `ties` they are half-wins and do
+    with_ties = [*table, *ties], [*labels, *[0.5] * len(ties)]
+    same = MatrixFactorizationRouter(embedder=TableEmbedder(table | ties)).fit(*with_ties)
+    assert np.array_equal(same.score(list(table)), scores)
+    other = MatrixFactorizationRouter(ties=True, embedder=TableEmbedder(table | ties)).fit(*with_ties)
+    assert not np.array_equal(other.score(list(table)), scores)
+    # seeded
+    again = MatrixFactorizationRouter(embedder=TableEmbedder(table)).fit(list(table), labels)
+    assert np.array_equal(again.score(list(table)), scores)
+    reseeded = MatrixFactorizationRouter(seed=1, embedder=TableEmbedder(table)).fit(list(table), labels)
+    assert not np.array_equal(reseeded.score(list(table)), scores)
+    with pytest.raises(ValidationError, match="all were ties"):
+        MatrixFactorizationRouter(embedder=TableEmbedder(table)).fit(list(table)[:2], [0.5, 0.5])
+
+
+def test_mlp_learns_what_a_linear_router_cannot() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(200, 2))
+    labels = (points[:, 0] * points[:, 1] > 0).astype(float)  # XOR of the signs: no plane separates it
+    table = {f"p{i}": points[i].tolist() for i in range(200)}
+    mlp = MlpRouter(hidden=16, lr=1e-2, epochs=400, patience=50, embedder=TableEmbedder(table)).fit(list(table), labels)
+    linear = LogisticRouter(embedder=TableEmbedder(table)).fit(list(table), labels)
+    accuracy = {
+        name: float(np.mean((r.score(list(table)) > 0.5) == (labels == 1)))
+        for name, r in (("mlp", mlp), ("lin", linear))
+    }
+    assert accuracy["mlp"] >= 0.9 and accuracy["lin"] < 0.7, accuracy
+    again = MlpRouter(hidden=16, lr=1e-2, epochs=400, patience=50, embedder=TableEmbedder(table)).fit(
+        list(table), labels
+    )
+    assert np.array_equal(again.score(list(table)), mlp.score(list(table)))
+
+
+def test_mlp_stops_early_on_noise_and_keeps_its_best_epoch() -> None:
+    rng = np.random.default_rng(1)
+    table = {f"p{i}": rng.normal(size=16).tolist() for i in range(80)}
+    noise = (rng.random(80) < 0.5).astype(float)  # nothing to learn: the held-out loss soon stops improving
+    router = MlpRouter(epochs=500, patience=10, embedder=TableEmbedder(table)).fit(list(table), noise)
+    assert router.epochs_trained < 100
+    with pytest.raises(ValidationError, match="holdout"):
+        MlpRouter(holdout=1.0)
+
+
+def test_draft_signal_router_learns_from_the_drafts_confidence() -> None:
+    rng = np.random.default_rng(0)
+    confidence = rng.random(60)
+    prompts = [f"question {i}" for i in range(60)]  # the prompts say nothing; the signal says everything
+    needs_cloud = (confidence < 0.4).astype(float)
+    router = DraftSignalRouter().fit(prompts, needs_cloud, signals={"logprob": confidence, "verify": rng.random(60)})
+    assert router.signals == ("logprob", "verify")
+    scores = router.score(prompts, signals={"logprob": confidence, "verify": rng.random(60)})
+    pairs = scores[needs_cloud == 1][:, None] - scores[needs_cloud == 0][None, :]
+    assert float(np.mean(pairs > 0)) >= 0.97  # AUC: a draft the edge is unsure of scores above a sure one
+    threshold = router.calibrate(prompts, 0.25, signals={"logprob": confidence, "verify": np.zeros(60)})
+    assert int(np.sum(router.score(prompts, signals={"logprob": confidence, "verify": np.zeros(60)}) > threshold)) == 15
+    with pytest.raises(ValidationError, match="scores the edge's draft"):
+        router.score(prompts)
+    with pytest.raises(ValidationError, match="missing draft signals verify"):
+        router.score(prompts, signals={"logprob": confidence})
+    with pytest.raises(ValidationError, match="finite"):
+        router.score(prompts[:1], signals={"logprob": [float("nan")], "verify": [0.5]})
+
+
+def test_a_query_router_refuses_a_router_that_reads_the_draft() -> None:
+    router = _fitted("signals")
+    with pytest.raises(ValidationError, match="cascade's rule"):
+        QueryRouter(ScriptedModel("a"), ScriptedModel("b", location="cloud"), router, 0.5)
 
 
 def test_load_checks_the_embedder_and_the_class(tmp_path: Path) -> None:

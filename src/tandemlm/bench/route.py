@@ -46,8 +46,8 @@ CASCADE_SIGNALS: dict[str, Callable[[Outcome], float | None]] = {
     "cascade:consistency": lambda o: o.agreement,
     "cascade:examples": lambda o: 1.0 if o.examples is None else float(o.examples),
 }
-ROUTER_NAMES = ("length", "knn", "logistic")
-EMBEDDING_ROUTERS = ("knn", "logistic")
+ROUTER_NAMES = ("length", "knn", "logistic", "mf", "mlp", "signals")
+EMBEDDING_ROUTERS = ("knn", "logistic", "mf", "mlp")
 
 
 @dataclass(frozen=True)
@@ -114,31 +114,55 @@ def method_scores(
 ) -> dict[str, dict[str, Any]]:
     """Per method: scores on train and on test (higher → cloud), and for routers the fitted router. A router's
     train scores are out of fold (5-fold cross-validation on train); its test scores come from one fit on all
-    of train."""
+    of train. A router that reads the edge's draft is given the measured cascade signals and listed as a
+    cascade (`cascade:NAME`): like a cascade, it pays the edge's answer on every item."""
     out: dict[str, dict[str, Any]] = {}
+    signals: dict[str, dict[str, np.ndarray]] = {"train": {}, "test": {}}
     for name, read in CASCADE_SIGNALS.items():
         values = [read(o) for o in train.edge + test.edge]
         if any(v is None for v in values) or len(set(values)) == 1:
             continue  # not measured for this dataset (no samples taken, no code examples), or constant
-        out[name] = {"train": -np.array([read(o) for o in train.edge]), "test": -np.array([read(o) for o in test.edge])}
-    # query routers learn where the cloud fixes the edge: 1 when the cloud is right and the edge wrong
-    target = np.clip(train.cloud_correct - train.edge_correct, 0.0, 1.0)
+        for split, rows in (("train", train.edge), ("test", test.edge)):
+            signals[split][name.split(":")[1]] = np.array([read(o) for o in rows], dtype=np.float64)
+        out[name] = {"train": -signals["train"][name.split(":")[1]], "test": -signals["test"][name.split(":")[1]]}
     for name in routers:
+        cls = ROUTERS[name]
+        target = _target(name, train)
+        if cls.reads_draft and not signals["train"]:
+            continue  # no draft signal measured for this dataset
 
-        def build(cls: type[Router] = ROUTERS[name]) -> Router:
+        def build(cls: type[Router] = cls) -> Any:  # Any: a draft router's fit and score take signals
             factory: Any = cls  # embedding routers take the (memoised) embedder; the others take none
             takes_embedder = "embedder" in inspect.signature(cls).parameters
             return factory(embedder=embedder) if takes_embedder and embedder is not None else cls()
+
+        def draft(split: str, rows: np.ndarray | slice = slice(None), cls: type[Router] = cls) -> dict[str, Any]:
+            return {"signals": {k: v[rows] for k, v in signals[split].items()}} if cls.reads_draft else {}
 
         folds = np.arange(len(train.prompts)) % FOLDS
         oof = np.zeros(len(train.prompts))
         for k in range(FOLDS):
             held = folds == k
-            fitted = build().fit([p for p, h in zip(train.prompts, held, strict=True) if not h], target[~held])
-            oof[held] = fitted.score([p for p, h in zip(train.prompts, held, strict=True) if h])
-        router = build().fit(train.prompts, target)
-        out[f"router:{name}"] = {"train": oof, "test": router.score(test.prompts), "router": router}
+            fitted = build().fit(
+                [p for p, h in zip(train.prompts, held, strict=True) if not h], target[~held], **draft("train", ~held)
+            )
+            oof[held] = fitted.score([p for p, h in zip(train.prompts, held, strict=True) if h], **draft("train", held))
+        router = build().fit(train.prompts, target, **draft("train"))
+        label = f"{'cascade' if cls.reads_draft else 'router'}:{name}"
+        out[label] = {
+            "train": oof,
+            "test": router.score(test.prompts, **draft("test")),
+            "router": router,
+            "inputs": [draft("test", slice(i, i + 1)) for i in range(len(test.prompts))],
+        }
     return out
+
+
+def _target(router: str, split: Split) -> np.ndarray:
+    """What a router learns: where the cloud fixes the edge (1 when the cloud is right and the edge wrong, else
+    0); the MF router learns pairwise wins, as RouteLLM's does (1 the cloud won, 0 the edge won, ½ a tie)."""
+    gain = split.cloud_correct - split.edge_correct
+    return (gain + 1) / 2 if router == "mf" else np.clip(gain, 0.0, 1.0)
 
 
 def evaluate(
@@ -181,7 +205,7 @@ def evaluate(
         if "router" in scores:
             if memo is not None:
                 memo.bypass = True  # time the whole decision: embedding included
-            rows[name]["decision_ms"] = _decision_ms(scores["router"], test.prompts)
+            rows[name]["decision_ms"] = _decision_ms(scores["router"], test.prompts, scores["inputs"])
             if save_routers is not None:
                 rows[name]["saved"] = str(scores["router"].save(save_routers / f"{dataset}-{name.split(':')[1]}.npz"))
     rows["random"] = _summary(metrics.random_curve(e_acc, c_acc), e_acc, c_acc)
@@ -216,9 +240,11 @@ def bootstrap(
 ) -> dict[str, Any]:
     """95% percentile intervals of APGR, CPT(50%), and (with `to_cloud`, the train-fitted budget decisions)
     the budget point's accuracy and its ratio to always-cloud, over `draws` (one row of item indices per
-    resample). `scores` None: the oracle's curve. A resample where the cloud is not ahead of the edge has no
-    APGR or CPT and is left out of those two (`defined` counts the rest)."""
+    resample). `scores` None: the oracle's curve. APGR and CPT exist only where the cloud is ahead of the edge:
+    on no resample when it is not ahead on the whole test split; otherwise a resample where it is not is left
+    out of those two (`defined` counts the rest)."""
     apgrs, cpts, accs, ratios = [], [], [], []
+    gap = cloud.mean() > edge.mean()
     for rows in draws:
         e, c = edge[rows], cloud[rows]
         e_acc, c_acc = float(e.mean()), float(c.mean())
@@ -227,7 +253,7 @@ def bootstrap(
             accs.append(acc)
             if c_acc > 0:
                 ratios.append(acc / c_acc)
-        if c_acc <= e_acc:
+        if not gap or c_acc <= e_acc:
             continue
         if scores is None:
             curve = metrics.oracle(e, c)
@@ -266,12 +292,13 @@ def _safe_apgr(curve: list[tuple[float, float]], e_acc: float, c_acc: float) -> 
     return metrics.apgr(curve, e_acc, c_acc) if c_acc > e_acc else None
 
 
-def _decision_ms(router: Router, prompts: list[str]) -> float:
-    """Median time to score one request, one at a time, as a gateway would."""
+def _decision_ms(router: Any, prompts: list[str], inputs: list[dict[str, Any]]) -> float:
+    """Median time to score one request, one at a time, as a gateway would (a draft router: given the draft's
+    signals, whose own cost is the edge model's)."""
     times = []
-    for prompt in prompts[:50]:
+    for prompt, extra in zip(prompts[:50], inputs, strict=False):
         start = time.perf_counter()
-        router.score([prompt])
+        router.score([prompt], **extra)
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 

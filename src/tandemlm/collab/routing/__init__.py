@@ -5,27 +5,31 @@ when an embedding router first embeds.
 """
 
 from tandemlm.collab.routing.base import (
-    ROUTERS,
     KnnRouter,
     LengthRouter,
     LogisticRouter,
     RandomRouter,
     Router,
     cheap_features,
-    router_class,
     threshold_for_share,
 )
+from tandemlm.collab.routing.draft import DraftSignalRouter
 from tandemlm.collab.routing.embeddings import Embedder, HashEmbedder, MiniLM, fetch_minilm
+from tandemlm.collab.routing.neural import MatrixFactorizationRouter, MlpRouter
+from tandemlm.collab.routing.registry import ROUTERS, router_class
 from tandemlm.collab.routing.routed import QueryRouter, RouteDecision
 
 __all__ = [
     "ROUTERS",
+    "DraftSignalRouter",
     "Embedder",
     "HashEmbedder",
     "KnnRouter",
     "LengthRouter",
     "LogisticRouter",
+    "MatrixFactorizationRouter",
     "MiniLM",
+    "MlpRouter",
     "QueryRouter",
     "RandomRouter",
     "RouteDecision",

@@ -1,6 +1,7 @@
 """Query-level routers (RouteLLM, RouterBench): decide before generating whether a prompt needs the cloud.
 
-A `Router` implements one method, `score(prompts)`: higher means the prompt needs the cloud more.
+A `Router` implements one method, `score(prompts)`: higher means the prompt needs the cloud more (a
+router that `reads_draft` also takes the edge's draft signals, and is a cascade's deferral rule).
 `fit` learns from one target per prompt (any float the caller chooses: 1 when only the cloud answers
 right, a graded gain, ...), `calibrate` turns a cloud-call budget into a threshold, and `save`/`load`
 keep a fitted router in one .npz file (arrays plus a JSON header; never pickle).
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tandemlm.collab.routing.embeddings import Embedder, embedder_from_spec
-from tandemlm.errors import ModelNotFoundError, ModelSourceError, ValidationError
+from tandemlm.errors import ModelSourceError, ValidationError
 
 FORMAT_VERSION = 1
 
@@ -29,6 +30,9 @@ class Router:
     """Scores prompts; a prompt whose score is above the threshold goes to the cloud."""
 
     name: ClassVar[str] = ""
+    #: True for a router that scores the edge's draft (its confidence signals) as well as the prompt: it decides
+    #: after the edge has answered, as a cascade does, so a `QueryRouter` (deciding before) cannot use it
+    reads_draft: ClassVar[bool] = False
 
     def score(self, prompts: list[str]) -> np.ndarray:
         """One float per prompt, higher = needs the cloud more."""
@@ -88,6 +92,8 @@ class Router:
             raise ValidationError(f"{path} is not a saved router: {err}") from err
         if header.get("format") != FORMAT_VERSION:
             raise ValidationError(f"{path}: router format {header.get('format')!r}, expected {FORMAT_VERSION}")
+        from tandemlm.collab.routing.registry import router_class  # the registry imports every router module
+
         kind = router_class(name)
         if cls is not Router and not issubclass(kind, cls):
             raise ValidationError(f"{path} holds a {kind.__name__}, not a {cls.__name__}")
@@ -340,19 +346,3 @@ class RandomRouter(Router):
 def _unit(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-
-
-ROUTERS: dict[str, type[Router]] = {
-    LengthRouter.name: LengthRouter,
-    KnnRouter.name: KnnRouter,
-    LogisticRouter.name: LogisticRouter,
-    RandomRouter.name: RandomRouter,
-}
-
-
-def router_class(name: str) -> type[Router]:
-    """The router class registered under `name`."""
-    try:
-        return ROUTERS[name]
-    except KeyError:
-        raise ModelNotFoundError(f"no router named {name!r}; known: {', '.join(ROUTERS)}") from None

@@ -8,6 +8,7 @@ from typing import Literal
 
 from tandemlm.collab.base import Strategy, decided, decided_stream
 from tandemlm.collab.routing.base import Router
+from tandemlm.errors import ValidationError
 from tandemlm.execution import run_in_thread
 from tandemlm.models.base import LanguageModel
 from tandemlm.types import Chunk, Completion, Request
@@ -46,6 +47,11 @@ class QueryRouter(Strategy):
         *,
         name: str | None = None,
     ) -> None:
+        if router.reads_draft:
+            raise ValidationError(
+                f"the {router.name!r} router scores the edge's draft, so it decides after the edge answers: it is a "
+                "cascade's rule, not a query router's (a query router decides before any model runs)"
+            )
         super().__init__(name or f"route:{router.name}({edge.name}|{cloud.name})", (edge, cloud))
         self.edge, self.cloud, self.router = edge, cloud, router
         self.threshold = float(threshold)
