@@ -50,6 +50,10 @@ class EngineError(TandemError):
     """A model backend failed at run time."""
 
 
+class InvalidOutputError(EngineError):
+    """A model's answer broke the request's response_format or tool schema, after the one retry it gets."""
+
+
 class RemoteError(EngineError):
     """An HTTP endpoint answered with an error; `status` is its HTTP status (None for transport errors)."""
 

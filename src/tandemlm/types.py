@@ -5,44 +5,167 @@ All are frozen dataclasses; pydantic appears only at the edges (config files, HT
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from tandemlm.errors import ValidationError
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 Location = Literal["edge", "cloud"]
-FinishReason = Literal["stop", "length"]
-ROLES: tuple[str, ...] = ("system", "user", "assistant")
+FinishReason = Literal["stop", "length", "tool_calls"]
+ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+TOOL_CHOICES: tuple[str, ...] = ("auto", "none", "required")
+#: request features beyond plain text, by their OpenAI parameter names (see `Request.features`)
+FEATURES: frozenset[str] = frozenset({"response_format", "logprobs", "tools"})
+#: OpenAI's rule for function names; it also keeps a name from carrying a chat template's control tokens
+FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _check_function_name(name: object) -> None:
+    if not isinstance(name, str) or not FUNCTION_NAME.fullmatch(name):
+        raise ValidationError(f"a function name is 1-64 letters, digits, '_' or '-', got {name!r}")
+
+
+def _json_object(text: object, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError as err:
+        raise ValidationError(f"{what} must be a JSON object, got {str(text)[:200]!r}: {err}") from err
+    if not isinstance(value, dict):
+        raise ValidationError(f"{what} must be a JSON object, got {str(text)[:200]!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asks for. `arguments` is a JSON object as text, OpenAI's wire form (a model may
+    write invalid JSON there; the base class checks it against the function's schema)."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def __post_init__(self) -> None:
+        _check_function_name(self.name)
+        if not isinstance(self.arguments, str):
+            raise ValidationError(f"tool call arguments must be JSON text, got {type(self.arguments).__name__}")
+
+    @property
+    def parsed_arguments(self) -> dict[str, Any]:
+        return _json_object(self.arguments, f"the arguments of the call to {self.name}")
 
 
 @dataclass(frozen=True)
 class Message:
-    """One chat turn."""
+    """One chat turn. An assistant turn may ask for `tool_calls` (its content then is often empty); a `tool`
+    turn holds the result of the call named by `tool_call_id`."""
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ValidationError(f"message role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if not isinstance(self.content, str):
             raise ValidationError(f"message content must be a string, got {type(self.content).__name__}")
+        if self.tool_calls and self.role != "assistant":
+            raise ValidationError(f"only assistant messages carry tool_calls, not {self.role} messages")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValidationError("a tool message needs the tool_call_id it answers, and only tool messages have one")
+
+    def to_dict(self) -> dict[str, Any]:
+        """OpenAI's wire form of the message (content null on an assistant turn that only calls tools)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["content"] = self.content or None
+            out["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call: its name, what it does, and its parameters' JSON Schema (JSON text)."""
+
+    name: str
+    description: str = ""
+    parameters: str = '{"type": "object", "properties": {}}'
+
+    def __post_init__(self) -> None:
+        _check_function_name(self.name)
+        from tandemlm.structured import check_schema
+
+        check_schema(_json_object(self.parameters, f"the parameters of function {self.name}"), f"function {self.name}")
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return _json_object(self.parameters, f"the parameters of function {self.name}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """OpenAI's wire form of the tool."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.schema},
+        }
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """Structured output: any JSON object (`json_object`), or JSON valid under `schema` (`json_schema`, JSON text).
+    Local engines decode under a grammar compiled from it; every answer is checked against it."""
+
+    type: Literal["json_object", "json_schema"]
+    schema: str | None = None
+    name: str = "response"
+    strict: bool = True
+
+    def __post_init__(self) -> None:
+        if self.type not in ("json_object", "json_schema"):
+            raise ValidationError(f"response_format type must be json_object or json_schema, got {self.type!r}")
+        if (self.type == "json_schema") != (self.schema is not None):
+            raise ValidationError("a json_schema response_format needs its schema, and json_object takes none")
+        if self.schema is not None:
+            from tandemlm.structured import check_schema
+
+            check_schema(_json_object(self.schema, "response_format.json_schema.schema"), "response_format")
+
+    @property
+    def schema_dict(self) -> dict[str, Any] | None:
+        return None if self.schema is None else _json_object(self.schema, "response_format.json_schema.schema")
 
 
 @dataclass(frozen=True)
 class GenerationParams:
-    """Sampling parameters. temperature 0 means greedy decoding."""
+    """Sampling parameters and what shapes the answer. temperature 0 means greedy decoding.
+
+    response_format: structured output (JSON, or JSON under a schema). logprobs: None for none, k >= 0 for the
+    chosen token's log-probability and the k most likely alternatives at each step. tools / tool_choice
+    ("auto", "none", "required" or a function name) / parallel_tool_calls: as OpenAI's. They live here, with the
+    sampling, so that a strategy handing a request to its children hands them the constraint too.
+    """
 
     max_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: int | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
@@ -53,6 +176,23 @@ class GenerationParams:
             raise ValidationError(f"top_p must be in (0, 1], got {self.top_p!r}")
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise ValidationError("stop sequences must be non-empty strings")
+        if self.logprobs is not None and not (isinstance(self.logprobs, int) and 0 <= self.logprobs <= 20):
+            raise ValidationError(f"logprobs (top alternatives) must be an integer in [0, 20], got {self.logprobs!r}")
+        names = [t.name for t in self.tools]
+        if len(set(names)) != len(names):
+            raise ValidationError(f"tool names must be unique, got {names}")
+        if self.tool_choice not in TOOL_CHOICES and self.tool_choice not in names:
+            raise ValidationError(
+                "tool_choice must be auto, none, required or the name of a given tool "
+                f"({', '.join(names) or 'none given'}), got {self.tool_choice!r}"
+            )
+        if self.tool_choice == "required" and not self.tools:
+            raise ValidationError("tool_choice 'required' needs tools")
+
+    @property
+    def calls_tools(self) -> bool:
+        """Whether the answer may be a tool call (tools given, and tool_choice is not none)."""
+        return bool(self.tools) and self.tool_choice != "none"
 
 
 @dataclass(frozen=True)
@@ -74,6 +214,19 @@ class Request:
             raise ValidationError("request messages must be Message objects")
         if self.raw and (len(self.messages) != 1 or self.messages[0].role != "user"):
             raise ValidationError("a raw completion request holds exactly one user message: the prompt")
+        if self.raw and (self.params.tools or self.params.response_format is not None):
+            raise ValidationError("tools and response_format need a chat request, not a raw text completion")
+
+    @property
+    def features(self) -> frozenset[str]:
+        """The request's wants beyond plain text, by their OpenAI parameter names: what a model must support."""
+        p = self.params
+        used = {"response_format"} if p.response_format is not None else set()
+        if p.logprobs is not None:
+            used.add("logprobs")
+        if p.tools or any(m.tool_calls or m.role == "tool" for m in self.messages):
+            used.add("tools")
+        return frozenset(used)
 
     @classmethod
     def completion(cls, prompt: str, **params: object) -> Request:
@@ -84,8 +237,9 @@ class Request:
     def of(cls, prompt: str | Sequence[Message], **params: object) -> Request:
         """Build a request from a user prompt (or messages) and keyword sampling parameters."""
         messages = (Message("user", prompt),) if isinstance(prompt, str) else tuple(prompt)
-        if "stop" in params and params["stop"] is not None:
-            params["stop"] = tuple(params["stop"])  # type: ignore[arg-type]
+        for key in ("stop", "tools"):
+            if params.get(key) is not None:
+                params[key] = tuple(params[key])  # type: ignore[arg-type]
         return cls(messages, GenerationParams(**params))  # type: ignore[arg-type]
 
 
@@ -150,8 +304,19 @@ class TraceEvent:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text, log-probability and bytes, with the most likely alternatives (`top`)."""
+
+    token: str
+    logprob: float
+    bytes: bytes
+    top: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
 class Completion:
-    """The answer to a request, with the trace of every model call made to produce it."""
+    """The answer to a request, with the trace of every model call made to produce it. An answer that calls
+    tools has them in `tool_calls` (finish reason "tool_calls"); `logprobs` when the request asked for them."""
 
     text: str
     finish_reason: FinishReason
@@ -159,6 +324,8 @@ class Completion:
     model: str
     trace: tuple[TraceEvent, ...] = ()
     decision: str | None = None  # which path a strategy took, and why
+    tool_calls: tuple[ToolCall, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
     @property
     def cost_usd(self) -> float:
@@ -181,6 +348,7 @@ class Completion:
             },
             "cost_usd": self.cost_usd,
             "decision": self.decision,
+            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls],
             "trace": [e.to_dict() for e in self.trace],
             "egress": list(self.egress),
         }
@@ -188,11 +356,14 @@ class Completion:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of a streamed answer. The last chunk carries the finish reason and the full completion."""
+    """A piece of a streamed answer. The last chunk carries the finish reason and the full completion (and its
+    tool calls, which are streamed once whole). `logprobs`: the entries of the tokens behind this piece, where the
+    engine gives them piece by piece; the rest come from the final completion."""
 
     text: str
     finish_reason: FinishReason | None = None
     completion: Completion | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -212,3 +212,73 @@ def test_a_finished_stream_leaves_no_traced_call_open_for_another_context() -> N
     chunks = [next(pieces) for _ in range(4)]
     assert "".join(c.text for c in chunks) == "abc" and chunks[-1].completion is not None
     contextvars.Context().run(pieces.close)  # raised ValueError while the final chunk was yielded inside the call
+
+
+# ---- structured output, tools and their checks --------------------------------------------------------------
+
+
+def _person() -> object:
+    from tandemlm.types import ResponseFormat
+
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    return ResponseFormat("json_schema", json.dumps(schema))
+
+
+def test_a_broken_structured_answer_is_asked_for_once_more() -> None:
+    cloud = ScriptedModel(["Sure! Ann.", '{"name": "Ann"}'], location="cloud")
+    with Recorder() as rec:
+        c = cloud.generate(Request.of("who?", response_format=_person()))
+    assert json.loads(c.text) == {"name": "Ann"}
+    assert len(rec.events) == 2 and len(cloud.requests) == 2  # both calls traced, both sent
+
+
+def test_a_structured_answer_broken_twice_is_an_invalid_output_error() -> None:
+    from tandemlm.errors import InvalidOutputError
+
+    cloud = ScriptedModel(["nope", '{"age": 3}', "never asked"], name="big", location="cloud")
+    with pytest.raises(
+        InvalidOutputError, match="big: the model's answer is invalid after 2 attempts: .*'name' is a req"
+    ):
+        cloud.generate(Request.of("who?", response_format=_person()))
+    assert len(cloud.requests) == 2
+    with pytest.raises(InvalidOutputError, match="not valid JSON"):  # a stream cannot be asked again
+        list(ScriptedModel("nope").stream(Request.of("who?", response_format=_person())))
+
+
+def test_scripted_tool_calls_and_logprobs() -> None:
+    from tandemlm.types import Tool
+
+    tool = Tool("lookup", "find a word", json.dumps({"type": "object", "properties": {"q": {"type": "string"}}}))
+    reply = '<tool_call>\n{"name": "lookup", "arguments": {"q": "tandem"}}\n</tool_call>'
+    c = ScriptedModel(reply).generate(Request.of("define tandem", tools=[tool]))
+    assert c.finish_reason == "tool_calls" and c.text == ""
+    assert [(t.name, json.loads(t.arguments)) for t in c.tool_calls] == [("lookup", {"q": "tandem"})]
+    assert ScriptedModel(reply).generate(Request.of("x")).text == reply  # no tools asked for: it is text
+    chunks = list(ScriptedModel("hey").stream(Request.of("x", logprobs=1)))
+    final = chunks[-1].completion
+    assert final is not None and [e.token for e in final.logprobs or ()] == ["h", "e", "y"]
+    assert sum(len(ch.logprobs) for ch in chunks) == 3 and final.logprobs[0].top[0].token == "h"  # type: ignore[index]
+
+
+def test_token_level_strategies_refuse_what_they_cannot_honour_and_selectors_carry_it() -> None:
+    from tandemlm.collab.cascade import Cascade
+    from tandemlm.collab.speculative import SpeculativeDecoder
+
+    vocab = tuple(chr(i) for i in range(256))
+    flat = lambda tokens: np.zeros(256)  # noqa: E731
+    a, b = ScriptedModel('{"name": "A"}', vocab=vocab, logits=flat), ScriptedModel('{"name": "B"}', vocab=vocab)
+    spec = SpeculativeDecoder(a, b, name="spec")
+    with pytest.raises(ValidationError, match="pipeline 'spec' .SpeculativeDecoder. does not support response_format"):
+        spec.generate(Request.of("who?", response_format=_person()))
+    cascade = Cascade(a, b, signal="logprob", threshold=-1e9, name="casc")
+    assert cascade.features == a.features
+    assert json.loads(cascade.generate(Request.of("who?", response_format=_person())).text) == {"name": "A"}
+    assert a.requests[-1].params.response_format == _person()  # the child decoded under the same format
+
+
+def test_cloud_egress_holds_tools_and_schemas() -> None:
+    from tandemlm.types import Tool
+
+    tool = Tool("lookup", "find a word")
+    sent = ScriptedModel("ok", location="cloud").generate(Request.of("hi", tools=[tool])).egress[0]
+    assert json.loads(sent)["tools"][0]["function"]["name"] == "lookup"

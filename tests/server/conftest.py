@@ -42,9 +42,7 @@ def serving(app: FastAPI, wait_ready: bool = True) -> Iterator[str]:
         sock.close()
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[[FastAPI], str]]:
-    """Start apps for one test; all stop at its end."""
+def _serve() -> Iterator[Callable[[FastAPI], str]]:
     stops = []
 
     def start(app: FastAPI, wait_ready: bool = True) -> str:
@@ -56,3 +54,15 @@ def serve() -> Iterator[Callable[[FastAPI], str]]:
     yield start
     for cm in reversed(stops):
         cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[FastAPI], str]]:
+    """Start apps for one test; all stop at its end."""
+    yield from _serve()
+
+
+@pytest.fixture(scope="module")
+def serve_module() -> Iterator[Callable[[FastAPI], str]]:
+    """Start apps for a whole test module (a real config's models then load once)."""
+    yield from _serve()

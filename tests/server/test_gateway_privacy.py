@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,90 @@ def test_a_rewriting_mode_on_v1_completions_is_a_400_naming_it(setup: Any, mode:
     assert f"privacy mode '{mode}'" in err.value.message and "/v1/chat/completions" in err.value.message
     assert SECRETS[0] not in err.value.message
     assert backend.bodies == [] and not ledger.exists()
+
+
+# ---- tool calls through the gatekeeper ----------------------------------------------------------------------
+
+SEND = {
+    "type": "function",
+    "function": {
+        "name": "send_email",
+        "description": "Send an e-mail",
+        "parameters": {
+            "type": "object",
+            "properties": {"to": {"type": "string"}, "body": {"type": "string"}},
+            "required": ["to", "body"],
+        },
+    },
+}
+
+
+def tool_caller(request: Request) -> str:
+    """A cloud that e-mails what it was given (the stand-ins it sees), or reports a tool result it got back."""
+    last = request.messages[-1]
+    if last.role == "tool":
+        return "Done: " + last.content
+    to = re.search(r"<EMAIL[^>]*>", last.content)
+    arguments = {"to": to.group() if to else "", "body": last.content}
+    return "<tool_call>\n" + json.dumps({"name": "send_email", "arguments": arguments}) + "\n</tool_call>"
+
+
+@pytest.fixture
+def tools_setup(serve: Serve, tmp_path: Path) -> tuple[openai.OpenAI, RecordingBackend, Path]:
+    backend_cfg = parse_config("models: {cloud: {engine: scripted}}\npipelines: {cloud: {model: cloud}}")
+    backend = RecordingBackend(create_app(Runtime(backend_cfg, models={"cloud": ScriptedModel(tool_caller)})))
+    url = serve(backend)
+    ledger = tmp_path / "egress.jsonl"
+    front = f"""
+models:
+  cloud: {{engine: openai, model: cloud, base_url: "{url}/v1", api_key: unused, max_retries: 0}}
+pipelines:
+  private: {{model: cloud, privacy: {{detectors: [patterns]}}}}
+ledger: "{ledger}"
+"""
+    client = openai.OpenAI(base_url=f"{serve(create_app(parse_config(front)))}/v1", api_key="unused", max_retries=0)
+    return client, backend, ledger
+
+
+def test_tool_arguments_and_results_are_masked_out_and_restored_back(tools_setup: Any) -> None:
+    client, backend, ledger = tools_setup
+    ask = [{"role": "user", "content": PROMPT}]
+    r = client.chat.completions.create(model="private", messages=ask, tools=[SEND])  # type: ignore[arg-type, list-item]
+    (call,) = r.choices[0].message.tool_calls or []
+    assert json.loads(call.function.arguments) == {"to": SECRETS[0], "body": PROMPT}  # restored for the client
+    stream = client.chat.completions.create(model="private", messages=ask, tools=[SEND], stream=True)  # type: ignore[arg-type, list-item]
+    fragments = [
+        t.function.arguments or "" for ch in stream if ch.choices for t in ch.choices[0].delta.tool_calls or []
+    ]
+    assert json.loads("".join(fragments)) == {"to": SECRETS[0], "body": PROMPT}
+    result = f"sent to {SECRETS[0]}; they replied from {SECRETS[2]}"
+    history = [*ask, r.choices[0].message.model_dump(exclude_none=True),
+               {"role": "tool", "tool_call_id": call.id, "content": result}]  # fmt: skip
+    final = client.chat.completions.create(model="private", messages=history, tools=[SEND])  # type: ignore[arg-type, list-item]
+    assert final.choices[0].message.content == "Done: " + result
+    sent = [json.loads(body) for body in backend.bodies]
+    assert len(sent) == 3 and sent[2]["messages"][1]["tool_calls"][0]["function"]["name"] == "send_email"
+    assert "<EMAIL_1>" in sent[2]["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert "<EMAIL_1>" in sent[2]["messages"][2]["content"] and sent[2]["tools"][0]["function"]["name"] == "send_email"
+    records = [(i, "backend", body.decode()) for i, body in enumerate(backend.bodies, 1)]
+    assert find_leaks(records, SECRETS) == [] and audit_ledger(ledger, SECRETS) == []
+
+
+def test_pii_in_tool_definitions_leaves_masked_and_logprobs_are_refused(tools_setup: Any) -> None:
+    client, backend, ledger = tools_setup
+    leaky = json.loads(json.dumps(SEND))
+    leaky["function"]["description"] = f"Send an e-mail, copying {SECRETS[0]}"
+    leaky["function"]["parameters"]["properties"]["to"]["enum"] = [SECRETS[0], "bob@example.org"]
+    r = client.chat.completions.create(
+        model="private", messages=[{"role": "user", "content": f"mail {SECRETS[0]}"}], tools=[leaky]
+    )
+    assert json.loads((r.choices[0].message.tool_calls or [])[0].function.arguments)["to"] == SECRETS[0]
+    (body,) = backend.bodies
+    tool = json.loads(body)["tools"][0]["function"]
+    assert tool["description"] == "Send an e-mail, copying <EMAIL_1>" and tool["parameters"]["properties"]["to"][
+        "enum"
+    ] == ["<EMAIL_1>", "<EMAIL_2>"]
+    assert find_leaks([(1, "backend", body.decode())], SECRETS) == [] and audit_ledger(ledger, SECRETS) == []
+    with pytest.raises(openai.BadRequestError, match="does not support logprobs"):
+        client.chat.completions.create(model="private", messages=[{"role": "user", "content": "hi"}], logprobs=True)
+    assert len(backend.bodies) == 1

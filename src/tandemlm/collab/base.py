@@ -12,13 +12,25 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from tandemlm.models.base import LanguageModel, tightest
-from tandemlm.types import Chunk, Completion
+from tandemlm.types import FEATURES, Chunk, Completion
+
+#: why token-level strategies refuse structured output, logprobs and tools (for now)
+TOKEN_LEVEL = (
+    "a token-level strategy picks every token itself and does not yet decode under a grammar, report per-token "
+    "logprobs or call tools; send this request to a pipeline of one model, a cascade or a router"
+)
 
 
 class Strategy(LanguageModel):
     """A LanguageModel made of `children`. It runs on the device (location edge, no price of its own); the
     children's calls carry their own location, cost and egress. `context_from`: the children whose context
     window bounds the strategy's (default all of them)."""
+
+    #: The request features (response_format, logprobs, tools) the strategy hands its children unchanged, so
+    #: they decode under them: all, for strategies that choose a model per request. It honours those every child
+    #: honours; `not_carried` says why the others are refused.
+    carries: frozenset[str] = FEATURES
+    not_carried = ""
 
     def __init__(
         self, name: str, children: Sequence[LanguageModel], *, context_from: Sequence[LanguageModel] | None = None
@@ -31,6 +43,19 @@ class Strategy(LanguageModel):
     @property
     def context_length(self) -> int | None:
         return tightest(c.context_length for c in self._context_from)
+
+    @property
+    def features(self) -> frozenset[str]:
+        out = self.carries
+        for child in self.children:
+            out &= child.features
+        return out
+
+    def refusal(self, feature: str) -> str:
+        if feature not in self.carries:
+            return f"pipeline {self.name!r} ({type(self).__name__}) does not support {feature}: {self.not_carried}"
+        lacking = next(c for c in self.children if feature not in c.features)
+        return f"pipeline {self.name!r} cannot honour {feature}: {lacking.refusal(feature)}"
 
 
 def leaves(model: LanguageModel) -> Iterator[LanguageModel]:

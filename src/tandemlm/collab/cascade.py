@@ -20,6 +20,7 @@ from tandemlm.collab.confidence import SIGNALS, AnswerKey, Signal, prompts, sign
 from tandemlm.collab.routing.base import threshold_for_share
 from tandemlm.errors import ValidationError
 from tandemlm.models.base import LanguageModel
+from tandemlm.tools import render_calls
 from tandemlm.types import Chunk, Completion, Message, Request
 
 
@@ -73,21 +74,26 @@ class Cascade(Strategy):
 
     def _generate(self, request: Request) -> Completion:
         draft = self.small.generate(request, role="small")
-        decision = self.decide(request, draft.text)
+        decision = self.decide(request, written(draft))
         if not decision.escalated:
             return decided(draft, decision.describe())
-        return decided(self.large.generate(self.escalation(request, draft.text), role="large"), decision.describe())
+        return decided(self.large.generate(self.escalation(request, written(draft)), role="large"), decision.describe())
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         # The signal needs the whole draft, so the small answer is complete before anything is sent;
         # an escalated answer then streams from the large model as it is produced.
         draft = self.small.generate(request, role="small")
-        decision = self.decide(request, draft.text)
+        decision = self.decide(request, written(draft))
         if not decision.escalated:
-            yield Chunk(draft.text, draft.finish_reason, decided(draft, decision.describe()))
+            yield Chunk(draft.text, draft.finish_reason, decided(draft, decision.describe()), draft.logprobs or ())
             return
-        yield from decided_stream(self.large.stream(self.escalation(request, draft.text), role="large"),
+        yield from decided_stream(self.large.stream(self.escalation(request, written(draft)), role="large"),
                                   decision.describe())  # fmt: skip
+
+
+def written(answer: Completion) -> str:
+    """What the model wrote, as the signal scores it: the text, or its tool calls in the format models write."""
+    return render_calls(answer.tool_calls) if answer.tool_calls else answer.text
 
 
 def threshold_for_budget(signals: Sequence[float] | np.ndarray, cloud_share: float) -> float:

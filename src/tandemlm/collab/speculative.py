@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tandemlm.collab.base import Strategy
+from tandemlm.collab.base import TOKEN_LEVEL, Strategy
 from tandemlm.collab.decoding import Decoded
 from tandemlm.errors import UnsupportedOperationError, VocabularyMismatchError
 from tandemlm.models.base import LanguageModel, final_completion
@@ -92,6 +92,9 @@ class SpeculativeDecoder(Strategy):
     k: tokens drafted per round (the first round's when adaptive). adaptive: re-pick k each round in
     [1, k_max], climbing towards the k with the highest measured tokens per second.
     """
+
+    carries = frozenset()
+    not_carried = TOKEN_LEVEL
 
     def __init__(
         self,

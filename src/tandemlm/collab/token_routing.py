@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from tandemlm.collab.base import Strategy
+from tandemlm.collab.base import TOKEN_LEVEL, Strategy
 from tandemlm.collab.decoding import Decoded
 from tandemlm.errors import ValidationError, VocabularyMismatchError
 from tandemlm.models.base import LanguageModel, final_completion
@@ -50,6 +50,9 @@ def confidence(lp: LogProbs, signal: Signal) -> float:
 
 class TokenRouter(Strategy):
     """The edge decodes greedily; tokens where its confidence is below `threshold` come from the cloud."""
+
+    carries = frozenset()
+    not_carried = TOKEN_LEVEL
 
     def __init__(
         self,

@@ -23,11 +23,13 @@ import numpy as np
 from tandemlm.errors import (
     ContextLengthError,
     EngineError,
+    InvalidOutputError,
     TandemError,
     UnsupportedOperationError,
     ValidationError,
 )
 from tandemlm.execution import ModelWorker, iterate_in_thread, run_in_thread
+from tandemlm.structured import problem, unenforced
 from tandemlm.trace import Recorder, record, write_egress
 from tandemlm.types import Chunk, Completion, Location, LogProbs, Price, Request, TraceEvent, Usage
 
@@ -45,6 +47,12 @@ class LanguageModel:
     sends_own_egress = False
     #: The thread that owns a local engine's handle (None for remote engines and strategies): see execution.py.
     owner: ModelWorker | None = None
+    #: What the model honours beyond plain text, by OpenAI parameter name ("response_format", "logprobs",
+    #: "tools"); a request using anything else is a ValidationError naming it. Strategies derive theirs.
+    supports: frozenset[str] = frozenset()
+    #: Whether decoding is held to the request's schema (a grammar): a broken answer is then an error at once;
+    #: otherwise (remote endpoints, test doubles) `generate` asks once more before giving up.
+    constrained = False
 
     def __init__(self, name: str, *, location: Location = "edge", price: Price | None = None) -> None:
         if location not in LOCATIONS:
@@ -64,16 +72,52 @@ class LanguageModel:
     # ---- public API -------------------------------------------------------------------------------
 
     def generate(self, request: Request | str, *, role: str = "model") -> Completion:
-        """Answer a request (a `Request`, or a plain user prompt)."""
+        """Answer a request (a `Request`, or a plain user prompt). An answer that breaks the request's
+        response_format or tool schemas is asked for once more (unless decoding was constrained), then an
+        `InvalidOutputError`."""
         request = self._check_request(request)
-        with _Call(self, "generate", role, self._egress(request, "generate")) as call:
-            return call.complete(self._generate(request))
+        earlier: tuple[TraceEvent, ...] = ()  # a retried answer's calls cost too: they stay on the trace
+        for attempt in itertools.count(1):
+            with _Call(self, "generate", role, self._egress(request, "generate")) as call:
+                completion = call.complete(self._generate(request))
+            if self._kept_format(request, completion, attempt):
+                return replace(completion, trace=(*earlier, *completion.trace)) if earlier else completion
+            earlier += completion.trace
+        raise AssertionError("unreachable")
 
     async def agenerate(self, request: Request | str, *, role: str = "model") -> Completion:
         """`generate` for asyncio callers; engines with a native async client override `_agenerate`."""
-        request = await run_in_thread(self._check_request, request)  # counting a long prompt's tokens is CPU work
-        with _Call(self, "generate", role, self._egress(request, "generate")) as call:
-            return call.complete(await self._agenerate(request))
+        request = await self._acheck_request(request)
+        earlier: tuple[TraceEvent, ...] = ()
+        for attempt in itertools.count(1):
+            with _Call(self, "generate", role, self._egress(request, "generate")) as call:
+                completion = call.complete(await self._agenerate(request))
+            if self._kept_format(request, completion, attempt):
+                return replace(completion, trace=(*earlier, *completion.trace)) if earlier else completion
+            earlier += completion.trace
+        raise AssertionError("unreachable")
+
+    def _kept_format(self, request: Request, completion: Completion, attempt: int) -> bool:
+        """True when the answer keeps the request's format; False to ask again; raises when no try is left."""
+        if not request.params.response_format and not request.params.tools:
+            return True
+        why = problem(request.params, completion)
+        if why is None:
+            return True
+        if attempt < 2 and not self.constrained:
+            return False
+        raise InvalidOutputError(self._invalid(request, why, attempt))
+
+    def _invalid(self, request: Request, why: str, attempts: int) -> str:
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        message = f"{self.name}: the model's answer is invalid{tries}: {why}"
+        if self.constrained:
+            rf = request.params.response_format
+            schemas = [rf.schema_dict] if rf is not None and rf.schema else []
+            loose = unenforced([*schemas, *(t.schema for t in request.params.tools)])
+            if loose:
+                message += f" (decoding grammars do not enforce {', '.join(loose)})"
+        return message
 
     def stream(self, request: Request | str, *, role: str = "model") -> Iterator[Chunk]:
         """Answer a request piece by piece; the last chunk carries the finish reason and the traced completion."""
@@ -87,6 +131,7 @@ class LanguageModel:
                 except StopIteration:
                     raise EngineError(f"{self.name}: the stream ended without a final chunk") from None
                 if chunk.completion is not None:
+                    self._check_streamed(request, chunk.completion)
                     chunk = replace(chunk, completion=call.complete(chunk.completion))
                     # end the inner generators now, in this thread and context: a consumer stops at the final
                     # chunk, and a generator left suspended would be closed whenever it is collected, elsewhere
@@ -98,7 +143,7 @@ class LanguageModel:
 
     async def astream(self, request: Request | str, *, role: str = "model") -> AsyncGenerator[Chunk, None]:
         """`stream` for asyncio callers: each piece is produced off the event loop (or natively, see `_astream`)."""
-        request = await run_in_thread(self._check_request, request)
+        request = await self._acheck_request(request)
         call = _Call(self, "stream", role, self._egress(request, "stream"))
         pieces = self._astream(request)
         try:
@@ -109,6 +154,7 @@ class LanguageModel:
                     except StopAsyncIteration:
                         raise EngineError(f"{self.name}: the stream ended without a final chunk") from None
                     if chunk.completion is not None:
+                        self._check_streamed(request, chunk.completion)
                         chunk = replace(chunk, completion=call.complete(chunk.completion))
                         if (aclose := getattr(pieces, "aclose", None)) is not None:  # as in `stream`
                             await aclose()
@@ -118,6 +164,13 @@ class LanguageModel:
         finally:
             if (aclose := getattr(pieces, "aclose", None)) is not None:
                 await aclose()
+
+    def _check_streamed(self, request: Request, completion: Completion) -> None:
+        """A stream cannot be asked again (its text is out): a broken answer fails at its end."""
+        if request.params.response_format or request.params.tools:
+            why = problem(request.params, completion)
+            if why is not None:
+                raise InvalidOutputError(self._invalid(request, why, 1))
 
     def next_token_logprobs(self, tokens: Sequence[int], *, top_k: int | None = None, role: str = "model") -> LogProbs:
         """The next-token distribution after a token prefix: dense for local engines, top-k for remote ones."""
@@ -195,6 +248,15 @@ class LanguageModel:
         """Tokens the model can attend to (prompt plus answer); None when unknown."""
         return None
 
+    @property
+    def features(self) -> frozenset[str]:
+        """The request features this model honours (see `supports`)."""
+        return self.supports
+
+    def refusal(self, feature: str) -> str:
+        """Why a request using `feature` is refused (the ValidationError's message)."""
+        return f"{self.name}: {type(self).__name__} does not support {feature}"
+
     def close(self) -> None:
         """Release the engine's resources (model weights, HTTP connections)."""
 
@@ -271,7 +333,14 @@ class LanguageModel:
         so the ledger holds exactly what they send."""
         if self.location == "edge":
             return None
-        return json.dumps([{"role": m.role, "content": m.content} for m in request.messages], ensure_ascii=False)
+        messages = [m.to_dict() for m in request.messages]
+        p = request.params
+        if not p.tools and p.response_format is None:
+            return json.dumps(messages, ensure_ascii=False)
+        extra: dict[str, object] = {"tools": [t.to_dict() for t in p.tools]} if p.tools else {}
+        if p.response_format is not None:
+            extra["response_format"] = p.response_format.schema_dict or {"type": "json_object"}
+        return json.dumps({"messages": messages, **extra}, ensure_ascii=False)  # schemas and tools leave too
 
     def _token_egress(self, tokens: list[int], positions: list[int], top_k: int | None) -> str | None:
         """What leaves the device for a logprob query (None on the edge); remote engines return their body."""
@@ -284,6 +353,8 @@ class LanguageModel:
             request = Request.of(request)
         if not isinstance(request, Request):
             raise ValidationError(f"expected a Request or a prompt string, got {type(request).__name__}")
+        if request.features and (missing := sorted(request.features - self.features)):
+            raise ValidationError(self.refusal(missing[0]))
         limit = self.context_length
         if limit is not None:
             prompt_tokens = self._count_prompt_tokens(request)
@@ -294,6 +365,13 @@ class LanguageModel:
                     f"which exceeds the context window of {limit} tokens; shorten the prompt or lower max_tokens"
                 )
         return request
+
+    async def _acheck_request(self, request: Request | str) -> Request:
+        """`_check_request` for asyncio callers. Counting a long prompt's tokens is CPU work, done in a thread so
+        it never stalls the event loop; a model without a context window counts nothing, so it checks in place."""
+        if self.context_length is None:
+            return self._check_request(request)
+        return await run_in_thread(self._check_request, request)
 
     def _check_tokens(self, tokens: Sequence[int]) -> list[int]:
         out = [int(t) for t in tokens]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import json
 import os
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,25 @@ import numpy as np
 from tandemlm.errors import EngineError, ValidationError, missing_extra
 from tandemlm.execution import CancelToken, ModelWorker
 from tandemlm.models.base import LanguageModel, StopScanner, final_completion
-from tandemlm.types import Chunk, Completion, FinishReason, Location, LogProbs, Price, Request, Usage
+from tandemlm.structured import call_grammar, response_grammar
+from tandemlm.tools import CALL_CLOSE, CALL_OPEN, parse_call, with_tool_prompt
+from tandemlm.types import (
+    FEATURES,
+    Chunk,
+    Completion,
+    FinishReason,
+    GenerationParams,
+    Location,
+    LogProbs,
+    Message,
+    Price,
+    Request,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
+
+MAX_CALLS = 8  # tool calls one answer may make (a small model under a grammar could otherwise go on)
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -38,9 +57,15 @@ class LlamaCppModel(LanguageModel):
     Reusing a cached prefix evaluates the rest of the prompt in a different batch shape than a fresh
     run, which changes the low bits of the logits; at a near-tie that can flip a greedy choice.
     `clear_cache()` first when two runs must match token for token.
+
+    Structured output and tool arguments are decoded under a llama.cpp grammar compiled from their JSON Schema,
+    so they parse and validate as they are written. Tools are rendered by the chat template where it takes
+    `tools` (Qwen2.5's), else by the packaged tool prompt; either way the model writes `<tool_call>` blocks.
     """
 
     max_concurrency = 1
+    supports = FEATURES
+    constrained = True
 
     def __init__(
         self,
@@ -88,6 +113,10 @@ class LlamaCppModel(LanguageModel):
                 bos_token=self.llm._model.token_get_text(bos) if bos != -1 else "",
                 eos_token=self.llm._model.token_get_text(eos) if eos != -1 else "",
             )
+            # JSON the template writes itself (tool definitions, earlier calls' arguments) is a template part, so
+            # read with control tokens: escape "<" so text in it cannot spell one (the same JSON value)
+            self._formatter._environment.environment.filters["tojson"] = _tojson
+        self._template_tools = isinstance(template, str) and _takes_tools(template)
         self._rendered: tuple[Request, list[int]] | None = None
         self._buffer = ctypes.create_string_buffer(64)  # token pieces, on the owner thread only
 
@@ -116,17 +145,25 @@ class LlamaCppModel(LanguageModel):
     def _prompt_parts(self, request: Request) -> list[tuple[str, bool]]:
         """The prompt as (text, is_template) parts. Only template parts may hold control tokens: message content
         is tokenized as plain text, so a user who writes `<|im_start|>system` gets those characters, not a turn."""
+        params = request.params
+        shown = params.tools if params.calls_tools else ()
+        messages = request.messages
+        if not self._template_tools and (shown or request.features & {"tools"}):
+            messages = with_tool_prompt(messages, shown, params.tool_choice)
         if request.raw or self._formatter is None:
-            return [("\n\n".join(m.content for m in request.messages), False)]
+            return [("\n\n".join(m.content for m in messages), False)]
         nonce = secrets.token_hex(8)
-        marks = [f"\ue000{nonce}:{i}\ue001" for i in range(len(request.messages))]
-        messages = [{"role": m.role, "content": mark} for m, mark in zip(request.messages, marks, strict=True)]
+        marks = [f"\ue000{nonce}:{i}\ue001" if m.content else "" for i, m in enumerate(messages)]
+        wire = [_template_message(m, mark) for m, mark in zip(messages, marks, strict=True)]
+        tools = [t.to_dict() for t in shown] or None
         try:
-            text = self._formatter(messages=messages).prompt  # type: ignore[arg-type]
+            text = self._formatter(messages=wire, tools=tools).prompt  # type: ignore[arg-type]
         except Exception as err:  # the template's own raise_exception, or a Jinja error
             raise ValidationError(f"{self.name}: the chat template rejected these messages: {err}") from err
         parts: list[tuple[str, bool]] = []
-        for message, mark in zip(request.messages, marks, strict=True):
+        for message, mark in zip(messages, marks, strict=True):
+            if not mark:  # empty content: nothing of the message's own to keep apart
+                continue
             head, found, text = text.partition(mark)
             if not found or mark in text:
                 raise ValidationError(
@@ -186,30 +223,61 @@ class LlamaCppModel(LanguageModel):
         return self._owner.stream(lambda token, emit: self._decode(request, prompt, token, emit))
 
     def _decode(self, request: Request, prompt: list[int], token: CancelToken, emit: Callable[[Chunk], None]) -> None:
-        """On the owner thread: decode token by token, checking the request's token between tokens. Text is
-        detokenized incrementally and released only once it cannot be the start of a stop sequence."""
+        """On the owner thread: the answer, as text pieces and a final chunk. With tools to call, first a few free
+        tokens show whether the model opens a call (always, when tool_choice requires one); a call's arguments
+        are then decoded under their schema's grammar, text under the response_format's."""
         params = request.params
-        self.llm.set_seed(params.seed if params.seed is not None else self._lib.LLAMA_DEFAULT_SEED)
-        tokens = self.llm.generate(
-            prompt, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0
+        # one concrete seed for every pass of this request, so a pass that re-decodes a peeked opening agrees with it
+        seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
+        if params.calls_tools and (params.tool_choice != "auto" or self._opens_call(prompt, params, seed, token)):
+            self._decode_calls(prompt, params, seed, token, emit)
+            return
+        grammar = response_grammar(params.response_format) if params.response_format is not None else None
+        self._decode_text(prompt, params, seed, grammar, token, emit)
+
+    def _sampled(
+        self, seq: list[int], params: GenerationParams, seed: int, grammar: str | None
+    ) -> Generator[int, Any, None]:
+        """llama.cpp's token generator after `seq` (sampling as params say, under `grammar` when given)."""
+        self.llm.set_seed(seed)
+        rules = self._lib.LlamaGrammar.from_string(grammar, verbose=False) if grammar is not None else None
+        return self.llm.generate(
+            seq, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0, grammar=rules
         )
+
+    def _decode_text(
+        self, prompt: list[int], params: GenerationParams, seed: int, grammar: str | None, token: CancelToken,
+        emit: Callable[[Chunk], None],
+    ) -> None:  # fmt: skip
+        """Decode token by token, checking the request's token between tokens. Text is detokenized incrementally
+        and released only once it cannot be the start of a stop sequence; logprob entries go with the piece that
+        releases their token's text."""
+        tokens = self._sampled(prompt, params, seed, grammar)
         out: list[int] = []
         scanner = StopScanner(params.stop)
         text = ""
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="ignore")  # a split character waits for its rest
         finish: FinishReason = "length"
+        entries: list[TokenLogprob] = []
+        ends: list[int] = []  # text length after each token
+        sent = 0  # entries handed out with pieces
         try:
             for next_id in tokens:
                 token.check()
                 if self._is_end_token(next_id):
                     finish = "stop"
                     break
+                if params.logprobs is not None:
+                    entries.append(self._entry(next_id, params.logprobs))
                 out.append(next_id)
                 # the first piece as a whole detokenize gives it (a leading space may be dropped), then raw pieces
                 text += utf8.decode(self.llm.detokenize(out) if len(out) == 1 else self._piece(next_id))
+                ends.append(len(text))
                 piece, stopped = scanner.update(text)
                 if piece:
-                    emit(Chunk(piece))
+                    released = sum(1 for end in ends[sent:] if end <= scanner.sent)
+                    emit(Chunk(piece, logprobs=tuple(entries[sent : sent + released])))
+                    sent += released
                 if stopped:
                     finish = "stop"
                     break
@@ -217,9 +285,89 @@ class LlamaCppModel(LanguageModel):
                     break
         finally:
             tokens.close()
-        if piece := scanner.rest():
-            emit(Chunk(piece))
-        emit(Chunk("", finish, Completion(scanner.text, finish, Usage(len(prompt), len(out)), self.name)))
+        kept = entries
+        if params.logprobs is not None:  # the tokens that wrote the answer (not those of a stop sequence cut off)
+            kept = entries[: next((i + 1 for i, end in enumerate(ends) if end >= len(scanner.text)), len(entries))]
+        if (piece := scanner.rest()) or len(kept) > sent:
+            emit(Chunk(piece, logprobs=tuple(kept[sent:])))
+        usage = Usage(len(prompt), len(out))
+        logprobs = tuple(kept) if params.logprobs is not None else None
+        emit(Chunk("", finish, Completion(scanner.text, finish, usage, self.name, logprobs=logprobs)))
+
+    def _entry(self, chosen: int, top: int) -> TokenLogprob:
+        """The chosen token's log-probability under the model's own distribution (before temperature and grammar)
+        at this step, and the `top` most likely tokens; read from the logits the token was sampled from."""
+        row = np.ctypeslib.as_array(self._lib.llama_get_logits_ith(self.llm._ctx.ctx, -1), shape=(self._n_vocab,))
+        dist = LogProbs.from_logits(row)
+        alternatives = tuple(self._entry_of(i, v) for i, v in dist.top(top)) if top else ()
+        return replace_top(self._entry_of(chosen, dist.logprob(chosen)), alternatives)
+
+    def _entry_of(self, token: int, logprob: float) -> TokenLogprob:
+        raw = self._piece(token)
+        return TokenLogprob(raw.decode("utf-8", errors="replace"), logprob, raw)
+
+    def _generated(
+        self, seq: list[int], params: GenerationParams, seed: int, grammar: str | None, budget: int, token: CancelToken
+    ) -> tuple[list[int], bool]:
+        """Up to `budget` tokens after `seq`, and whether the model ended (an end token) within them."""
+        out: list[int] = []
+        tokens = self._sampled(seq, params, seed, grammar)
+        try:
+            for next_id in tokens:
+                token.check()
+                if self._is_end_token(next_id):
+                    return out, True
+                out.append(next_id)
+                if len(out) >= budget or len(seq) + len(out) >= self.context_length:
+                    break
+        finally:
+            tokens.close()
+        return out, False
+
+    def _opens_call(self, seq: list[int], params: GenerationParams, seed: int, token: CancelToken) -> bool:
+        """Whether the model's answer after `seq` opens with a tool call (a few tokens decoded freely)."""
+        opening = self._text_ids(CALL_OPEN)
+        peek, _ = self._generated(seq, params, seed, None, min(len(opening) + 2, params.max_tokens), token)
+        return self.llm.detokenize(peek).decode("utf-8", errors="replace").lstrip().startswith(CALL_OPEN)
+
+    def _decode_calls(
+        self, prompt: list[int], params: GenerationParams, seed: int, token: CancelToken, emit: Callable[[Chunk], None]
+    ) -> None:
+        """The answer as tool calls: each opened by the call tag, its `{"name", "arguments"}` object decoded under
+        the grammar of the tools' schemas, then closed; one more follows where parallel calls are allowed and the
+        model opens another."""
+        named = params.tool_choice not in ("auto", "required")
+        grammar = call_grammar(params.tools, params.tool_choice if named else None)
+        seq = prompt + self._text_ids(f"{CALL_OPEN}\n")
+        calls: list[ToolCall] = []
+        while True:
+            room = params.max_tokens - (len(seq) - len(prompt))
+            body, ended = self._generated(seq, params, seed, grammar, max(room, 1), token)
+            call = parse_call(self.llm.detokenize(body).decode("utf-8", errors="replace"))
+            seq += body
+            if call is None or (not ended and room <= len(body)):  # cut by max_tokens inside the call
+                text = self.llm.detokenize(seq[len(prompt) :]).decode("utf-8", errors="replace")
+                usage = Usage(len(prompt), len(seq) - len(prompt))
+                emit(Chunk("", "length", Completion(text, "length", usage, self.name, tool_calls=tuple(calls))))
+                return
+            calls.append(call)
+            seq += self._text_ids(f"\n{CALL_CLOSE}")
+            if (
+                named
+                or not params.parallel_tool_calls
+                or len(calls) >= MAX_CALLS
+                or len(seq) - len(prompt) >= params.max_tokens
+            ):
+                break
+            if not self._opens_call(seq, params, seed, token):
+                break
+            seq += self._text_ids(f"\n{CALL_OPEN}\n")
+        usage = Usage(len(prompt), len(seq) - len(prompt))
+        emit(Chunk("", "tool_calls", Completion("", "tool_calls", usage, self.name, tool_calls=tuple(calls))))
+
+    def _text_ids(self, text: str) -> list[int]:
+        """Token ids of text the engine writes itself (call tags: control tokens where the vocabulary has them)."""
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def _piece(self, token: int) -> bytes:
         """The bytes of one token, as detokenizing it after others gives them (control tokens render empty)."""
@@ -279,6 +427,48 @@ class LlamaCppModel(LanguageModel):
                 rows.append(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(wanted), self._n_vocab)).copy())
         llm._requires_eval = False
         return np.concatenate(rows)
+
+
+def replace_top(entry: TokenLogprob, top: tuple[TokenLogprob, ...]) -> TokenLogprob:
+    return TokenLogprob(entry.token, entry.logprob, entry.bytes, top)
+
+
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None, separators: Any = None,
+            sort_keys: bool = False) -> str:  # fmt: skip
+    """Templates' `tojson`, with "<" written as \\u003c: the same JSON, but no control token can be spelled in it."""
+    text = json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+    return text.replace("<", "\\u003c")
+
+
+def _takes_tools(template: str) -> bool:
+    """Whether a Jinja chat template renders `tools` itself."""
+    import jinja2
+    import jinja2.meta
+
+    try:
+        return "tools" in jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(template))
+    except jinja2.TemplateError:
+        return False
+
+
+def _template_message(message: Message, content: str) -> dict[str, Any]:
+    """A message as chat templates read it (HF's form: a call's arguments as an object), content given."""
+    out: dict[str, Any] = {"role": message.role, "content": content}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": _arguments(c.arguments)}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def _arguments(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def load_llamacpp(source: str, **options: Any) -> LlamaCppModel:

@@ -29,7 +29,20 @@ from tandemlm.errors import (
 )
 from tandemlm.execution import current_token
 from tandemlm.models.base import LanguageModel, leaving
-from tandemlm.types import Chunk, Completion, FinishReason, Location, LogProbs, Price, Request, Usage
+from tandemlm.types import (
+    FEATURES,
+    TOOL_CHOICES,
+    Chunk,
+    Completion,
+    FinishReason,
+    Location,
+    LogProbs,
+    Price,
+    Request,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 MAX_RETRY_AFTER_S = 60.0
@@ -51,6 +64,7 @@ class OpenAIModel(LanguageModel):
     """
 
     sends_own_egress = True  # each body is written to the ledger right before it is sent
+    supports = FEATURES  # passed through; the base class checks the answers (and asks once more)
 
     def __init__(
         self,
@@ -145,12 +159,31 @@ class OpenAIModel(LanguageModel):
         if request.raw:
             body["prompt"] = request.messages[0].content
         else:
-            body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+            body["messages"] = [m.to_dict() for m in request.messages]
         body.update(max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p)
         if p.stop:
             body["stop"] = list(p.stop)
         if p.seed is not None:
             body["seed"] = p.seed
+        if (rf := p.response_format) is not None:
+            body["response_format"] = (
+                {"type": "json_object"}
+                if rf.schema_dict is None
+                else {
+                    "type": "json_schema",
+                    "json_schema": {"name": rf.name, "schema": rf.schema_dict, "strict": rf.strict},
+                }
+            )
+        if p.tools:
+            body["tools"] = [t.to_dict() for t in p.tools]
+            choice = p.tool_choice
+            body["tool_choice"] = (
+                choice if choice in TOOL_CHOICES else {"type": "function", "function": {"name": choice}}
+            )
+            if not p.parallel_tool_calls:
+                body["parallel_tool_calls"] = False
+        if p.logprobs is not None:
+            body.update({"logprobs": p.logprobs} if request.raw else {"logprobs": True, "top_logprobs": p.logprobs})
         if stream:
             body.update(stream=True, stream_options={"include_usage": True})
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -162,9 +195,12 @@ class OpenAIModel(LanguageModel):
         with self._lock:
             if self._client is None:
                 self._client = httpx.Client(
-                    base_url=self.base_url, headers=self._headers(), timeout=self.timeout, transport=self._transport,
+                    base_url=self.base_url,
+                    headers=self._headers(),
+                    timeout=self.timeout,
+                    transport=self._transport,
                     limits=POOL_LIMITS,
-                )  # fmt: skip
+                )
             return self._client
 
     def _async_client(self) -> httpx.AsyncClient:
@@ -172,9 +208,12 @@ class OpenAIModel(LanguageModel):
         if self._aclient is None or self._aclient[0] is not loop:
             self._drop_async_client()
             client = httpx.AsyncClient(
-                base_url=self.base_url, headers=self._headers(), timeout=self.timeout,
-                transport=self._async_transport, limits=POOL_LIMITS,
-            )  # fmt: skip
+                base_url=self.base_url,
+                headers=self._headers(),
+                timeout=self.timeout,
+                transport=self._async_transport,
+                limits=POOL_LIMITS,
+            )
             self._aclient = (loop, client)
         return self._aclient[1]
 
@@ -262,7 +301,7 @@ class OpenAIModel(LanguageModel):
             for line in response.iter_lines():
                 token.check()
                 if piece := parser.feed(line):
-                    yield Chunk(piece)
+                    yield piece
                 if parser.done:
                     break
         except httpx.TransportError as err:  # mid-stream: text was already handed out, so no retry
@@ -277,7 +316,7 @@ class OpenAIModel(LanguageModel):
         try:
             async for line in response.aiter_lines():
                 if piece := parser.feed(line):
-                    yield Chunk(piece)
+                    yield piece
                 if parser.done:
                     break
         except httpx.TransportError as err:
@@ -338,15 +377,18 @@ class OpenAIModel(LanguageModel):
             data = response.json()
             choice = data["choices"][0]
             text = (choice["text"] if request.raw else choice["message"]["content"]) or ""
+            calls = () if request.raw else tuple(_tool_call(c) for c in choice["message"].get("tool_calls") or ())
             usage = data.get("usage") or {}
             counts = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+            logprobs = _logprobs(choice.get("logprobs"), request.raw) if request.params.logprobs is not None else None
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
             raise RemoteError(
                 f"{self.name}: unexpected response from {self.base_url}: {type(err).__name__}: {err}; "
                 f"body: {response.text[:300]!r}",
                 status=response.status_code,
             ) from err
-        return Completion(text, _finish(choice.get("finish_reason")), counts, self.name)
+        finish = "tool_calls" if calls else _finish(choice.get("finish_reason"))
+        return Completion(text, finish, counts, self.name, tool_calls=calls, logprobs=logprobs)
 
 
 class _SSEParser:
@@ -359,8 +401,10 @@ class _SSEParser:
         self.finish_reason: FinishReason | None = None
         self.usage: Usage | None = None
         self.done = False
+        self.calls: dict[int, dict[str, str]] = {}  # streamed tool calls by index: id, name, arguments so far
+        self.logprobs: list[TokenLogprob] | None = [] if request.params.logprobs is not None else None
 
-    def feed(self, line: str) -> str | None:
+    def feed(self, line: str) -> Chunk | None:
         if not line.startswith("data:"):
             return None  # blank separators, comments (": ping") and event names
         payload = line[5:].strip()
@@ -378,21 +422,42 @@ class _SSEParser:
         if usage := data.get("usage"):
             self.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
         piece = None
-        for choice in data.get("choices") or ():
-            piece = choice.get("text") if self.raw else (choice.get("delta") or {}).get("content")
-            if choice.get("finish_reason"):
-                self.finish_reason = _finish(choice["finish_reason"])
+        entries: tuple[TokenLogprob, ...] = ()
+        try:
+            for choice in data.get("choices") or ():
+                delta = choice.get("delta") or {}
+                piece = choice.get("text") if self.raw else delta.get("content")
+                for call in delta.get("tool_calls") or ():
+                    held = self.calls.setdefault(int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""})
+                    function = call.get("function") or {}
+                    held["id"] = call.get("id") or held["id"]
+                    held["name"] += function.get("name") or ""
+                    held["arguments"] += function.get("arguments") or ""
+                if self.logprobs is not None and choice.get("logprobs"):
+                    entries = _logprobs(choice["logprobs"], self.raw)
+                    self.logprobs.extend(entries)
+                if choice.get("finish_reason"):
+                    self.finish_reason = _finish(choice["finish_reason"])
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise RemoteError(f"{self.model.name}: malformed event in the stream ({err}): {payload[:300]!r}") from err
         if piece:
             self.pieces.append(piece)
-            return str(piece)
-        return None
+        return Chunk(str(piece or ""), logprobs=entries) if piece or entries else None
 
     def finish(self) -> Chunk:
         if self.finish_reason is None:
             raise RemoteError(f"{self.model.name}: the stream ended without a finish reason")
         usage = self.usage or Usage(0, len(self.pieces))  # no usage chunk: each piece is about one token
-        completion = Completion("".join(self.pieces), self.finish_reason, usage, self.model.name)
-        return Chunk("", self.finish_reason, completion)
+        try:
+            calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(self.calls.items()))
+        except ValueError as err:
+            raise RemoteError(f"{self.model.name}: a streamed tool call is malformed: {err}") from err
+        finish: FinishReason = "tool_calls" if calls else self.finish_reason
+        logprobs = tuple(self.logprobs) if self.logprobs is not None else None
+        completion = Completion(
+            "".join(self.pieces), finish, usage, self.model.name, tool_calls=calls, logprobs=logprobs
+        )
+        return Chunk("", finish, completion)
 
 
 def _path(request: Request) -> str:
@@ -400,7 +465,45 @@ def _path(request: Request) -> str:
 
 
 def _finish(reason: object) -> FinishReason:
+    if reason in ("tool_calls", "function_call"):
+        return "tool_calls"
     return "length" if reason == "length" else "stop"
+
+
+def _tool_call(data: dict[str, Any]) -> ToolCall:
+    function = data["function"]
+    return ToolCall(str(data.get("id") or ""), function["name"], function.get("arguments") or "")
+
+
+def _logprobs(data: dict[str, Any] | None, raw: bool) -> tuple[TokenLogprob, ...]:
+    """OpenAI's logprobs object, chat (`content` entries) or legacy completions (parallel lists), as entries."""
+    if not data:
+        return ()
+    if not raw:
+        return tuple(
+            TokenLogprob(
+                e["token"],
+                float(e["logprob"]),
+                _bytes(e),
+                tuple(TokenLogprob(t["token"], float(t["logprob"]), _bytes(t)) for t in e.get("top_logprobs") or ()),
+            )
+            for e in data.get("content") or ()
+        )
+    tops = data.get("top_logprobs") or [None] * len(data["tokens"])
+    return tuple(
+        TokenLogprob(
+            tok,
+            float(lp),
+            tok.encode("utf-8"),
+            tuple(TokenLogprob(t, float(v), t.encode("utf-8")) for t, v in (top or {}).items()),
+        )
+        for tok, lp, top in zip(data["tokens"], data["token_logprobs"], tops, strict=True)
+    )
+
+
+def _bytes(entry: dict[str, Any]) -> bytes:
+    raw = entry.get("bytes")
+    return bytes(raw) if raw is not None else str(entry["token"]).encode("utf-8")
 
 
 def _server_message(text: str) -> str:

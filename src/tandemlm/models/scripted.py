@@ -14,7 +14,19 @@ import numpy as np
 from tandemlm.errors import EngineError, ValidationError
 from tandemlm.execution import CancelToken, ModelWorker, current_token
 from tandemlm.models.base import LanguageModel, apply_stop, final_completion
-from tandemlm.types import Chunk, Completion, FinishReason, Location, LogProbs, Price, Request, Usage
+from tandemlm.tools import parse_calls
+from tandemlm.types import (
+    FEATURES,
+    Chunk,
+    Completion,
+    FinishReason,
+    Location,
+    LogProbs,
+    Price,
+    Request,
+    TokenLogprob,
+    Usage,
+)
 
 Reply = str | BaseException
 Logits = Sequence[float] | np.ndarray
@@ -34,7 +46,14 @@ class ScriptedModel(LanguageModel):
     max_concurrency: as on LanguageModel; set 1 to act like a local model: answers are then run by a
         `ModelWorker` owner thread, one at a time, as a llama.cpp handle's are.
     end_token: the id that ends generation, for token-level strategies.
+
+    With tools in the request, `<tool_call>` blocks in a reply become its tool calls (the format models write).
+    A reply is not held to the request's response_format: a broken one is retried once and then an error, as
+    a remote model's is. Logprobs: each reply token gets log-probability 0 (the script is certain), its only
+    alternative itself.
     """
+
+    supports = FEATURES
 
     def __init__(
         self,
@@ -83,7 +102,13 @@ class ScriptedModel(LanguageModel):
         return reply
 
     def _answer(self, request: Request) -> tuple[list[str], Completion]:
-        pieces = [self.vocab[t] for t in self.tokenize(self._reply(request))]
+        reply = self._reply(request)
+        if request.params.calls_tools:
+            text, calls = parse_calls(reply)
+            if calls:
+                usage = Usage(self._count_prompt_tokens(request), len(self.tokenize(reply)))
+                return [], Completion(text, "tool_calls", usage, self.name, tool_calls=calls)
+        pieces = [self.vocab[t] for t in self.tokenize(reply)]
         finish: FinishReason = "stop"
         if len(pieces) > request.params.max_tokens:
             pieces, finish = pieces[: request.params.max_tokens], "length"
@@ -91,7 +116,9 @@ class ScriptedModel(LanguageModel):
         if stopped:
             pieces, finish = [self.vocab[t] for t in self.tokenize(text)], "stop"
         usage = Usage(self._count_prompt_tokens(request), len(pieces))
-        return pieces, Completion(text, finish, usage, self.name)
+        k = request.params.logprobs
+        logprobs = None if k is None else tuple(_certain(piece, k) for piece in pieces)
+        return pieces, Completion(text, finish, usage, self.name, logprobs=logprobs)
 
     def _generate(self, request: Request) -> Completion:
         return final_completion(self._stream(request))
@@ -107,10 +134,10 @@ class ScriptedModel(LanguageModel):
 
     def _play(self, request: Request, token: CancelToken) -> Iterator[Chunk]:
         pieces, completion = self._answer(request)
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
             if self.delay_s:
                 token.sleep(self.delay_s / len(pieces))
-            yield Chunk(piece)
+            yield Chunk(piece, logprobs=completion.logprobs[i : i + 1] if completion.logprobs else ())
         if self.delay_s and not pieces:
             token.sleep(self.delay_s)
         yield Chunk("", completion.finish_reason, completion)
@@ -161,3 +188,8 @@ class ScriptedModel(LanguageModel):
 
     def _is_end_token(self, token: int) -> bool:
         return token == self.end_token
+
+
+def _certain(piece: str, top: int) -> TokenLogprob:
+    entry = TokenLogprob(piece, 0.0, piece.encode("utf-8"))
+    return TokenLogprob(piece, 0.0, entry.bytes, (entry,) if top else ())

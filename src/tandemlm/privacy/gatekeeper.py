@@ -16,16 +16,25 @@ its messages: after each answer the mapping is stored under a hash of the reques
 hash of those messages plus the answer; a later request continues the mapping stored under its longest
 such prefix (copied, so two branches of a conversation do not renumber each other). The store holds the
 most recent `max_conversations`, in memory on the edge only.
+
+Tools and structured output: tool results are messages, screened like any; the arguments of earlier tool
+calls are screened and masked too, and the arguments of the calls in the answer are restored (as JSON: a
+restored value is escaped into its string), as is a response_format answer. The free text of tool
+definitions and of the response_format schema (descriptions, titles, enum / const / default / example
+values) is screened and masked the same way: a schema's `"enum": ["Ann Lee", ...]` leaves as stand-ins,
+and the answer's stand-ins come back as the values. Only `pseudonymize` carries tools (the other modes
+rewrite the conversation); logprobs are refused, since they would be the masked text's tokens.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import Literal
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from tandemlm.collab.base import Strategy
 from tandemlm.errors import EngineError, PrivacyBlockedError, PrivacyError, ValidationError
@@ -37,7 +46,7 @@ from tandemlm.privacy.guardian import Guardian
 from tandemlm.privacy.policy import Decision, PrivacyPolicy, describe
 from tandemlm.privacy.pseudonymize import Pseudonymizer
 from tandemlm.privacy.spans import Span
-from tandemlm.types import Chunk, Completion, GenerationParams, Message, Request
+from tandemlm.types import Chunk, Completion, GenerationParams, Message, Request, ToolCall
 
 Mode = Literal["pseudonymize", "disclosure", "guardian"]
 MODES: tuple[str, ...] = ("pseudonymize", "disclosure", "guardian")
@@ -52,10 +61,15 @@ class _Screened:
     pseudonymizer: Pseudonymizer
     spans: tuple[tuple[Span, ...], ...]
     stop_spans: tuple[tuple[Span, ...], ...] = ()
+    call_spans: tuple[tuple[tuple[Span, ...], ...], ...] = ()  # per message, per tool call: its arguments' spans
+    definition_spans: dict[str, tuple[Span, ...]] = field(default_factory=dict)  # schema / tool text → its spans
 
 
 class PiiGatekeeper(Strategy):
     """Screens, masks and restores around `inner`; `edge` answers locally, rewrites (disclosure, guardian)."""
+
+    carries = frozenset({"response_format", "tools"})
+    not_carried = "the cloud writes the masked text's tokens, so their logprobs are not those of the restored answer"
 
     def __init__(
         self,
@@ -98,12 +112,11 @@ class PiiGatekeeper(Strategy):
             return self._finish(request, self._local().generate(request, role="local"), screened, None)
         outgoing = self._outgoing(request, screened)
         answer = self.inner.generate(outgoing, role="cloud")
-        restored = screened.pseudonymizer.restore(answer.text)
         if self.mode == "guardian":
             assert self.edge is not None
-            composed = Guardian(self.edge).composition(request, restored)
+            composed = Guardian(self.edge).composition(request, screened.pseudonymizer.restore(answer.text))
             return self._finish(request, self.edge.generate(composed, role="guardian-compose"), screened, None)
-        return self._finish(request, replace(answer, text=restored), screened, outgoing)
+        return self._finish(request, _restored(answer, screened.pseudonymizer, request), screened, outgoing)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         screened = self._screen(request)
@@ -126,7 +139,8 @@ class PiiGatekeeper(Strategy):
         cutting at the original stop sequences (a tail that may begin one is held back, as `_finish` cuts).
         The inner stream is read to its end before the last chunk is passed on, so it closes its trace in
         the thread and context that opened it even when the consumer stops at the last chunk."""
-        restorer, scanner = screened.pseudonymizer.restorer(), StopScanner(request.params.stop)
+        in_json = request.params.response_format is not None
+        restorer, scanner = screened.pseudonymizer.restorer(in_json=in_json), StopScanner(request.params.stop)
         restored, stopped = "", False
         last: Chunk | None = None
         for chunk in pieces:
@@ -143,8 +157,7 @@ class PiiGatekeeper(Strategy):
         if not stopped:
             restored += restorer.feed(last.text) + restorer.flush()
             tail = scanner.update(restored)[0] + scanner.rest()
-        text = screened.pseudonymizer.restore(last.completion.text)
-        answer = self._finish(request, replace(last.completion, text=text), screened, outgoing)
+        answer = self._finish(request, _restored(last.completion, screened.pseudonymizer, request), screened, outgoing)
         yield Chunk(tail, answer.finish_reason, answer)
 
     def _finish(
@@ -167,20 +180,30 @@ class PiiGatekeeper(Strategy):
                 f"{self.name}: privacy mode {self.mode!r} rewrites a chat conversation and cannot serve a raw text "
                 "completion (/v1/completions); send this request to /v1/chat/completions instead"
             )
+        if "tools" in request.features and self.mode != "pseudonymize":
+            raise ValidationError(
+                f"{self.name}: privacy mode {self.mode!r} rewrites the conversation and cannot carry tools or tool "
+                "calls; use privacy mode pseudonymize for this request"
+            )
         pseudonymizer = self.conversations.lookup(request.messages, self.surrogates)
         try:
             spans = tuple(tuple(self.detector.detect(m.content)) for m in request.messages)
             stop_spans = tuple(tuple(self.detector.detect(stop)) for stop in request.params.stop)
+            call_spans = tuple(
+                tuple(tuple(self.detector.detect(c.arguments)) for c in m.tool_calls) for m in request.messages
+            )
+            definition_spans = {text: tuple(self.detector.detect(text)) for text in _definition_texts(request.params)}
         except Exception as err:
             return _Screened(self._detector_failed(err), pseudonymizer, ())
-        decision = self.policy.decide(s for found in (*spans, *stop_spans) for s in found)
+        args = [*(found for message in call_spans for found in message), *definition_spans.values()]
+        decision = self.policy.decide(s for found in (*spans, *stop_spans, *args) for s in found)
         if decision.route == "block":
-            found = describe(decision_spans((*spans, *stop_spans), self.policy))
+            found = describe(decision_spans((*spans, *stop_spans, *args), self.policy))
             raise PrivacyBlockedError(
                 f"{self.name}: the privacy policy blocks requests holding {found}; "
                 "nothing was sent. Remove that information and try again."
             )
-        return _Screened(decision, pseudonymizer, spans, stop_spans)
+        return _Screened(decision, pseudonymizer, spans, stop_spans, call_spans, definition_spans)
 
     def _detector_failed(self, err: Exception) -> Decision:
         why = f"PII detector failed ({type(err).__name__}: {err})"
@@ -202,9 +225,12 @@ class PiiGatekeeper(Strategy):
             for stop, spans in zip(request.params.stop, screened.stop_spans, strict=True)
         ]
         params: GenerationParams = replace(request.params, stop=tuple(p.mask_known(stop) for stop in stops))
+        params = self._masked_definitions(params, screened)
         if self.mode == "pseudonymize":
-            pairs = zip(request.messages, masked, strict=True)
-            messages = tuple(Message(m.role, p.mask_known(text)) for m, text in pairs)
+            messages = tuple(
+                replace(m, content=p.mask_known(text), tool_calls=self._masked_calls(m, calls, p))
+                for m, text, calls in zip(request.messages, masked, screened.call_spans, strict=True)
+            )
             return replace(request, messages=messages, params=params)
         assert self.edge is not None
         rewrite = (
@@ -214,6 +240,37 @@ class PiiGatekeeper(Strategy):
         )
         messages = tuple(Message(m.role, self._rescreen(m.content, p)) for m in rewrite.messages)
         return replace(rewrite, messages=messages, params=params)
+
+    def _masked_definitions(self, params: GenerationParams, screened: _Screened) -> GenerationParams:
+        """The tools and the response_format with the PII in their free text masked."""
+        p = screened.pseudonymizer
+
+        def mask(text: str) -> str:
+            found = screened.definition_spans.get(text, ())
+            return p.mask_known(p.mask(text, [s for s in found if self.policy.span_action(s) == "pseudonymize"]))
+
+        tools = tuple(
+            replace(t, description=mask(t.description), parameters=json.dumps(_schema_text(t.schema, mask)))
+            for t in params.tools
+        )
+        rf = params.response_format
+        if rf is not None and rf.schema_dict is not None:
+            rf = replace(rf, schema=json.dumps(_schema_text(rf.schema_dict, mask)))
+        return replace(params, tools=tools, response_format=rf)
+
+    def _masked_calls(
+        self, message: Message, spans: tuple[tuple[Span, ...], ...], p: Pseudonymizer
+    ) -> tuple[ToolCall, ...]:
+        """An earlier turn's tool calls with the PII in their arguments masked (stand-ins sit in JSON strings)."""
+        return tuple(
+            replace(
+                c,
+                arguments=p.mask_known(
+                    p.mask(c.arguments, [s for s in found if self.policy.span_action(s) == "pseudonymize"])
+                ),
+            )
+            for c, found in zip(message.tool_calls, spans, strict=True)
+        )
 
     def _rescreen(self, text: str, p: Pseudonymizer) -> str:
         """Mask whatever the edge model's rewrite still holds: detected spans (all but allowed types) and
@@ -230,6 +287,50 @@ class PiiGatekeeper(Strategy):
         if self.edge is None:  # __init__ requires an edge model whenever a policy can route locally
             raise PrivacyError(f"{self.name}: the request must stay on the device but no edge model is configured")
         return self.edge
+
+
+def _restored(answer: Completion, p: Pseudonymizer, request: Request) -> Completion:
+    """The inner answer with the originals back in its text and in its tool calls' arguments (JSON-escaped)."""
+    calls = tuple(replace(c, arguments=p.restore(c.arguments, in_json=True)) for c in answer.tool_calls)
+    text = p.restore(answer.text, in_json=request.params.response_format is not None)
+    return replace(answer, text=text, tool_calls=calls)
+
+
+_FREE_TEXT = ("description", "title", "const", "default")  # a schema's keys whose string value is free text
+_FREE_TEXTS = ("enum", "examples")  # and those whose strings in a list are
+
+
+def _schema_text(node: Any, mask: Callable[[str], str]) -> Any:
+    """A JSON Schema with `mask` applied to its free text (not to keywords, property names or types)."""
+    if isinstance(node, list):
+        return [_schema_text(item, mask) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _FREE_TEXT and isinstance(value, str):
+            out[key] = mask(value)
+        elif key in _FREE_TEXTS and isinstance(value, list):
+            out[key] = [mask(v) if isinstance(v, str) else v for v in value]
+        else:
+            out[key] = _schema_text(value, mask)
+    return out
+
+
+def _definition_texts(params: GenerationParams) -> list[str]:
+    """The free text that leaves with a request besides its messages: in tool definitions and the output schema."""
+    texts: list[str] = []
+
+    def keep(text: str) -> str:
+        texts.append(text)
+        return text
+
+    for tool in params.tools:
+        keep(tool.description)
+        _schema_text(tool.schema, keep)
+    if params.response_format is not None and params.response_format.schema_dict is not None:
+        _schema_text(params.response_format.schema_dict, keep)
+    return list(dict.fromkeys(t for t in texts if t))
 
 
 def decision_spans(spans: Sequence[Sequence[Span]], policy: PrivacyPolicy) -> list[Span]:

@@ -9,6 +9,7 @@ object, on the edge; nothing here sends it anywhere.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 
@@ -75,14 +76,17 @@ class Pseudonymizer:
             text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", lambda _, t=token: t, text)  # type: ignore[misc]
         return text
 
-    def restore(self, text: str) -> str:
-        """Every stand-in in `text` replaced by the original value."""
+    def restore(self, text: str, *, in_json: bool = False) -> str:
+        """Every stand-in in `text` replaced by the original value; `in_json`: `text` is JSON, whose stand-ins
+        sit in its strings, so each value goes in escaped (a quote in a name keeps the JSON valid)."""
         if not self.originals:
             return text
+        if in_json:
+            return self._regex().sub(lambda m: json.dumps(self.originals[m.group()], ensure_ascii=False)[1:-1], text)
         return self._regex().sub(lambda m: self.originals[m.group()], text)
 
-    def restorer(self) -> StreamRestorer:
-        return StreamRestorer(self)
+    def restorer(self, *, in_json: bool = False) -> StreamRestorer:
+        return StreamRestorer(self, in_json=in_json)
 
     def _regex(self) -> re.Pattern[str]:
         if self._pattern is None:
@@ -96,8 +100,9 @@ class StreamRestorer:
     tail that could still grow into one is held back until the next chunk decides, so a partial stand-in
     is never emitted and the concatenated output equals `restore` of the whole text."""
 
-    def __init__(self, pseudonymizer: Pseudonymizer) -> None:
+    def __init__(self, pseudonymizer: Pseudonymizer, *, in_json: bool = False) -> None:
         self.p = pseudonymizer
+        self.in_json = in_json
         self.held = ""
 
     def feed(self, piece: str) -> str:
@@ -105,11 +110,11 @@ class StreamRestorer:
         text = self.held + piece
         keep = self._partial_tail(text)
         self.held = text[len(text) - keep :] if keep else ""
-        return self.p.restore(text[: len(text) - keep])
+        return self.p.restore(text[: len(text) - keep], in_json=self.in_json)
 
     def flush(self) -> str:
         """Whatever is held at the end of the stream (restored; a partial stand-in stays as written)."""
-        out, self.held = self.p.restore(self.held), ""
+        out, self.held = self.p.restore(self.held, in_json=self.in_json), ""
         return out
 
     def _partial_tail(self, text: str) -> int:

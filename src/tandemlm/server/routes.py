@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -22,12 +23,12 @@ from tandemlm.models.base import LanguageModel
 from tandemlm.server import protocol as p
 from tandemlm.server.errors import error_response
 from tandemlm.server.state import GatewayState, next_chunk, run_request
-from tandemlm.types import Chunk, Completion, Request
+from tandemlm.types import Chunk, Completion, Request, TokenLogprob
 
 PUBLIC_PATHS = frozenset(["/healthz", "/readyz"])  # the docs and schema too need the key when keys are set
 router = APIRouter()
 
-Formatter = Callable[[str, str, int, str, str | None], dict[str, Any]]
+Formatter = Callable[..., dict[str, Any]]
 
 
 def _state(http: HTTPRequest) -> GatewayState:
@@ -84,16 +85,16 @@ async def model_info(name: str, http: HTTPRequest) -> dict[str, Any]:
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(body: p.ChatCompletionRequest, http: HTTPRequest) -> Response:
-    return await _complete(http, body.model, body.to_request(), body.stream, body.include_usage, chat=True)
+    return await _complete(http, body.model, body.to_request(), body.stream, body.include_usage, chat=True, n=body.n)
 
 
 @router.post("/v1/completions", response_model=None)
 async def completions(body: p.CompletionRequest, http: HTTPRequest) -> Response:
-    return await _complete(http, body.model, body.to_request(), body.stream, body.include_usage, chat=False)
+    return await _complete(http, body.model, body.to_request(), body.stream, body.include_usage, chat=False, n=body.n)
 
 
 async def _complete(
-    http: HTTPRequest, pipeline: str, request: Request, stream: bool, usage: bool, chat: bool
+    http: HTTPRequest, pipeline: str, request: Request, stream: bool, usage: bool, chat: bool, n: int = 1
 ) -> Response:
     state = _state(http)
     token = state.request_token()
@@ -103,18 +104,32 @@ async def _complete(
     started = time.perf_counter()
     if stream:
         return await _open_stream(state, model, request, token, http, (pipeline, request_id, created, usage, chat),
-                                  started)  # fmt: skip
-    completion = await run_request(token, http, lambda: model.agenerate(request))
-    if completion is None:  # the client went away; nobody reads this
+                                  started, n)  # fmt: skip
+    answers = await run_request(token, http, lambda: _answers(model, request, n))
+    if answers is None:  # the client went away; nobody reads this
         return Response(status_code=499)
-    state.metrics.observe(pipeline, "chat" if chat else "text", completion, time.perf_counter() - started)
+    state.metrics.observe(pipeline, "chat" if chat else "text", p.combined(answers), time.perf_counter() - started)
     build = p.chat_response if chat else p.text_response
-    return JSONResponse(build(completion, request_id, pipeline, created))
+    return JSONResponse(build(answers, request_id, pipeline, created))
+
+
+async def _answers(model: LanguageModel, request: Request, n: int) -> list[Completion]:
+    """`n` choices: one run each, in turn, with seeds seed, seed + 1, ... when a seed is given; greedy decoding
+    answers the same every time, so one run is copied."""
+    first = await model.agenerate(_choice(request, 0))
+    if n == 1 or request.params.temperature == 0:
+        return [first] * n
+    return [first, *[await model.agenerate(_choice(request, i)) for i in range(1, n)]]
+
+
+def _choice(request: Request, index: int) -> Request:
+    seed = request.params.seed
+    return request if not index or seed is None else replace(request, params=replace(request.params, seed=seed + index))
 
 
 async def _open_stream(
     state: GatewayState, model: LanguageModel, request: Request, token: CancelToken, http: HTTPRequest,
-    meta: tuple[str, str, int, bool, bool], started: float,
+    meta: tuple[str, str, int, bool, bool], started: float, n: int = 1,
 ) -> Response:  # fmt: skip
     """Fetch the first piece before answering 200, so early errors are still 4xx/5xx."""
     with use_token(token):
@@ -127,8 +142,22 @@ async def _open_stream(
     if first is None:  # the client went away before the first piece
         await _close(pieces, token)
         return Response(status_code=499)
-    events = _sse(state, pieces, first, token, meta, started)
+
+    def more(index: int, answer: Completion) -> AsyncGenerator[Chunk, None]:
+        """The stream of choice `index` (after the first choice's `answer`)."""
+        if request.params.temperature == 0:
+            return _replayed(answer)
+        with use_token(token):
+            return model.astream(_choice(request, index))
+
+    events = _sse(state, pieces, first, token, meta, started, n, more)
     return EventStream(events, token)
+
+
+async def _replayed(answer: Completion) -> AsyncGenerator[Chunk, None]:
+    """A finished answer as a stream again: a greedy choice copied."""
+    yield Chunk(answer.text, logprobs=answer.logprobs or ())
+    yield Chunk("", answer.finish_reason, answer)
 
 
 class EventStream(StreamingResponse):
@@ -165,26 +194,45 @@ async def _close(pieces: AsyncGenerator[Chunk, None], token: CancelToken) -> Non
 
 async def _sse(
     state: GatewayState, pieces: AsyncGenerator[Chunk, None], chunk: Chunk, token: CancelToken,
-    meta: tuple[str, str, int, bool, bool], started: float,
+    meta: tuple[str, str, int, bool, bool], started: float, n: int = 1,
+    more: Callable[[int, Completion], AsyncGenerator[Chunk, None]] | None = None,
 ) -> AsyncIterator[str]:  # fmt: skip
+    """The choices' events in turn (one stream each). Logprob entries go with their pieces, and those the model
+    gave only at the end with the last piece; tool calls, once whole, as OpenAI streams them."""
     pipeline, request_id, created, include_usage, chat = meta
     piece: Formatter = _chat_piece if chat else _text_piece
+    answers: list[Completion] = []
     try:
-        if chat:
-            yield _event(p.chat_chunk(request_id, pipeline, created, {"role": "assistant", "content": ""}, None))
-        while chunk.completion is None:
-            if chunk.text:
-                yield _event(piece(request_id, pipeline, created, chunk.text, None))
-            chunk = await next_chunk(pieces, token)
-        final: Completion = chunk.completion
-        if chunk.text:
-            yield _event(piece(request_id, pipeline, created, chunk.text, None))
-        last = piece(request_id, pipeline, created, "", final.finish_reason)
-        last["tandem"] = p.tandem_extension(final, request_id)
-        yield _event(last)
+        for index in range(n):
+            if index:
+                assert more is not None
+                with anyio.CancelScope(shield=True):  # the last choice's stream ended; close it, keep the request
+                    await pieces.aclose()
+                pieces = more(index, answers[0])
+                chunk = await next_chunk(pieces, token)
+            ids = (request_id, pipeline, created)
+            if chat:
+                yield _event(p.chat_chunk(*ids, {"role": "assistant", "content": ""}, None, index=index))
+            sent = 0  # logprob entries streamed
+            while chunk.completion is None:
+                if chunk.text or chunk.logprobs:
+                    yield _event(piece(*ids, chunk.text, None, index=index, logprobs=chunk.logprobs))
+                sent += len(chunk.logprobs)
+                chunk = await next_chunk(pieces, token)
+            final: Completion = chunk.completion
+            answers.append(final)
+            rest = chunk.logprobs or tuple(final.logprobs or ())[sent:]
+            if chunk.text or rest:
+                yield _event(piece(*ids, chunk.text, None, index=index, logprobs=rest))
+            for delta in p.tool_call_deltas(final) if chat else ():
+                yield _event(p.chat_chunk(*ids, delta, None, index=index))
+            last = piece(*ids, "", final.finish_reason, index=index)
+            last["tandem"] = p.tandem_extension(final, request_id)
+            yield _event(last)
+        total = p.combined(answers)
         if include_usage:
-            yield _event({**last, "choices": [], "usage": p.usage(final), "tandem": None})
-        state.metrics.observe(pipeline, "chat" if chat else "text", final, time.perf_counter() - started)
+            yield _event({**last, "choices": [], "usage": p.usage(total), "tandem": None})
+        state.metrics.observe(pipeline, "chat" if chat else "text", total, time.perf_counter() - started)
         yield "data: [DONE]\n\n"
     except (TandemError, TimeoutError) as err:  # headers are sent: report in-band, as OpenAI does
         state.metrics.errors.labels(type(err).__name__).inc()
@@ -193,12 +241,19 @@ async def _sse(
         await _close(pieces, token)
 
 
-def _chat_piece(request_id: str, pipeline: str, created: int, text: str, finish: str | None) -> dict[str, Any]:
-    return p.chat_chunk(request_id, pipeline, created, {"content": text} if text or not finish else {}, finish)
+def _chat_piece(
+    request_id: str, pipeline: str, created: int, text: str, finish: str | None, *, index: int = 0,
+    logprobs: Sequence[TokenLogprob] = (),
+) -> dict[str, Any]:  # fmt: skip
+    delta = {"content": text} if text or not finish else {}
+    return p.chat_chunk(request_id, pipeline, created, delta, finish, index=index, logprobs=logprobs)
 
 
-def _text_piece(request_id: str, pipeline: str, created: int, text: str, finish: str | None) -> dict[str, Any]:
-    return p.text_chunk(request_id, pipeline, created, text, finish)
+def _text_piece(
+    request_id: str, pipeline: str, created: int, text: str, finish: str | None, *, index: int = 0,
+    logprobs: Sequence[TokenLogprob] = (),
+) -> dict[str, Any]:  # fmt: skip
+    return p.text_chunk(request_id, pipeline, created, text, finish, index=index, logprobs=logprobs)
 
 
 def _event(data: dict[str, Any]) -> str:
