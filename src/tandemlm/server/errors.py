@@ -9,6 +9,7 @@ from tandemlm.errors import (
     EngineError,
     ModelLoadingError,
     ModelNotFoundError,
+    ModelSourceError,
     PrivacyBlockedError,
     PrivacyError,
     QueueFullError,
@@ -56,6 +57,8 @@ def error_response(err: Exception) -> JSONResponse:
         status, kind, code = 503, "server_busy", "shutting_down"
     elif isinstance(err, ModelLoadingError):
         status, kind, code = 503, "server_busy", "loading"
+    elif isinstance(err, ModelSourceError):  # a model this gateway was not set up with (not fetched)
+        status, kind, code = 503, "server_error", "model_unavailable"
     elif isinstance(err, RequestCancelledError):  # the client is gone or the server is stopping
         status, kind, code = 499, "cancelled", "request_cancelled"
     elif isinstance(err, TimeoutError):

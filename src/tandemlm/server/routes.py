@@ -21,6 +21,7 @@ from tandemlm.errors import ModelNotFoundError, TandemError, ValidationError
 from tandemlm.execution import CancelToken, run_in_thread, use_token
 from tandemlm.models.base import LanguageModel
 from tandemlm.server import protocol as p
+from tandemlm.server.embeddings import EmbeddingRequest, embedding_response
 from tandemlm.server.errors import error_response
 from tandemlm.server.state import GatewayState, next_chunk, run_request
 from tandemlm.types import Chunk, Completion, Request, TokenLogprob
@@ -258,6 +259,17 @@ def _text_piece(
 
 def _event(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@router.post("/v1/embeddings", response_model=None)
+async def embeddings(body: EmbeddingRequest, http: HTTPRequest) -> dict[str, Any] | Response:
+    """Sentence embeddings (MiniLM, the routers' model), float or base64."""
+    state = _state(http)
+    texts = body.texts()
+    found = await run_request(state.request_token(), http, lambda: run_in_thread(state.embeddings.embed, texts))
+    if found is None:
+        return Response(status_code=499)
+    return embedding_response(*found, body.model, body.encoding_format)
 
 
 @router.post("/v1/tandem/logprobs", response_model=None)

@@ -21,6 +21,7 @@ from tandemlm.config import Runtime, ServerConfig
 from tandemlm.errors import EngineError, ModelLoadingError, ModelNotFoundError, TandemError, ValidationError
 from tandemlm.execution import CancelToken, use_token
 from tandemlm.models.base import LanguageModel
+from tandemlm.server.embeddings import Embeddings
 from tandemlm.server.errors import ShuttingDownError
 from tandemlm.server.metrics import Metrics
 from tandemlm.types import Chunk
@@ -40,6 +41,7 @@ class GatewayState:
     ready: bool = False
     load_error: str | None = None
     shutdown: CancelToken = field(default_factory=CancelToken)
+    embeddings: Embeddings = field(default_factory=Embeddings)  # /v1/embeddings' model, loaded on first use
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
