@@ -505,15 +505,20 @@ def bench_outcomes(
 @click.option("--json", "json_out", default="bench/results/route.json", show_default=True)
 @click.option("--out", default="bench/results/route.md", show_default=True)
 @click.option("--save-routers", default=None, help="Directory to save the fitted routers in (for `route` pipelines).")
+@click.option("--embed-tokens", default=256, show_default=True, type=click.IntRange(3, 256),
+              help="Cut prompts to this many tokens before MiniLM embeds them (fewer: faster decisions).")  # fmt: skip
 def bench_route(
-    datasets: tuple[str, ...], outcomes: str, plots: str, json_out: str, out: str, save_routers: str | None
-) -> None:
-    """Cascades and query routers on the test split of stored outcome tables: APGR, CPT, AIQ, plots."""
+    datasets: tuple[str, ...], outcomes: str, plots: str, json_out: str, out: str, save_routers: str | None,
+    embed_tokens: int,
+) -> None:  # fmt: skip
+    """Cascades and query routers on the test split of stored outcome tables: APGR, CPT, AIQ with bootstrap 95%
+    intervals, plots."""
     from tandemlm.bench.route import run_route_bench, to_markdown
 
     with errors_to_exit_codes():
         names = list(datasets or ("gsm8k", "mmlu", "humaneval"))
-        result = run_route_bench(names, Path(outcomes), Path(plots), Path(save_routers) if save_routers else None)
+        saved = Path(save_routers) if save_routers else None
+        result = run_route_bench(names, Path(outcomes), Path(plots), saved, embed_tokens=embed_tokens)
         _write_report(result, json_out, out, to_markdown)
 
 

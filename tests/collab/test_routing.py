@@ -3,9 +3,10 @@ and MiniLM against sentence-transformers' own numbers."""
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import anyio
 import numpy as np
 import pytest
 
+from tandemlm.bench.datasets import Item
 from tandemlm.collab.routing import (
     ROUTERS,
     DraftSignalRouter,
@@ -463,6 +465,84 @@ def test_minilm_truncates_long_prompts(minilm: MiniLM) -> None:
     assert len(minilm.tokenizer.encode(long).ids) == 256
     np.testing.assert_allclose(minilm.embed([long]), minilm.embed([long + " more words"]), atol=1e-6)
     assert minilm.embed([]).shape == (0, 384)
+
+
+def _reference_minilm(texts: list[str]) -> np.ndarray:
+    """The numpy MiniLM as it was before its speed-ups (one text at a time, the textbook BERT forward), to check
+    that the fast forward computes the same embeddings."""
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    root = embeddings.minilm_dir()
+    tok = Tokenizer.from_file(str(root / "tokenizer.json"))
+    tok.enable_truncation(max_length=256)
+    tok.no_padding()
+    w = load_file(str(root / "model.safetensors"))
+
+    def norm(x: np.ndarray, prefix: str) -> np.ndarray:
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + 1e-12) * w[prefix + "LayerNorm.weight"] + w[prefix + "LayerNorm.bias"]
+
+    def dense(x: np.ndarray, name: str) -> np.ndarray:
+        return x @ w[name + ".weight"].T + w[name + ".bias"]
+
+    out = []
+    for text in texts:
+        ids = np.array(tok.encode(text).ids)
+        n = len(ids)
+        x = norm(w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
+                 + w["embeddings.token_type_embeddings.weight"][0], "embeddings.")  # fmt: skip
+        for i in range(6):
+            p = f"encoder.layer.{i}."
+            q, k, v = (
+                dense(x, f"{p}attention.self.{m}").reshape(n, 12, 32).transpose(1, 0, 2)
+                for m in ("query", "key", "value")
+            )
+            scores = q @ k.transpose(0, 2, 1) / np.sqrt(32)
+            attn = np.exp(scores - scores.max(-1, keepdims=True))
+            attn /= attn.sum(-1, keepdims=True)
+            ctx = (attn @ v).transpose(1, 0, 2).reshape(n, 384)
+            x = norm(x + dense(ctx, p + "attention.output.dense"), p + "attention.output.")
+            up = dense(x, p + "intermediate.dense")
+            erf = np.vectorize(math.erf)(up.astype(np.float64) / math.sqrt(2))
+            x = norm(x + dense((0.5 * up * (1 + erf)).astype(np.float32), p + "output.dense"), p + "output.")
+        pooled = x.mean(0)
+        out.append(pooled / np.linalg.norm(pooled))
+    return np.array(out)
+
+
+@pytest.mark.slow
+def test_the_fast_minilm_forward_gives_the_reference_embeddings(
+    minilm: MiniLM, dataset: Callable[[str], list[Item]]
+) -> None:
+    from tandemlm.bench.datasets import chat_prompt
+
+    prompts = [chat_prompt(item) for name in ("gsm8k", "mmlu", "humaneval") for item in dataset(name)[:17]][:50]
+    reference = _reference_minilm(prompts)
+    batched = minilm.embed(prompts)
+    one_by_one = np.stack([minilm.embed([p])[0] for p in prompts])
+    for got in (batched, one_by_one):
+        assert float(np.min(np.sum(got * reference, axis=1))) >= 0.999  # the stated tolerance; measured: > 0.99999
+        np.testing.assert_allclose(got, reference, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_minilm_cut_to_fewer_tokens_says_so_and_changes_only_longer_texts(minilm: MiniLM, tmp_path: Path) -> None:
+    short = MiniLM(fetch=False, max_tokens=64)
+    assert (minilm.spec, short.spec) == ("all-minilm-l6-v2", "all-minilm-l6-v2@64")
+    brief, long = "How many clips did Natalia sell?", "word " * 200
+    np.testing.assert_allclose(short.embed([brief]), minilm.embed([brief]), atol=1e-6)
+    assert len(short.tokenizer.encode(long).ids) == 64
+    assert float(short.embed([long])[0] @ minilm.embed([long])[0]) < 0.999
+    # a router fitted on cut embeddings is rebuilt with the same cut, and refuses others
+    router = KnnRouter(k=1, embedder=short).fit([brief, long], [0.0, 1.0])
+    loaded = Router.load(router.save(tmp_path / "knn.npz"))
+    assert loaded.config()["embedder"] == "all-minilm-l6-v2@64"
+    assert np.array_equal(loaded.score([brief, long]), router.score([brief, long]))
+    with pytest.raises(ValidationError, match="all-minilm-l6-v2@64"):
+        Router.load(tmp_path / "knn.npz", embedder=minilm)
+    with pytest.raises(ValidationError, match="max_tokens"):
+        MiniLM(fetch=False, max_tokens=1000)
 
 
 def test_a_route_pipeline_loads_a_saved_router_from_config(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from tandemlm.bench import metrics
 from tandemlm.bench.datasets import chat_prompt, load
 from tandemlm.bench.outcomes import Outcome, read_table
 from tandemlm.collab.routing import ROUTERS, MiniLM, Router, threshold_for_share
-from tandemlm.collab.routing.embeddings import Embedder
+from tandemlm.collab.routing.embeddings import MAX_SEQ_LENGTH, Embedder
 from tandemlm.errors import ModelSourceError, missing_extra
 
 RESAMPLES, SEED = 1000, 0  # bootstrap resamples of the test items for the 95% intervals, and their seed
@@ -171,11 +171,13 @@ def evaluate(
     routers: tuple[str, ...] = ROUTER_NAMES,
     save_routers: Path | None = None,
     resamples: int = RESAMPLES,
+    embed_tokens: int = MAX_SEQ_LENGTH,
 ) -> dict[str, Any]:
-    """Every method's test curve and metrics on one dataset, with bootstrap 95% intervals."""
+    """Every method's test curve and metrics on one dataset, with bootstrap 95% intervals. The embedding
+    routers read MiniLM embeddings of the prompts cut to `embed_tokens` tokens."""
     splits = load_splits(dataset, outcomes)
     train, test = splits["train"], splits["test"]
-    memo = _Memo(MiniLM()) if any(n in EMBEDDING_ROUTERS for n in routers) else None
+    memo = _Memo(MiniLM(max_tokens=embed_tokens)) if any(n in EMBEDDING_ROUTERS for n in routers) else None
     e_acc, c_acc = float(test.edge_correct.mean()), float(test.cloud_correct.mean())
     draws = np.random.default_rng(SEED).integers(0, len(test.prompts), size=(resamples, len(test.prompts)))
     rows: dict[str, dict[str, Any]] = {}
@@ -216,7 +218,7 @@ def evaluate(
     return {
         "dataset": dataset, "train_items": len(train.prompts), "test_items": len(test.prompts),
         "edge_accuracy": e_acc, "cloud_accuracy": c_acc, "cloud_cost_usd": float(test.cloud_cost.sum()),
-        "resamples": resamples, "best_on_train": best, "methods": rows,
+        "resamples": resamples, "embed_tokens": embed_tokens, "best_on_train": best, "methods": rows,
     }  # fmt: skip
 
 
@@ -304,9 +306,13 @@ def _decision_ms(router: Any, prompts: list[str], inputs: list[dict[str, Any]]) 
 
 
 def run_route_bench(
-    datasets: list[str], outcomes: Path, plots: Path | None, save_routers: Path | None = None
+    datasets: list[str],
+    outcomes: Path,
+    plots: Path | None,
+    save_routers: Path | None = None,
+    embed_tokens: int = MAX_SEQ_LENGTH,
 ) -> dict[str, Any]:
-    results = [evaluate(d, outcomes, save_routers=save_routers) for d in datasets]
+    results = [evaluate(d, outcomes, save_routers=save_routers, embed_tokens=embed_tokens) for d in datasets]
     if plots is not None:
         for result in results:
             plot(result, plots / f"route_{result['dataset']}.png")
@@ -365,7 +371,10 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         f"({result['datasets'][0]['resamples'] if result['datasets'] else RESAMPLES} resamples, seed {SEED}; the "
         "scores and the train-fitted threshold held fixed). Train CV APGR: the 5-fold out-of-fold APGR on train "
         "that picks the best method. `cascade:*` rows pay the edge's answer on every item; `router:*` rows decide "
-        "from the prompt alone.", "",
+        "from the prompt alone. Embedding routers (knn, logistic, mf, mlp) read MiniLM embeddings of the prompt "
+        f"cut to {result['datasets'][0].get('embed_tokens', 256) if result['datasets'] else 256} tokens; "
+        "decision ms: the median of one-prompt decisions on this machine, embedding included (for "
+        "`cascade:signals`, given the draft's signals, whose own cost is the edge model's).", "",
     ]  # fmt: skip
     for d in result["datasets"]:
         lines += [

