@@ -534,14 +534,21 @@ def bench_route(
 @click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="CPU threads for llama.cpp models.")
-@click.option("--parts", default="detection,masking,leakage,latency", show_default=True, help="Which parts to run.")
+@click.option("--parts", default="detection,masking,leakage,latency", show_default=True,
+              help="Which parts to run (also: world, multinational PII on the default detectors).")  # fmt: skip
+@click.option("--world-samples", default=600, show_default=True, type=click.IntRange(min=1),
+              help="world: samples per locale.")  # fmt: skip
+@click.option("--pii-free", default=300, show_default=True, type=click.IntRange(min=3),
+              help="world: PII-free GSM8K/MMLU/HumanEval prompts (false positives).")  # fmt: skip
+@click.option("--with-slm", is_flag=True, help="world: add the slm detector (the --edge model).")
 @click.option("--json", "json_out", default="bench/results/privacy.json", show_default=True)
 @click.option("--out", default="bench/results/privacy.md", show_default=True)
 def bench_privacy(
     config: str, edge: str, cloud: str, n_items: int, sentences: int, policies: str, max_tokens: int, seed: int,
-    threads: int | None, parts: str, json_out: str, out: str,
+    threads: int | None, parts: str, world_samples: int, pii_free: int, with_slm: bool, json_out: str, out: str,
 ) -> None:  # fmt: skip
-    """PII detection P/R/F1 vs Presidio alone, leakage vs utility per policy on GSM8K, gatekeeper latency."""
+    """PII detection P/R/F1 vs Presidio alone, leakage vs utility per policy on GSM8K, gatekeeper latency; `world`:
+    the default detectors on multinational PII, development and held-out templates apart."""
     from tandemlm.bench.privacy import PARTS, POLICIES, run_privacy_bench, to_markdown
 
     chosen = [p.strip() for p in policies.split(",") if p.strip()]
@@ -553,6 +560,7 @@ def bench_privacy(
     with errors_to_exit_codes():
         loaded = _with_threads(_with_threads(load_config(config), edge, threads), cloud, threads)
         result = run_privacy_bench(loaded, config, edge, cloud, n_items, sentences, max_tokens, chosen, seed, wanted,
+                                   world_samples=world_samples, pii_free=pii_free, with_slm=with_slm,
                                    progress=lambda s: click.echo(s, err=True))  # fmt: skip
         _write_report(result, json_out, out, to_markdown)
 
