@@ -121,3 +121,17 @@ def test_qwen_template_renders_tools_and_json_cannot_spell_control_tokens(
         assert ids.count(model.tokenize("<|im_start|>")[0]) == text.count("<|im_start|>")
     finally:
         model.close()
+
+
+@pytest.mark.qwen
+def test_qwen_calls_a_tool_by_itself_through_its_template(catalog_path: Callable[[str], str]) -> None:
+    model = LlamaCppModel(catalog_path("qwen2.5-coder-0.5b"), name="qwen", n_ctx=2048)
+    try:
+        request = Request.of("What is the weather in Paris right now?", max_tokens=48, tools=[WEATHER])
+        text = model.render(request)  # the template's own tool section, its call tags read as the model's tokens
+        assert "# Tools" in text and model.prompt_tokens(request).count(151657) == text.count("<tool_call>") == 2
+        c = model.generate(request)  # tool_choice auto: the model opens the call (Qwen 0.5B writes it as JSON)
+        assert c.finish_reason == "tool_calls" and [t.name for t in c.tool_calls] == ["get_weather"]
+        jsonschema.validate(json.loads(c.tool_calls[0].arguments), WEATHER.schema)
+    finally:
+        model.close()

@@ -606,3 +606,77 @@ def test_an_edge_located_remote_model_writes_no_egress(tmp_path: Path) -> None:
     with Recorder() as rec:
         model.generate("local only")
     assert not model.ledger.exists() and rec.events[0].egress is None
+
+
+# ---- structured output, tools and logprobs passed through ---------------------------------------------------
+
+
+def _tools_request(structured: bool = True, **params: object) -> Request:
+    from tandemlm.types import ResponseFormat, Tool, ToolCall
+
+    schema = json.dumps({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+    history = [
+        Message("user", "weather?"),
+        Message("assistant", "", (ToolCall("c1", "get_weather", '{"city": "Oslo"}'),)),
+        Message("tool", "3 C", tool_call_id="c1"),
+    ]
+    rf = ResponseFormat("json_schema", schema, "answer") if structured else None
+    return Request.of(history, tools=[Tool("get_weather", "weather", schema)], response_format=rf, **params)
+
+
+CALL = {"id": "c9", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}
+ENTRY = {"token": "hi", "logprob": -0.5, "bytes": [104, 105], "top_logprobs": [{"token": "hi", "logprob": -0.5}]}
+
+
+def called(**choice: object) -> Reply:
+    message = {"role": "assistant", "content": None, "tool_calls": [CALL]}
+    return reply(json={"choices": [{"message": message, "finish_reason": "tool_calls", **choice}]})
+
+
+def tool_delta(arguments: str, head: bool = False, finish: str | None = None) -> dict[str, object]:
+    call: dict[str, object] = {"index": 0, "function": {"arguments": arguments}}
+    if head:
+        call.update(id="c9", type="function", function={"name": "get_weather", "arguments": arguments})
+    return {"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": finish}]}
+
+
+def test_tools_formats_and_logprobs_go_on_the_wire_as_openai_spells_them() -> None:
+    ep = Endpoint(called())
+    model_for(ep).generate(_tools_request(tool_choice="get_weather", parallel_tool_calls=False, logprobs=2))
+    body = ep.body()
+    wire_call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    assert body["messages"][1] == {"role": "assistant", "content": None, "tool_calls": [wire_call]}  # type: ignore[index]
+    assert body["messages"][2] == {"role": "tool", "content": "3 C", "tool_call_id": "c1"}  # type: ignore[index]
+    assert body["tools"][0]["function"]["parameters"]["required"] == ["city"]  # type: ignore[index]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert body["parallel_tool_calls"] is False and (body["logprobs"], body["top_logprobs"]) == (True, 2)
+    rf = body["response_format"]
+    assert rf["type"] == "json_schema" and rf["json_schema"]["name"] == "answer"  # type: ignore[index]
+
+
+def test_tool_calls_and_logprobs_are_parsed_plain_and_streamed() -> None:
+    c = model_for(Endpoint(called(logprobs={"content": [ENTRY]}))).generate(_tools_request(False, logprobs=1))
+    assert (
+        c.finish_reason == "tool_calls"
+        and c.text == ""
+        and [(t.id, t.name) for t in c.tool_calls] == [("c9", "get_weather")]
+    )
+    assert c.logprobs is not None and c.logprobs[0].bytes == b"hi" and c.logprobs[0].top[0].logprob == -0.5
+    streamed = sse(
+        tool_delta("", head=True), tool_delta('{"city": '), tool_delta('"Rome"}', finish="tool_calls"), "[DONE]"
+    )
+    chunks = list(model_for(Endpoint(streamed)).stream(_tools_request(False)))
+    final = chunks[-1].completion
+    assert final is not None and final.finish_reason == "tool_calls"
+    assert json.loads(final.tool_calls[0].arguments) == {"city": "Rome"}
+
+
+def test_a_broken_structured_answer_is_sent_for_again_and_both_sends_are_in_the_ledger(tmp_path: Path) -> None:
+    from tandemlm.errors import InvalidOutputError
+
+    ep = Endpoint(chat("Oslo!"), chat("still not JSON"))
+    model = model_for(ep)
+    model.ledger = tmp_path / "egress.jsonl"
+    with pytest.raises(InvalidOutputError, match="after 2 attempts: the answer is not valid JSON"):
+        model.generate(_tools_request(tool_choice="none"))
+    assert len(ep.requests) == 2 and len(model.ledger.read_text().splitlines()) == 2

@@ -12,6 +12,7 @@ import codecs
 import ctypes
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
@@ -41,6 +42,8 @@ from tandemlm.types import (
 )
 
 MAX_CALLS = 8  # tool calls one answer may make (a small model under a grammar could otherwise go on)
+LOOSE_PEEK = 16  # tokens that show whether an answer opening with "{" or "`" is a call object
+_LOOSE_CALL = re.compile(r'(?:```(?:json)?\s*)?\{\s*"name"\s*:')
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -325,10 +328,16 @@ class LlamaCppModel(LanguageModel):
         return out, False
 
     def _opens_call(self, seq: list[int], params: GenerationParams, seed: int, token: CancelToken) -> bool:
-        """Whether the model's answer after `seq` opens with a tool call (a few tokens decoded freely)."""
-        opening = self._text_ids(CALL_OPEN)
-        peek, _ = self._generated(seq, params, seed, None, min(len(opening) + 2, params.max_tokens), token)
-        return self.llm.detokenize(peek).decode("utf-8", errors="replace").lstrip().startswith(CALL_OPEN)
+        """Whether the model's answer after `seq` opens with a tool call (a few tokens decoded freely): the call
+        tag, or a call object written as plain or fenced JSON (`{"name": ...`), as small models often do; the
+        call is then decoded in the tag format, under the grammar."""
+        budget = min(len(self._text_ids(CALL_OPEN)) + 2, params.max_tokens)
+        peek, _ = self._generated(seq, params, seed, None, budget, token)
+        text = self.llm.detokenize(peek, special=True).decode("utf-8", errors="replace").lstrip()
+        if text.startswith(CALL_OPEN) or not text.startswith(("{", "`")):
+            return text.startswith(CALL_OPEN)
+        peek, _ = self._generated(seq, params, seed, None, min(LOOSE_PEEK, params.max_tokens), token)
+        return bool(_LOOSE_CALL.match(self.llm.detokenize(peek).decode("utf-8", errors="replace").lstrip()))
 
     def _decode_calls(
         self, prompt: list[int], params: GenerationParams, seed: int, token: CancelToken, emit: Callable[[Chunk], None]
