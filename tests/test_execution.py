@@ -11,7 +11,15 @@ import anyio
 import pytest
 
 from tandemlm.errors import DeadlineExceededError, EngineError, QueueFullError, RequestCancelledError
-from tandemlm.execution import CancelToken, ModelWorker, cancel_scope, current_token, iterate_in_thread, use_token
+from tandemlm.execution import (
+    CancelToken,
+    ModelWorker,
+    cancel_scope,
+    current_token,
+    iterate_in_thread,
+    run_in_thread,
+    use_token,
+)
 
 
 def test_operations_run_whole_on_the_owner_thread_one_at_a_time() -> None:
@@ -183,6 +191,49 @@ def test_iterate_in_thread_keeps_the_loop_free_and_cancels_its_thread_when_dropp
     assert anyio.run(main) == [0, 1, 2, 3, 4]
     assert ticks > 10  # the event loop ran while the thread worked
     assert len(produced) < 15  # the thread stopped soon after the reader left
+
+
+def test_run_in_thread_reuses_threads_and_carries_result_error_context_and_token() -> None:
+    """Blocking work runs on pooled threads (no thread start per call), in the caller's context, under a child
+    of the caller's token; its exception, whatever the type, is raised in the caller."""
+    parent = CancelToken()
+
+    def where() -> tuple[int, CancelToken | None]:
+        return threading.get_ident(), current_token().parent
+
+    async def main() -> list[tuple[int, CancelToken | None]]:
+        with use_token(parent):
+            return [await run_in_thread(where) for _ in range(20)]
+
+    seen = anyio.run(main)
+    assert len({ident for ident, _ in seen}) < 10  # idle threads are taken again (a few may race their return)
+    assert threading.get_ident() not in {ident for ident, _ in seen}
+    assert all(token is parent for _, token in seen)
+
+    def fail() -> None:
+        raise KeyError("from the thread")
+
+    with pytest.raises(KeyError, match="from the thread"):
+        anyio.run(run_in_thread, fail)
+
+
+def test_run_in_thread_returns_at_once_when_cancelled_and_its_token_fires() -> None:
+    fired = threading.Event()
+
+    def wait_for_cancel() -> None:
+        token = current_token()
+        while not token.cancelled:
+            time.sleep(0.005)
+        fired.set()
+
+    async def main() -> float:
+        started = time.monotonic()
+        with anyio.move_on_after(0.1):
+            await run_in_thread(wait_for_cancel)
+        return time.monotonic() - started
+
+    assert anyio.run(main) < 1.0
+    assert fired.wait(2)  # the thread saw its token fire and wound down
 
 
 def test_short_operations_go_before_generations_unless_a_generation_waited_too_long() -> None:

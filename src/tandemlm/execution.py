@@ -8,8 +8,9 @@ handle, and no lock is held across a `yield`.
 A `CancelToken` is the request's stop flag: set when the client goes away, the deadline passes or the
 server shuts down. It travels in a context variable, so every operation a request submits, however
 deep in a strategy and on whatever thread, is checked between tokens and stops within one.
-`run_in_thread` and `iterate_in_thread` carry blocking code (a strategy's loop) off the event loop; when
-the awaiting task is cancelled they set the token and return at once, and the thread winds down by itself.
+`run_in_thread` and `iterate_in_thread` carry blocking code (a strategy's loop) off the event loop, on reused
+threads; when the awaiting task is cancelled they set the token and return at once, and the thread winds down
+by itself.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -274,14 +276,85 @@ class ModelWorker:
 # ---- blocking code off the event loop ------------------------------------------------------------
 
 
+class _Threads:
+    """Reusable daemon threads for blocking request work. Starting a thread per call makes the event loop wait
+    until the OS first schedules it (milliseconds on a loaded machine); an idle thread takes the next job at
+    once. Unbounded, so a job never waits for another to finish; a thread idle for `idle_s` exits."""
+
+    def __init__(self, idle_s: float = 30.0, max_idle: int = 64) -> None:
+        self.idle_s = idle_s
+        self.max_idle = max_idle
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []  # each idle thread's inbox, newest last
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), name="tandem-request", daemon=True).start()
+        inbox.put(job)
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            try:
+                job = inbox.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:  # else a submitter has just taken this thread: its job is on the way
+                        self._idle.remove(inbox)
+                        return
+                continue
+            job()
+            del job  # hold nothing of a finished request while idle
+            with self._lock:
+                if len(self._idle) >= self.max_idle:
+                    return
+                self._idle.append(inbox)
+
+
+_threads = _Threads()
+
+
+def _in_thread(token: CancelToken, job: Callable[[], None]) -> None:
+    """Run `job` on a pooled thread, in a copy of the caller's context with `token` current."""
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        _current.set(token)
+        job()
+
+    _threads.submit(partial(context.run, run))
+
+
 async def run_in_thread(fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` in a worker thread, under a child token of the current one. If the awaiting task is
     cancelled, the token fires and this returns at once; the thread stops at its next check."""
-    items = iterate_in_thread(lambda: iter((fn(*args),)))
+    token = CancelToken(parent=current_token())
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[_Done | _Failure] = loop.create_future()
+
+    def settle(item: _Done | _Failure) -> None:  # on the event loop
+        if not outcome.done():
+            outcome.set_result(item)
+
+    def work() -> None:  # on the thread
+        try:
+            item: _Done | _Failure = _Done(fn(*args))
+        except BaseException as err:  # raised in the caller
+            item = _Failure(err)
+        with suppress(RuntimeError):  # the event loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, item)
+
+    _in_thread(token, work)
     try:
-        return await anext(items)
+        item = await outcome
     finally:
-        await items.aclose()
+        token.cancel("the caller stopped waiting")
+    if isinstance(item, _Failure):
+        raise item.error
+    result: T = item.result
+    return result
 
 
 async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncGenerator[T, None]:
@@ -289,7 +362,6 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncGenerator[T
     yield its items here. Closing or cancelling this generator cancels the token the thread runs under;
     the thread never waits for the reader."""
     token = CancelToken(parent=current_token())
-    context = contextvars.copy_context()
     send, receive = anyio.create_memory_object_stream[Any](math.inf)
     loop = asyncio.get_running_loop()
 
@@ -306,7 +378,6 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncGenerator[T
             token.cancel("the event loop is closed")
 
     def pump() -> None:
-        _current.set(token)
         pieces = None
         try:
             pieces = make()
@@ -320,7 +391,7 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncGenerator[T
             if (close := getattr(pieces, "close", None)) is not None:
                 close()
 
-    threading.Thread(target=context.run, args=(pump,), name="tandem-request", daemon=True).start()
+    _in_thread(token, pump)
     try:
         with receive:
             async for item in receive:

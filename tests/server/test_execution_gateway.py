@@ -113,3 +113,28 @@ def test_wait_while_loading_holds_the_request_until_the_models_are_in(
     url = serve(create_app(Runtime(parse_config(config))), wait_ready=False)  # type: ignore[call-arg]
     r = httpx.post(f"{url}/v1/chat/completions", json={"model": "edge", **CHAT}, timeout=10)
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "hi"
+
+
+def test_counting_a_long_prompt_never_stalls_the_event_loop(serve: Serve) -> None:
+    """A model with a context window counts the prompt's tokens before it answers; for a long prompt that is
+    seconds of CPU, done off the event loop: /healthz answers meanwhile, and the check still refuses it."""
+    config = "models:\n  small: {engine: scripted, location: edge}\npipelines:\n  edge: {model: small}\n"
+    model = ScriptedModel("hi", name="small", context_length=1000)
+    url = serve(create_app(Runtime(parse_config(config), models={"small": model})))
+    prompt = {"model": "edge", "messages": [{"role": "user", "content": "hello world " * 40_000}]}  # 480 kB
+    answer: list[httpx.Response] = []
+    poster = threading.Thread(target=lambda: answer.append(httpx.post(f"{url}/v1/chat/completions", json=prompt,
+                                                                        timeout=60)))  # fmt: skip
+    started = time.monotonic()
+    poster.start()
+    waits = []
+    while poster.is_alive():
+        t0 = time.monotonic()
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+        waits.append(time.monotonic() - t0)
+        time.sleep(0.02)
+    took = time.monotonic() - started
+    (r,) = answer
+    assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+    assert took > 0.5 and len(waits) >= 5  # the count took a while, and /healthz was asked all along
+    assert max(waits) < min(0.5, took / 2)
