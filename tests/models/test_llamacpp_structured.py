@@ -135,3 +135,34 @@ def test_qwen_calls_a_tool_by_itself_through_its_template(catalog_path: Callable
         jsonschema.validate(json.loads(c.tool_calls[0].arguments), WEATHER.schema)
     finally:
         model.close()
+
+
+def test_sampling_first_and_masking_on_rejection_gives_what_masking_every_step_gives(smollm2: LlamaCppModel) -> None:
+    from llama_cpp import LlamaGrammar
+
+    from tandemlm.structured import response_grammar
+
+    request = Request.of(PROMPT, max_tokens=40)
+    grammar = response_grammar(ResponseFormat("json_schema", json.dumps(PET)))
+    prompt = smollm2.prompt_tokens(request)
+    smollm2.clear_cache()
+    ours = smollm2._owner.call(lambda: _take(smollm2._sampled(prompt, request.params, 0, grammar), smollm2, 40))
+    smollm2.clear_cache()
+    chain = smollm2._owner.call(
+        lambda: _take(
+            smollm2.llm.generate(prompt, temp=0.0, top_k=0, grammar=LlamaGrammar.from_string(grammar, verbose=False)),
+            smollm2,
+            40,
+        )
+    )
+    assert ours == chain and len(ours) > 10
+
+
+def _take(tokens: object, model: LlamaCppModel, n: int) -> list[int]:
+    out: list[int] = []
+    for t in tokens:  # type: ignore[attr-defined]
+        if model.is_end_token(t) or len(out) == n:
+            break
+        out.append(t)
+    tokens.close()  # type: ignore[attr-defined]
+    return out
