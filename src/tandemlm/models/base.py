@@ -260,6 +260,10 @@ class LanguageModel:
     def close(self) -> None:
         """Release the engine's resources (model weights, HTTP connections)."""
 
+    async def aclose(self) -> None:
+        """Release what belongs to the running event loop (an async HTTP client's pooled connections), before
+        the loop ends; the model stays usable. Default: nothing is bound to a loop."""
+
     def __enter__(self) -> LanguageModel:
         return self
 

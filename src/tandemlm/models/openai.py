@@ -29,6 +29,7 @@ from tandemlm.errors import (
 )
 from tandemlm.execution import current_token
 from tandemlm.models.base import LanguageModel, leaving
+from tandemlm.models.transport import AiohttpTransport, aiohttp_available
 from tandemlm.types import (
     FEATURES,
     TOOL_CHOICES,
@@ -101,8 +102,8 @@ class OpenAIModel(LanguageModel):
             async_transport = transport
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
-        # an AsyncClient's pooled connections belong to the event loop that opened them
-        self._aclient: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+        # an async client's pooled connections belong to the event loop that opened them
+        self._aclient: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient | AiohttpTransport] | None = None
         self._closing: set[concurrent.futures.Future[None]] = set()
         self._lock = threading.Lock()  # threads share one pooled client
         self._session_lock = threading.Lock()
@@ -131,8 +132,9 @@ class OpenAIModel(LanguageModel):
         self._drop_async_client()
 
     async def aclose(self) -> None:
-        """Close both clients from inside the event loop that used the async one."""
-        if self._aclient is not None:
+        """Close both clients from inside the event loop that used the async one (an aiohttp session must be
+        closed before its loop ends; the gateway does this at shutdown). The model stays usable."""
+        if self._aclient is not None and self._aclient[0] is asyncio.get_running_loop():
             _, client = self._aclient
             self._aclient = None
             await client.aclose()
@@ -203,19 +205,35 @@ class OpenAIModel(LanguageModel):
                 )
             return self._client
 
-    def _async_client(self) -> httpx.AsyncClient:
+    def _async_client(self) -> httpx.AsyncClient | AiohttpTransport:
+        """This event loop's client: aiohttp's transport, called directly (a fifth of httpx's cost per call, see
+        transport.py), or `httpx.AsyncClient` over an injected transport or where aiohttp is not installed."""
         loop = asyncio.get_running_loop()
         if self._aclient is None or self._aclient[0] is not loop:
             self._drop_async_client()
-            client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=self._headers(),
-                timeout=self.timeout,
-                transport=self._async_transport,
-                limits=POOL_LIMITS,
-            )
+            client: httpx.AsyncClient | AiohttpTransport
+            if self._async_transport is None and aiohttp_available():
+                client = AiohttpTransport(POOL_LIMITS)
+            else:
+                client = httpx.AsyncClient(
+                    base_url=self.base_url,
+                    headers=self._headers(),
+                    timeout=self.timeout,
+                    transport=self._async_transport,
+                    limits=POOL_LIMITS,
+                )
             self._aclient = (loop, client)
         return self._aclient[1]
+
+    async def _asend(self, path: str, body: bytes, stream: bool) -> httpx.Response:
+        """One POST on this loop's client; the body is read unless `stream`."""
+        client = self._async_client()
+        if isinstance(client, httpx.AsyncClient):
+            return await client.send(client.build_request("POST", path, content=body), stream=stream)
+        response = await client.post(self.base_url + path, self._headers(), body, timeout=self.timeout, stream=stream)
+        if not response.is_success:  # what the error's cause names
+            response.request = httpx.Request("POST", self.base_url + path)
+        return response
 
     def _post(self, request: Request, stream: bool) -> httpx.Response:
         return self._send(_path(request), self._body(request, stream), stream)
@@ -246,12 +264,12 @@ class OpenAIModel(LanguageModel):
         return self.timeout if left is None else max(min(self.timeout, left), 0.001)
 
     async def _apost(self, request: Request, stream: bool) -> httpx.Response:
-        client, body = self._async_client(), self._body(request, stream)
+        body = self._body(request, stream)
         leaving(body.decode("utf-8"))
         for attempt in itertools.count():
             failure: httpx.Response | httpx.TransportError
             try:
-                failure = await client.send(client.build_request("POST", _path(request), content=body), stream=stream)
+                failure = await self._asend(_path(request), body, stream)
                 if failure.is_success:
                     return failure
                 await failure.aread()

@@ -44,6 +44,8 @@ def create_app(config: TandemConfig | Runtime) -> FastAPI:
             yield
             state.stop()  # whatever still runs stops at its next token
             tg.cancel_scope.cancel()
+        for model in runtime.loaded_models():  # owned or not: their async clients die with this event loop
+            await model.aclose()
         if state.owns_runtime:
             runtime.close()
 
