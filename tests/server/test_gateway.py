@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -201,6 +202,20 @@ def test_client_disconnect_stops_the_generation(serve: Serve) -> None:
     assert 3 <= model.produced < 100  # stopped long before its 200 pieces
     ok = httpx.post(f"{url}/v1/chat/completions", json={**body, "stream": False, "max_tokens": 2}, timeout=10)
     assert ok.status_code == 200  # and the slot was released
+
+
+def test_a_client_leaving_a_plain_request_stops_its_work_and_frees_the_model(serve: Serve) -> None:
+    model = CountingModel("x" * 200, name="small", delay_s=4.0, max_concurrency=1)
+    url = gateway(serve, models={"small": model})
+    body = {"model": "edge", "messages": [{"role": "user", "content": "x"}]}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{url}/v1/chat/completions", json=body, timeout=0.5)
+    left = time.monotonic()
+    assert model.owner is not None
+    while model.owner.stats.operations < 1 and time.monotonic() - left < 10:
+        time.sleep(0.01)
+    assert time.monotonic() - left < 1.0  # the owner dropped the answer soon after the client left
+    assert model.produced < 100  # long before its 200th piece (4 s)
 
 
 def test_fallback_answers_when_the_cloud_fails(serve: Serve) -> None:

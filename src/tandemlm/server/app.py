@@ -97,7 +97,7 @@ class GatewayMiddleware:
                 return
             await self.app(scope, _LimitedBody(receive, limit), send_with_id)
         finally:
-            self.state.metrics.requests.labels(endpoint, str(status)).inc()
+            self.state.metrics.request(endpoint, status)
 
     def _authorized(self, scope: Scope) -> bool:
         for name, value in scope.get("headers", []):

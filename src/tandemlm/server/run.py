@@ -7,6 +7,7 @@ an in-band 503 error, and the process exits within seconds (`GRACE_S` bounds wha
 
 from __future__ import annotations
 
+import gc
 from types import FrameType
 
 import uvicorn
@@ -30,4 +31,7 @@ class GatewayServer(uvicorn.Server):
 def serve_app(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
     """Serve until SIGTERM/SIGINT; in-flight work is cancelled at once rather than awaited."""
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=GRACE_S)
+    # the modules, schemas and routes built so far live as long as the process: keep the collector from walking
+    # them again on every full collection (each one a pause of tens of ms with this many objects; ~0.1 ms/request)
+    gc.freeze()
     GatewayServer(config, app.state.tandem).run()

@@ -9,6 +9,7 @@ request's deadline: a client that goes away, the deadline or SIGTERM stops its m
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -120,13 +121,16 @@ async def run_request(
     """Await `work()` under the request's token and deadline; None when the client went away first. A passed
     deadline is a TimeoutError (504). With `last` (nothing more is done for this request) the token fires at the
     end in every case, so whatever still runs for the request stops and frees its model."""
-    disconnected = anyio.CancelScope()
+    left = token.remaining()
+    scope = anyio.CancelScope(deadline=math.inf if left is None else anyio.current_time() + left)
     # a bare task, not a task group: the watcher only ever cancels the scope, and a group costs ~10× as much
-    watcher = asyncio.ensure_future(_cancel_on_disconnect(http, token, disconnected))
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(http, token, scope))
     try:
-        with use_token(token), anyio.fail_after(token.remaining()), disconnected:
+        with use_token(token), scope:
             return await work()
-        return None  # the client went away: the scope swallowed the cancellation
+        if watcher.done() and not watcher.cancelled():  # the client went away: the scope swallowed the cancellation
+            return None
+        raise TimeoutError  # the deadline (one scope for both: anyio's fail_after would be a second)
     finally:
         watcher.cancel()
         if last:
