@@ -78,7 +78,7 @@ class LanguageModel:
         request = self._check_request(request)
         earlier: tuple[TraceEvent, ...] = ()  # a retried answer's calls cost too: they stay on the trace
         for attempt in itertools.count(1):
-            with _Call(self, "generate", role, self._egress(request, "generate")) as call:
+            with _Call(self, "generate", role, self._call_egress(request, "generate")) as call:
                 completion = call.complete(self._generate(request))
             if self._kept_format(request, completion, attempt):
                 return replace(completion, trace=(*earlier, *completion.trace)) if earlier else completion
@@ -90,7 +90,7 @@ class LanguageModel:
         request = await self._acheck_request(request)
         earlier: tuple[TraceEvent, ...] = ()
         for attempt in itertools.count(1):
-            with _Call(self, "generate", role, self._egress(request, "generate")) as call:
+            with _Call(self, "generate", role, self._call_egress(request, "generate")) as call:
                 completion = call.complete(await self._agenerate(request))
             if self._kept_format(request, completion, attempt):
                 return replace(completion, trace=(*earlier, *completion.trace)) if earlier else completion
@@ -122,7 +122,7 @@ class LanguageModel:
     def stream(self, request: Request | str, *, role: str = "model") -> Iterator[Chunk]:
         """Answer a request piece by piece; the last chunk carries the finish reason and the traced completion."""
         request = self._check_request(request)
-        call = _Call(self, "stream", role, self._egress(request, "stream"))
+        call = _Call(self, "stream", role, self._call_egress(request, "stream"))
         pieces = self._stream(request)
         while True:
             with call:  # active only while the engine works, so the consumer may switch threads between chunks
@@ -144,7 +144,7 @@ class LanguageModel:
     async def astream(self, request: Request | str, *, role: str = "model") -> AsyncGenerator[Chunk, None]:
         """`stream` for asyncio callers: each piece is produced off the event loop (or natively, see `_astream`)."""
         request = await self._acheck_request(request)
-        call = _Call(self, "stream", role, self._egress(request, "stream"))
+        call = _Call(self, "stream", role, self._call_egress(request, "stream"))
         pieces = self._astream(request)
         try:
             while True:
@@ -345,6 +345,11 @@ class LanguageModel:
         if p.response_format is not None:
             extra["response_format"] = p.response_format.schema_dict or {"type": "json_object"}
         return json.dumps({"messages": messages, **extra}, ensure_ascii=False)  # schemas and tools leave too
+
+    def _call_egress(self, request: Request, operation: str) -> str | None:
+        """What a traced call writes to the ledger as it starts: nothing for engines that write their own sends
+        (building the JSON only to drop it cost a few µs per gateway request)."""
+        return None if self.sends_own_egress else self._egress(request, operation)
 
     def _token_egress(self, tokens: list[int], positions: list[int], top_k: int | None) -> str | None:
         """What leaves the device for a logprob query (None on the edge); remote engines return their body."""

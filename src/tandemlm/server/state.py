@@ -29,6 +29,7 @@ from tandemlm.server.metrics import Metrics
 from tandemlm.types import Chunk
 
 MAX_SESSIONS = 256
+WATCH_AFTER_S = 0.02  # when a request starts watching for its client's disconnect
 T = TypeVar("T")
 
 
@@ -123,28 +124,46 @@ async def run_request(
     end in every case, so whatever still runs for the request stops and frees its model."""
     left = token.remaining()
     scope = anyio.CancelScope(deadline=math.inf if left is None else anyio.current_time() + left)
-    # a bare task, not a task group: the watcher only ever cancels the scope, and a group costs ~10× as much
-    watcher = asyncio.ensure_future(_cancel_on_disconnect(http, token, scope))
+    watch = _DisconnectWatch(http, token, scope)
     try:
         with use_token(token), scope:
             return await work()
-        if watcher.done() and not watcher.cancelled():  # the client went away: the scope swallowed the cancellation
+        if watch.client_gone:  # the scope swallowed the cancellation
             return None
         raise TimeoutError  # the deadline (one scope for both: anyio's fail_after would be a second)
     finally:
-        watcher.cancel()
+        watch.stop()
         if last:
             token.cancel("the request ended")
 
 
-async def _cancel_on_disconnect(http: HTTPRequest, token: CancelToken, scope: anyio.CancelScope) -> None:
-    try:
-        while (await http.receive())["type"] != "http.disconnect":
+class _DisconnectWatch:
+    """Fires the token and cancels `scope` when the client disconnects. The watching task is a bare task, not a
+    task group (which costs ~10× as much), and starts only after WATCH_AFTER_S: a request answered sooner has
+    nothing left that a disconnect could stop, and most of the gateway's requests to a fast upstream are."""
+
+    def __init__(self, http: HTTPRequest, token: CancelToken, scope: anyio.CancelScope) -> None:
+        self.client_gone = False
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, self._start, http, token, scope)
+
+    def _start(self, http: HTTPRequest, token: CancelToken, scope: anyio.CancelScope) -> None:
+        self._task = asyncio.ensure_future(self._watch(http, token, scope))
+
+    async def _watch(self, http: HTTPRequest, token: CancelToken, scope: anyio.CancelScope) -> None:
+        try:
+            while (await http.receive())["type"] != "http.disconnect":
+                pass
+        except Exception:  # nothing awaits this task: a connection that cannot be read is one whose client is gone
             pass
-    except Exception:  # nothing awaits this task: a connection that cannot be read is one whose client is gone
-        pass
-    token.cancel("the client disconnected")
-    scope.cancel()
+        self.client_gone = True
+        token.cancel("the client disconnected")
+        scope.cancel()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 async def next_chunk(pieces: AsyncIterator[Chunk], token: CancelToken) -> Chunk:
