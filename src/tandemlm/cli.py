@@ -445,6 +445,22 @@ def bench_token_routing(n_items: int, thresholds: str, max_tokens: int, json_out
         _write_report(result, json_out, out, to_markdown)
 
 
+@bench.command("structured")
+@click.option("--config", "-c", default="tiny", show_default=True, help="Pipeline file, or a packaged config name.")
+@click.option("--items", "n_items", default=20, show_default=True, type=click.IntRange(min=1), help="Per task.")
+@click.option("--max-tokens", default=96, show_default=True, type=click.IntRange(min=1))
+@click.option("--pipelines", default="edge,cloud,cascade,speculative", show_default=True)
+@click.option("--json", "json_out", default="bench/results/structured.json", show_default=True)
+@click.option("--out", default="bench/results/structured.md", show_default=True)
+def bench_structured(config: str, n_items: int, max_tokens: int, pipelines: str, json_out: str, out: str) -> None:
+    """JSON extraction per pipeline with and without the grammar: valid share, field accuracy, tokens/s."""
+    from tandemlm.bench.structured import run_structured_bench, to_markdown
+
+    with errors_to_exit_codes():
+        names = [p.strip() for p in pipelines.split(",") if p.strip()]
+        _write_report(run_structured_bench(config, n_items, max_tokens, names), json_out, out, to_markdown)
+
+
 @bench.command("outcomes")
 @click.option("--dataset", "dataset_name", required=True, type=click.Choice(["gsm8k", "mmlu", "humaneval"]))
 @click.option("--model", "model_name", required=True, help="A model of the config (edge, cloud, ...).")

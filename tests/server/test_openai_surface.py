@@ -241,3 +241,15 @@ def test_requests_are_built_from_the_wire_as_the_library_would() -> None:
     assert isinstance(request, Request) and request.features == {"tools", "logprobs", "response_format"}
     assert request.params.tool_choice == "required" and request.params.logprobs == 3
     assert request.params.response_format is not None and request.params.response_format.name == "p"
+
+
+def test_text_completions_with_n_and_logprobs_streamed(serve: Serve) -> None:
+    c, _, _ = gateway(serve, big=["ab", "cd"])
+    stream = c.completions.create(model="cloud", prompt="x", n=2, temperature=1, logprobs=0, stream=True)
+    text: dict[int, str] = {}
+    tokens: dict[int, list[str]] = {}
+    for ch in stream:
+        for choice in ch.choices:
+            text[choice.index] = text.get(choice.index, "") + choice.text
+            tokens.setdefault(choice.index, []).extend(choice.logprobs.tokens or [] if choice.logprobs else [])
+    assert text == {0: "ab", 1: "cd"} and tokens == {0: ["a", "b"], 1: ["c", "d"]}
