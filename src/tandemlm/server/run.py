@@ -30,7 +30,10 @@ class GatewayServer(uvicorn.Server):
 
 def serve_app(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
     """Serve until SIGTERM/SIGINT; in-flight work is cancelled at once rather than awaited."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=GRACE_S)
+    # uvicorn builds each access-log line before its logger drops it: no access log unless it would be shown
+    access_log = log_level.lower() in ("trace", "debug", "info")
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
+                            timeout_graceful_shutdown=GRACE_S)  # fmt: skip
     # the modules, schemas and routes built so far live as long as the process: keep the collector from walking
     # them again on every full collection (each one a pause of tens of ms with this many objects; ~0.1 ms/request)
     gc.freeze()
