@@ -362,12 +362,17 @@ def bench_engines(names: str, runs: int, max_tokens: int, out: str) -> None:
 @click.option("--warmup", default=100, show_default=True, type=click.IntRange(min=0))
 @click.option("--out", default="bench/results/gateway.md", show_default=True, help="Report; raw numbers go to .json.")
 @click.option("--no-litellm", is_flag=True, help="Skip LiteLLM (else installed on first use under ~/.cache/tandemlm).")
-def bench_gateway(requests: int, concurrency: int, rounds: int, warmup: int, out: str, no_litellm: bool) -> None:
+@click.option("--no-profile", is_flag=True, help="Skip the in-process profile of a request's layers.")
+def bench_gateway(
+    requests: int, concurrency: int, rounds: int, warmup: int, out: str, no_litellm: bool, no_profile: bool
+) -> None:
     """Requests/s and p50/p99 latency to an instant backend: direct, through `tandem serve`, through LiteLLM."""
     from tandemlm.bench.gateway import run_gateway_bench, to_markdown
 
     with errors_to_exit_codes():
-        result = run_gateway_bench(requests, concurrency, rounds, warmup, litellm=not no_litellm, out=out)
+        result = run_gateway_bench(
+            requests, concurrency, rounds, warmup, litellm=not no_litellm, out=out, profile=not no_profile
+        )
         report = to_markdown(result)
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(report, encoding="utf-8")

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from tandemlm.bench.gateway import BenchError, Stats, free_port, measure, percentile, server, start_backend
+from tandemlm.bench.gateway import (
+    LAYERS,
+    BenchError,
+    Stats,
+    free_port,
+    measure,
+    percentile,
+    profile_request_path,
+    server,
+    start_backend,
+)
 
 
 def test_load_generator_against_the_in_process_backend() -> None:
@@ -50,3 +60,12 @@ def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(100, 0, -1)]
     assert (percentile(values, 0.5), percentile(values, 0.99), percentile(values, 1.0)) == (50.0, 99.0, 100.0)
     assert percentile([], 0.5) == 0.0
+
+
+def test_the_in_process_profile_counts_each_layer_of_a_request() -> None:
+    profile = profile_request_path(requests=100)
+    assert 0 < profile["cpu_ms"] <= profile["median_batch_cpu_ms"]
+    calls = profile["calls"]
+    assert set(calls) <= {name for name, _ in LAYERS} | {"other"}
+    for layer in ("ASGI, routing, body validation", "upstream HTTP client", "tandem gateway", "metrics"):
+        assert next(n for name, n in calls.items() if name.startswith(layer)) > 0, layer
