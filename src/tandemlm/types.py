@@ -431,4 +431,4 @@ class LogProbs:
     def entropy(self) -> float:
         """Shannon entropy in nats (over the listed tokens for a top-k list)."""
         p = np.exp(self.values)
-        return float(-np.sum(np.where(p > 0, p * self.values, 0.0)))
+        return float(-np.sum(p * np.where(p > 0, self.values, 0.0)))  # a token a grammar forbids (-inf) adds 0

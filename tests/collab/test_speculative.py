@@ -157,3 +157,74 @@ def test_adaptive_k_climbs_towards_the_fastest_measured_k() -> None:
     assert _next_k({4: (10, 1.0), 5: (8, 1.0), 3: (12, 1.0)}, 8) == 2
     assert _next_k({1: (5, 1.0), 2: (9, 1.0), 3: (7, 1.0)}, 8) == 2  # both neighbours tried: stay
     assert _next_k({8: (9, 1.0), 7: (5, 1.0)}, 8) == 8  # never beyond k_max
+
+
+# ---- under a decoding grammar -------------------------------------------------------------------------------
+
+
+class OnlyLetters:
+    """A stand-in grammar over VOCAB: `allowed` tokens for `length` positions, then only the end token."""
+
+    def __init__(self, allowed: tuple[int, ...], length: int, seen: int = 0) -> None:
+        self.allowed, self.length, self.seen = allowed, length, seen
+
+    def mask(self, dist):  # type: ignore[no-untyped-def]
+        from tandemlm.types import LogProbs
+
+        ok = self.allowed if self.seen < self.length else (END,)
+        return LogProbs.from_logits(np.where(np.isin(np.arange(len(VOCAB)), ok), dist.dense(), -np.inf))
+
+    def accept(self, token: int) -> None:
+        ok = self.allowed if self.seen < self.length else (END,)
+        assert token in ok, f"token {token} is not allowed at position {self.seen}"
+        self.seen += 1
+
+    def copy(self) -> OnlyLetters:
+        return OnlyLetters(self.allowed, self.length, self.seen)
+
+
+class Grammared(ScriptedModel):
+    grammars = True
+
+    def constraint(self, grammar: str) -> OnlyLetters:  # type: ignore[override]
+        return OnlyLetters((2, 3, 4), 5)
+
+
+def _json_request(**params: object) -> Request:
+    from tandemlm.types import ResponseFormat
+
+    return Request.of("abc", max_tokens=20, response_format=ResponseFormat("json_object"), **params)
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_under_a_grammar_greedy_output_is_the_targets_masked_greedy_output(k: int) -> None:
+    target = Grammared(name="target", vocab=VOCAB, logits=noisy("target"), end_token=END)
+    spec = SpeculativeDecoder(scripted(noisy("draft"), "draft"), target, k=k, adaptive=False)
+    assert "response_format" in spec.features
+    rules, prompt, expected = OnlyLetters((2, 3, 4), 5), target.prompt_tokens(_json_request()), []
+    while True:
+        token = rules.mask(target.next_token_logprobs(prompt + expected)).argmax()
+        if token == END:
+            break
+        rules.accept(token)
+        expected.append(token)
+    c = spec._generate(_json_request())  # the stand-in grammar is no JSON: the mechanism, without the JSON check
+    assert c.text == "".join(VOCAB[t] for t in expected) and len(expected) == 5 and c.finish_reason == "stop"
+
+
+def test_under_a_grammar_sampling_keeps_the_targets_masked_distribution() -> None:
+    p = np.array([0.0, 0.5, 0.25, 0.15, 0.1, 0.0, 0.0])
+    q = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.0, 0.0])
+    as_logits = lambda probs: lambda prefix: np.log(np.maximum(probs, 1e-300)).tolist()  # noqa: E731
+    target = Grammared(name="target", vocab=VOCAB, logits=as_logits(p), end_token=END)
+    spec = SpeculativeDecoder(scripted(as_logits(q), "draft"), target, k=3, adaptive=False)
+    counts = np.zeros(len(VOCAB))
+    runs = 800
+    for seed in range(runs):
+        for ch in spec._generate(_json_request(temperature=1.0, seed=seed)).text:
+            counts[VOCAB.index(ch)] += 1
+    assert counts.sum() == runs * 5 and counts[[0, 1, 5, 6]].sum() == 0  # "a" is forbidden: never written
+    masked = p[2:5] / p[2:5].sum()
+    expected = masked * counts.sum()
+    chi2 = float(((counts[2:5] - expected) ** 2 / expected).sum())
+    assert chi2 < 13.82, (counts, chi2)  # df = 2, p = 0.001

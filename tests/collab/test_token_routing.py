@@ -94,3 +94,53 @@ def test_bad_settings_are_refused() -> None:
         TokenRouter(edge, ScriptedModel(vocab=("x", "y")), threshold=0.5)
     with pytest.raises(ValidationError, match="greedily"):
         TokenRouter(edge, cloud, threshold=0.5).generate(Request.of("a", temperature=0.7))
+
+
+class OnlyBC:
+    """A stand-in grammar: "b" or "c" for 4 positions, then only the end token."""
+
+    def __init__(self, seen: int = 0) -> None:
+        self.seen = seen
+
+    def _ok(self) -> tuple[int, ...]:
+        return (2, 3) if self.seen < 4 else (END,)
+
+    def mask(self, dist: LogProbs) -> LogProbs:
+        values = [v if t in self._ok() else -math.inf for t, v in enumerate(dist.dense())]
+        return LogProbs.from_logits(values)  # type: ignore[arg-type]
+
+    def accept(self, token: int) -> None:
+        assert token in self._ok(), f"{token} not allowed at {self.seen}"
+        self.seen += 1
+
+    def copy(self) -> OnlyBC:
+        return OnlyBC(self.seen)
+
+
+class Grammared(ScriptedModel):
+    grammars = True
+
+    def constraint(self, grammar: str) -> OnlyBC:  # type: ignore[override]
+        return OnlyBC()
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.6, 1.0])
+def test_under_a_grammar_every_token_is_one_it_allows(threshold: float) -> None:
+    import numpy as np
+
+    from tandemlm.types import ResponseFormat
+
+    edge = Grammared(name="edge", vocab=VOCAB, logits=noisy("edge"), end_token=END)
+    router = TokenRouter(edge, model("cloud", "cloud"), threshold=threshold)
+    assert router.features == {"response_format"}
+    request = Request.of("ab", max_tokens=10, response_format=ResponseFormat("json_object"))
+    c = router._generate(request)  # the stand-in grammar writes no JSON: the mechanism, without the JSON check
+    assert len(c.text) == 4 and set(c.text) <= {"b", "c"} and c.finish_reason == "stop"
+    if threshold == 1.0:  # the cloud alone, greedy under the mask
+        cloud, rules, prefix = model("cloud", "cloud"), OnlyBC(), edge.prompt_tokens(request)
+        expected = ""
+        for _ in range(4):
+            token = int(np.argmax(rules.mask(cloud.next_token_logprobs(prefix)).dense()))
+            rules.accept(token)
+            prefix, expected = [*prefix, token], expected + VOCAB[token]
+        assert c.text == expected

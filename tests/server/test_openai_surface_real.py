@@ -40,8 +40,8 @@ def client(serve_module: Serve, smollm2_path: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=300)
 
 
-@pytest.mark.parametrize("pipeline", ["edge", "cloud", "cascade", "private-cloud"])
-def test_structured_output_validates_on_every_selecting_pipeline(client: openai.OpenAI, pipeline: str) -> None:
+@pytest.mark.parametrize("pipeline", ["edge", "cloud", "cascade", "private-cloud", "speculative", "token-routing"])
+def test_structured_output_validates_on_every_local_pipeline(client: openai.OpenAI, pipeline: str) -> None:
     r = client.chat.completions.create(
         model=pipeline, messages=ASK, max_tokens=40, temperature=0, response_format=FORMAT
     )  # type: ignore[arg-type]
@@ -54,9 +54,10 @@ def test_structured_output_validates_on_every_selecting_pipeline(client: openai.
 
 
 @pytest.mark.parametrize("pipeline", ["speculative", "token-routing"])
-def test_token_level_pipelines_refuse_it_with_a_400_naming_them(client: openai.OpenAI, pipeline: str) -> None:
-    with pytest.raises(openai.BadRequestError, match=f"pipeline '{pipeline}'"):
-        client.chat.completions.create(model=pipeline, messages=ASK, max_tokens=8, response_format=FORMAT)  # type: ignore[arg-type]
+def test_token_level_pipelines_refuse_tools_and_logprobs_naming_them(client: openai.OpenAI, pipeline: str) -> None:
+    for extra in ({"tools": [WEATHER]}, {"logprobs": True}):
+        with pytest.raises(openai.BadRequestError, match=f"pipeline '{pipeline}'"):
+            client.chat.completions.create(model=pipeline, messages=ASK, max_tokens=8, **extra)  # type: ignore[arg-type]
 
 
 def test_tool_call_round_trip_on_the_edge_model(client: openai.OpenAI) -> None:

@@ -14,11 +14,17 @@ from dataclasses import replace
 from tandemlm.models.base import LanguageModel, tightest
 from tandemlm.types import FEATURES, Chunk, Completion
 
-#: why token-level strategies refuse structured output, logprobs and tools (for now)
+#: why token-level strategies refuse tools and logprobs (for now), and response_format without a grammar
 TOKEN_LEVEL = (
-    "a token-level strategy picks every token itself and does not yet decode under a grammar, report per-token "
-    "logprobs or call tools; send this request to a pipeline of one model, a cascade or a router"
+    "a token-level strategy picks every token itself: it decodes response_format under a grammar where its models "
+    "can build one (llama.cpp models), and does not yet report per-token logprobs or call tools; send this request "
+    "to a pipeline of one model, a cascade or a router"
 )
+
+
+def token_level_features(reader: LanguageModel) -> frozenset[str]:
+    """What a token-level strategy honours: structured output when the model reading its tokens has grammars."""
+    return frozenset({"response_format"}) if reader.grammars else frozenset()
 
 
 class Strategy(LanguageModel):

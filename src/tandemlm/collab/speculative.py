@@ -15,10 +15,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tandemlm.collab.base import TOKEN_LEVEL, Strategy
+from tandemlm.collab.base import TOKEN_LEVEL, Strategy, token_level_features
 from tandemlm.collab.decoding import Decoded
 from tandemlm.errors import UnsupportedOperationError, VocabularyMismatchError
-from tandemlm.models.base import LanguageModel, final_completion
+from tandemlm.models.base import Constraint, LanguageModel, final_completion
+from tandemlm.structured import response_grammar
 from tandemlm.types import Chunk, Completion, GenerationParams, LogProbs, Request
 
 
@@ -95,6 +96,11 @@ class SpeculativeDecoder(Strategy):
 
     carries = frozenset()
     not_carried = TOKEN_LEVEL
+    constrained = True  # structured output is decoded under the grammar: a broken answer is not asked for again
+
+    @property
+    def features(self) -> frozenset[str]:
+        return token_level_features(self._text)
 
     def __init__(
         self,
@@ -157,16 +163,28 @@ class SpeculativeDecoder(Strategy):
         stats = SpeculationStats(k=self.k)
         k = self.k
         rates: dict[int, tuple[int, float]] = {}  # k -> (tokens produced, seconds), for adapting k
+        rf = params.response_format
+        # under a grammar both distributions are masked to what it allows at each position, so the accept rule
+        # keeps the target's masked distribution (greedy: the target's masked argmax)
+        rules = self._text.constraint(response_grammar(rf)) if rf is not None else None
         while not answer.done:
             prefix = answer.prefix
             t0 = time.perf_counter()
-            drafted, proposals = self._draft(prefix, min(k, answer.room - 1), params, rng)  # the target adds one
+            drafted, proposals, states = self._draft(prefix, min(k, answer.room - 1), params, rng, rules)
             t1 = time.perf_counter()
             positions = list(range(len(prefix) - 1, len(prefix) + len(drafted)))
-            top_k = 1 if params.temperature == 0 else None  # greedy needs only the argmax (a remote target sends less)
+            # greedy needs only the argmax (a remote target sends less), unless a grammar may forbid it
+            top_k = 1 if params.temperature == 0 and rules is None else None
             verdicts = self.target.logprobs_after(prefix + drafted, positions, top_k=top_k, role="verifier")
             t2 = time.perf_counter()
+            ended = bool(drafted) and self.draft.is_end_token(drafted[-1])  # no token follows it: leave that one
+            if states:
+                verdicts = [v if ended and i == len(drafted) else state.mask(v)
+                            for i, (state, v) in enumerate(zip(states, verdicts, strict=True))]  # fmt: skip
             new = _accept(drafted, proposals, verdicts, params, rng)
+            if states and not any(self._text.is_end_token(t) for t in new):
+                rules = states[len(new) - 1]  # the grammar's state after the accepted tokens, then the target's one
+                rules.accept(new[-1])
             stats = replace(
                 stats, rounds=stats.rounds + 1, drafted=stats.drafted + len(drafted),
                 accepted=stats.accepted + len(new) - 1, k=k,
@@ -188,13 +206,19 @@ class SpeculativeDecoder(Strategy):
         yield from answer.final(self.name, self.last_stats.describe())
 
     def _draft(
-        self, prefix: list[int], k: int, params: GenerationParams, rng: np.random.Generator
-    ) -> tuple[list[int], list[np.ndarray]]:
-        """k draft tokens (fewer if the draft ends its turn), with the draft's distributions when sampling."""
+        self, prefix: list[int], k: int, params: GenerationParams, rng: np.random.Generator,
+        rules: Constraint | None = None,
+    ) -> tuple[list[int], list[np.ndarray], list[Constraint]]:  # fmt: skip
+        """k draft tokens (fewer if the draft ends its turn), with the draft's distributions when sampling. Under
+        a grammar (`rules`), also its state before each drafted token and after the last: where the target's
+        verdicts are masked."""
         drafted: list[int] = []
         proposals: list[np.ndarray] = []
+        states = [rules.copy()] if rules is not None else []
         for _ in range(k):
             lp = self.draft.next_token_logprobs(prefix + drafted, role="draft")
+            if states:
+                lp = states[-1].mask(lp)
             if params.temperature == 0:
                 token = lp.argmax()
             else:
@@ -202,9 +226,12 @@ class SpeculativeDecoder(Strategy):
                 token = int(rng.choice(len(q), p=q))
                 proposals.append(q)
             drafted.append(token)
+            if states:
+                states.append(states[-1].copy())
+                states[-1].accept(token)
             if self.draft.is_end_token(token):
                 break
-        return drafted, proposals
+        return drafted, proposals, states
 
 
 def _accept(

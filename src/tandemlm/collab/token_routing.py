@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from tandemlm.collab.base import TOKEN_LEVEL, Strategy
+from tandemlm.collab.base import TOKEN_LEVEL, Strategy, token_level_features
 from tandemlm.collab.decoding import Decoded
 from tandemlm.errors import ValidationError, VocabularyMismatchError
-from tandemlm.models.base import LanguageModel, final_completion
+from tandemlm.models.base import Constraint, LanguageModel, final_completion
+from tandemlm.structured import response_grammar
 from tandemlm.types import Chunk, Completion, LogProbs, Request
 
 Signal = Literal["top_prob", "entropy"]
@@ -53,6 +54,11 @@ class TokenRouter(Strategy):
 
     carries = frozenset()
     not_carried = TOKEN_LEVEL
+    constrained = True  # structured output is decoded under the grammar: a broken answer is not asked for again
+
+    @property
+    def features(self) -> frozenset[str]:
+        return token_level_features(self.edge)
 
     def __init__(
         self,
@@ -94,28 +100,37 @@ class TokenRouter(Strategy):
             raise ValidationError("token routing decodes greedily: set temperature to 0")
         answer = Decoded(self.edge, self.edge.prompt_tokens(request), params)
         stats = RoutingStats()
+        rf = params.response_format
+        # under a grammar both models' distributions are masked to what it allows (the edge's confidence too)
+        rules = self.edge.constraint(response_grammar(rf)) if rf is not None else None
         while not answer.done:
             # at threshold 1 the cloud takes every token: the edge need not even look
             mine = None if self.threshold >= 1.0 else self.edge.next_token_logprobs(answer.prefix, role="edge")
+            if mine is not None and rules is not None:
+                mine = rules.mask(mine)
             if mine is None or confidence(mine, self.signal) < self.threshold:
-                new = self._cloud_span(answer.prefix, min(self.span, answer.room))
+                new = self._cloud_span(answer.prefix, min(self.span, answer.room), rules)
                 stats = RoutingStats(stats.edge_tokens, stats.cloud_tokens + len(new), stats.cloud_calls + 1)
             else:
                 new = [mine.argmax()]
+                if rules is not None and not self.edge.is_end_token(new[0]):
+                    rules.accept(new[0])
                 stats = RoutingStats(stats.edge_tokens + 1, stats.cloud_tokens, stats.cloud_calls)
             if piece := answer.add(new):
                 yield Chunk(piece)
         self.last_stats = stats
         yield from answer.final(self.name, stats.describe())
 
-    def _cloud_span(self, prefix: list[int], n: int) -> list[int]:
-        """n greedy tokens from the cloud model (stopping at an end token)."""
+    def _cloud_span(self, prefix: list[int], n: int, rules: Constraint | None = None) -> list[int]:
+        """n greedy tokens from the cloud model (stopping at an end token), under the grammar's `rules` if any."""
         new: list[int] = []
         for _ in range(n):
-            token = self.cloud.next_token_logprobs(
-                prefix + new, top_k=1, role="cloud"
-            ).argmax()  # a remote cloud sends one
+            # a remote cloud sends only the argmax, or the whole distribution when a grammar may forbid it
+            dist = self.cloud.next_token_logprobs(prefix + new, top_k=None if rules else 1, role="cloud")
+            token = (rules.mask(dist) if rules else dist).argmax()
             new.append(token)
             if self.edge.is_end_token(token):
                 break
+            if rules is not None:
+                rules.accept(token)
         return new

@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, S
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import numpy as np
 
@@ -36,6 +37,21 @@ from tandemlm.types import Chunk, Completion, Location, LogProbs, Price, Request
 LOCATIONS: tuple[str, ...] = ("edge", "cloud")
 
 
+class Constraint(Protocol):
+    """A decoding grammar's state over one model's vocabulary, for strategies that pick tokens themselves:
+    which next tokens it allows, advanced token by token. `copy` forks the state (a speculative draft)."""
+
+    def mask(self, dist: LogProbs) -> LogProbs:
+        """The distribution with the tokens the grammar forbids removed, renormalised over the rest."""
+        ...
+
+    def accept(self, token: int) -> None:
+        """Advance past `token`, which must be allowed."""
+        ...
+
+    def copy(self) -> Constraint: ...
+
+
 class LanguageModel:
     """Base class of engines and strategies. A strategy built from LanguageModels is itself one, so they nest."""
 
@@ -53,6 +69,9 @@ class LanguageModel:
     #: Whether decoding is held to the request's schema (a grammar): a broken answer is then an error at once;
     #: otherwise (remote endpoints, test doubles) `generate` asks once more before giving up.
     constrained = False
+    #: Whether `constraint` can build a grammar's state over this model's vocabulary (token-level strategies
+    #: decoding structured output need one).
+    grammars = False
 
     def __init__(self, name: str, *, location: Location = "edge", price: Price | None = None) -> None:
         if location not in LOCATIONS:
@@ -209,6 +228,10 @@ class LanguageModel:
             values = self._token_logprobs(tokens, len(head))
             call.complete(Completion("", "stop", Usage(len(tokens), 0), self.name))
             return float(np.sum(values))
+
+    def constraint(self, grammar: str) -> Constraint:
+        """The start state of a GBNF grammar over this model's vocabulary (see `grammars`)."""
+        raise UnsupportedOperationError(f"{type(self).__name__} cannot build a decoding grammar")
 
     def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
         """Token ids of `text`; `add_special` adds the model's begin-of-sequence token where it has one."""

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,7 @@ class LlamaCppModel(LanguageModel):
     max_concurrency = 1
     supports = FEATURES
     constrained = True
+    grammars = True
 
     def __init__(
         self,
@@ -421,6 +423,9 @@ class LlamaCppModel(LanguageModel):
         usage = Usage(len(prompt), len(seq) - len(prompt))
         emit(Chunk("", "tool_calls", Completion("", "tool_calls", usage, self.name, tool_calls=tuple(calls))))
 
+    def constraint(self, grammar: str) -> GrammarState:
+        return GrammarState.start(self, grammar)
+
     def _text_ids(self, text: str) -> list[int]:
         """Token ids of text the engine writes itself (call tags: control tokens where the vocabulary has them)."""
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -483,6 +488,47 @@ class LlamaCppModel(LanguageModel):
                 rows.append(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(wanted), self._n_vocab)).copy())
         llm._requires_eval = False
         return np.concatenate(rows)
+
+
+class GrammarState:
+    """llama.cpp's grammar sampler over a model's vocabulary, as a `Constraint` for token-level strategies. It
+    reads only the vocabulary, never the context, so the strategy's own thread drives it."""
+
+    def __init__(self, lib: Any, n_vocab: int, sampler: Any) -> None:
+        self._lib, self._n, self._sampler = lib, n_vocab, sampler
+        self._free = weakref.finalize(self, lib.llama_sampler_free, sampler)
+
+    @classmethod
+    def start(cls, model: LlamaCppModel, grammar: str) -> GrammarState:
+        sampler = model._lib.llama_sampler_init_grammar(model._vocab_ptr, grammar.encode("utf-8"), b"root")
+        if not sampler:
+            raise ValidationError(f"{model.name}: llama.cpp could not parse the decoding grammar")
+        return cls(model._lib, model._n_vocab, sampler)
+
+    def mask(self, dist: LogProbs) -> LogProbs:
+        ids = np.arange(self._n) if dist.ids is None else dist.ids
+        data = (self._lib.llama_token_data * len(ids))()
+        columns = np.ctypeslib.as_array(data)
+        columns["id"], columns["logit"], columns["p"] = ids, dist.values, 0.0
+        self._lib.llama_sampler_apply(
+            self._sampler, ctypes.byref(self._lib.llama_token_data_array(data, len(ids), -1, False))
+        )
+        allowed = np.isfinite(columns["logit"])
+        if not allowed.any():
+            raise EngineError("the decoding grammar allows none of the tokens offered")
+        if dist.ids is None:
+            return LogProbs.from_logits(np.where(allowed, dist.values, -np.inf))
+        kept = dist.values[allowed]
+        total = float(np.logaddexp.reduce(kept))
+        return LogProbs.from_top(
+            dist.vocab_size, list(zip(dist.ids[allowed].tolist(), (kept - total).tolist(), strict=True))
+        )
+
+    def accept(self, token: int) -> None:
+        self._lib.llama_sampler_accept(self._sampler, token)
+
+    def copy(self) -> GrammarState:
+        return GrammarState(self._lib, self._n, self._lib.llama_sampler_clone(self._sampler))
 
 
 def replace_top(entry: TokenLogprob, top: tuple[TokenLogprob, ...]) -> TokenLogprob:
