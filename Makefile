@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROMPT ?= Write a Python function that checks whether a string is a palindrome.
 
-.PHONY: install models-test models-default demo test test-fast lint bench bench-engines bench-route bench-soak clean
+.PHONY: install models-test models-default demo test test-fast lint bench bench-engines bench-route bench-soak bench-gateway clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,7 +43,7 @@ lint: install
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-bench: bench-engines bench-route bench-soak
+bench: bench-engines bench-route bench-soak bench-gateway
 
 bench-route: install  ## cascades and routers from the committed outcome tables (seconds)
 	$(BIN)/tandem data pull gsm8k mmlu humaneval minilm
@@ -51,6 +51,9 @@ bench-route: install  ## cascades and routers from the committed outcome tables 
 
 bench-engines: models-test
 	$(BIN)/tandem bench engines --runs 5 --out bench/results/engines.md
+
+bench-gateway: install  ## the gateway's own cost: direct vs tandem vs LiteLLM (installed into its own venv) to an instant backend
+	$(BIN)/tandem bench gateway --out bench/results/gateway.md
 
 bench-soak: models-test  ## the gateway under real clients (drops, deadlines, SIGTERM); exit 1 on a missed target
 	$(BIN)/tandem bench soak --config tiny --requests 2000 --concurrency 16
