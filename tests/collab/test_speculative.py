@@ -174,6 +174,9 @@ class OnlyLetters:
         ok = self.allowed if self.seen < self.length else (END,)
         return LogProbs.from_logits(np.where(np.isin(np.arange(len(VOCAB)), ok), dist.dense(), -np.inf))
 
+    def allows(self, token: int) -> bool:
+        return token in (self.allowed if self.seen < self.length else (END,))
+
     def accept(self, token: int) -> None:
         ok = self.allowed if self.seen < self.length else (END,)
         assert token in ok, f"token {token} is not allowed at position {self.seen}"

@@ -109,6 +109,9 @@ class OnlyBC:
         values = [v if t in self._ok() else -math.inf for t, v in enumerate(dist.dense())]
         return LogProbs.from_logits(values)  # type: ignore[arg-type]
 
+    def allows(self, token: int) -> bool:
+        return token in self._ok()
+
     def accept(self, token: int) -> None:
         assert token in self._ok(), f"{token} not allowed at {self.seen}"
         self.seen += 1

@@ -179,7 +179,7 @@ class SpeculativeDecoder(Strategy):
             t2 = time.perf_counter()
             ended = bool(drafted) and self.draft.is_end_token(drafted[-1])  # no token follows it: leave that one
             if states:
-                verdicts = [v if ended and i == len(drafted) else state.mask(v)
+                verdicts = [v if ended and i == len(drafted) else _masked(state, v, params)
                             for i, (state, v) in enumerate(zip(states, verdicts, strict=True))]  # fmt: skip
             new = _accept(drafted, proposals, verdicts, params, rng)
             if states and not any(self._text.is_end_token(t) for t in new):
@@ -218,7 +218,7 @@ class SpeculativeDecoder(Strategy):
         for _ in range(k):
             lp = self.draft.next_token_logprobs(prefix + drafted, role="draft")
             if states:
-                lp = states[-1].mask(lp)
+                lp = _masked(states[-1], lp, params)
             if params.temperature == 0:
                 token = lp.argmax()
             else:
@@ -256,6 +256,17 @@ def _accept(
     last = verdicts[len(drafted)]
     bonus = last.argmax() if greedy else int(rng.choice(last.vocab_size, p=warp(last, params)))
     return [*accepted, bonus]
+
+
+def _masked(state: Constraint, dist: LogProbs, params: GenerationParams) -> LogProbs:
+    """`dist` as the grammar's state allows it. Greedy decoding needs only the allowed argmax: the plain argmax
+    when the grammar allows it (one check), else the masked one; sampling needs the whole masked distribution."""
+    if params.temperature == 0:
+        best = dist.argmax()
+        if not state.allows(best):
+            best = state.mask(dist).argmax()
+        return LogProbs.from_top(dist.vocab_size, [(best, 0.0)])
+    return state.mask(dist)
 
 
 def warp(lp: LogProbs, params: GenerationParams) -> np.ndarray:

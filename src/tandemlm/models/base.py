@@ -45,6 +45,10 @@ class Constraint(Protocol):
         """The distribution with the tokens the grammar forbids removed, renormalised over the rest."""
         ...
 
+    def allows(self, token: int) -> bool:
+        """Whether the grammar allows `token` next (one check: cheaper than `mask` over a whole vocabulary)."""
+        ...
+
     def accept(self, token: int) -> None:
         """Advance past `token`, which must be allowed."""
         ...

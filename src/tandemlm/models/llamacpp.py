@@ -524,6 +524,12 @@ class GrammarState:
             dist.vocab_size, list(zip(dist.ids[allowed].tolist(), (kept - total).tolist(), strict=True))
         )
 
+    def allows(self, token: int) -> bool:
+        one = (self._lib.llama_token_data * 1)()
+        one[0].id, one[0].logit, one[0].p = token, 0.0, 0.0
+        self._lib.llama_sampler_apply(self._sampler, ctypes.byref(self._lib.llama_token_data_array(one, 1, -1, False)))
+        return bool(np.isfinite(one[0].logit))
+
     def accept(self, token: int) -> None:
         self._lib.llama_sampler_accept(self._sampler, token)
 
