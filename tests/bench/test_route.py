@@ -78,11 +78,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="bench/results/route.json predates the new routers, the MiniLM rewrite and the longer MMLU tables: "
-    "rerun `make bench-route` and commit it",
-    strict=False,
-)
 def test_the_committed_report_reproduces_from_the_committed_tables(
     tmp_path: Path, dataset: Callable[[str], list[Item]]
 ) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import platform
 import statistics
 import time
@@ -274,6 +275,11 @@ def bootstrap(
     return out
 
 
+def _load(result: dict[str, Any]) -> str:
+    load = result.get("load_average")
+    return "not recorded" if not load else f"{load[0]:.2f}, {load[1]:.2f}"
+
+
 def _interval(values: list[float]) -> list[float] | None:
     return [float(v) for v in np.percentile(values, [2.5, 97.5])] if values else None
 
@@ -312,12 +318,14 @@ def run_route_bench(
     save_routers: Path | None = None,
     embed_tokens: int = MAX_SEQ_LENGTH,
 ) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]  # decision times are wall-clock times on a machine others may share
     results = [evaluate(d, outcomes, save_routers=save_routers, embed_tokens=embed_tokens) for d in datasets]
     if plots is not None:
         for result in results:
             plot(result, plots / f"route_{result['dataset']}.png")
     return {
-        "machine": f"{platform.machine()}, {platform.python_version()}",
+        "machine": f"{platform.machine()}, {platform.python_version()}, {os.cpu_count()} CPUs",
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "budget_share": BUDGET,
         "datasets": results,
     }
@@ -365,7 +373,8 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
     lines = [
         "# Cascades and query routers (offline, from outcome tables)", "",
         f"Command: `{command}`", "",
-        f"Machine: {result['machine']}. Thresholds, router fits and the 'best' pick use the train split; every "
+        f"Machine: {result['machine']}; 1-minute load average {_load(result)} (start, end of the run). Thresholds, "
+        "router fits and the 'best' pick use the train split; every "
         f"number below is on the test split. Budget point: the threshold that sends {result['budget_share']:.0%} "
         "of train items to the cloud, applied to test. `[lo, hi]`: bootstrap 95% interval over the test items "
         f"({result['datasets'][0]['resamples'] if result['datasets'] else RESAMPLES} resamples, seed {SEED}; the "
