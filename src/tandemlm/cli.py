@@ -19,6 +19,7 @@ from tandemlm.errors import ConfigError, ModelNotFoundError, TandemError, Valida
 from tandemlm.models import LanguageModel
 from tandemlm.models.catalog import CATALOG, catalog_entry
 from tandemlm.models.sources import cached_path, fetch_catalog, is_cached
+from tandemlm.train.cli import train as train_group
 from tandemlm.types import Completion, GenerationParams, Message, Request, TraceEvent
 
 USAGE_ERRORS = (ConfigError, ValidationError, ModelNotFoundError)
@@ -100,17 +101,22 @@ def data() -> None:
 
 
 @data.command("pull")
-@click.argument("names", nargs=-1, type=click.Choice(["gsm8k", "humaneval", "mmlu", "pii", "minilm"]))
+@click.argument("names", nargs=-1, type=click.Choice(["gsm8k", "humaneval", "mmlu", "pii", "minilm", "guard"]))
 def data_pull(names: tuple[str, ...]) -> None:
     """Fetch datasets (gsm8k, humaneval, mmlu, pii: presidio-evaluator's synthetic-PII data) and the MiniLM
-    embedding model of the query routers (minilm) into the cache, verifying their SHA-256. Default: all."""
+    embedding model of the query routers (minilm) and the guard datasets (guard) into the cache, verifying their
+    SHA-256. Default: all."""
     from tandemlm.bench import pii_data
     from tandemlm.bench.datasets import SOURCES, load
     from tandemlm.collab.routing import fetch_minilm
 
     with errors_to_exit_codes():
-        for name in names or (*SOURCES, "pii", "minilm"):
-            if name == "minilm":
+        for name in names or (*SOURCES, "pii", "minilm", "guard"):
+            if name == "guard":
+                from tandemlm.guard.data import pull_all
+
+                click.echo(f"guard: {', '.join(f'{k} {v}' for k, v in pull_all().items())}")
+            elif name == "minilm":
                 click.echo(f"minilm: {fetch_minilm()}")
             elif name == "pii":
                 click.echo(f"pii: {len(pii_data.templates())} sentence templates")
@@ -586,6 +592,64 @@ def bench_privacy(
         _write_report(result, json_out, out, to_markdown)
 
 
+@bench.command("privacy-utility")
+@config_option
+@click.option("--edge", default="edge", show_default=True, help="Config model that rewrites and composes.")
+@click.option("--cloud", default="cloud", show_default=True, help="Config model behind the gatekeeper.")
+@click.option("--items", "n_items", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]),
+              help="GSM8K half: develop on train, report on test.")  # fmt: skip
+@click.option("--policies", default="none,pseudonymize,disclosure,guardian", show_default=True)
+@click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="CPU threads for llama.cpp models.")
+@click.option("--rows", default="bench/results/privacy_utility.jsonl", show_default=True,
+              help="Per-item rows; a rerun resumes from them.")  # fmt: skip
+@click.option("--json", "json_out", default="bench/results/privacy_utility.json", show_default=True)
+@click.option("--out", default="bench/results/privacy_utility.md", show_default=True)
+def bench_privacy_utility(
+    config: str, edge: str, cloud: str, n_items: int, split: str, policies: str, max_tokens: int, seed: int,
+    threads: int | None, rows: str, json_out: str, out: str,
+) -> None:  # fmt: skip
+    """Utility of raw, pseudonymize, disclosure and guardian on GSM8K with PII woven in: accuracy vs raw, the
+    share that fell back, leaked values in the exact egress (resumable)."""
+    from tandemlm.bench.privacy_utility import UTILITY_POLICIES, run_utility, settings, summarise, to_markdown
+
+    chosen = [p.strip() for p in policies.split(",") if p.strip()]
+    if not chosen or set(chosen) - set(UTILITY_POLICIES):
+        raise click.BadParameter(f"policies must be some of {', '.join(UTILITY_POLICIES)}, got {policies!r}")
+    with errors_to_exit_codes():
+        loaded = _with_threads(_with_threads(load_config(config), edge, threads), cloud, threads)
+        got = run_utility(loaded, edge, cloud, n_items, split, max_tokens, chosen, Path(rows), seed,
+                          progress=lambda s: click.echo(s, err=True))  # fmt: skip
+        result = {"settings": settings(config, edge, cloud, n_items, split, max_tokens, seed),
+                  "summary": summarise([r for r in got if r["split"] == split], chosen)}  # fmt: skip
+        _write_report(result, json_out, out, to_markdown)
+
+
+@bench.command("guard")
+@click.option("--guards", default="classifier,injection", show_default=True)
+@click.option("--splits", default="source,random", show_default=True, help="source: train and test sources apart.")
+@click.option("--latency-prompts", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--plots", default="bench/results", show_default=True, help="Directory for guard_curves.png.")
+@click.option("--json", "json_out", default="bench/results/guard.json", show_default=True)
+@click.option("--out", default="bench/results/guard.md", show_default=True)
+def bench_guard(guards: str, splits: str, latency_prompts: int, plots: str, json_out: str, out: str) -> None:
+    """The trained guards split by source and at random: precision, recall, F1, FPR, AUPRC, recall at 1% FPR,
+    over-refusal on sensitive-but-benign prompts, p50/p95 latency per prompt; ROC and PR curves."""
+    from tandemlm.bench.guard import GUARDS, SPLITS, run_guard_bench, to_markdown
+
+    chosen = [g.strip() for g in guards.split(",") if g.strip()]
+    if not chosen or set(chosen) - set(GUARDS):
+        raise click.BadParameter(f"guards must be some of {', '.join(GUARDS)}, got {guards!r}")
+    how = [s.strip() for s in splits.split(",") if s.strip()]
+    if not how or set(how) - set(SPLITS):
+        raise click.BadParameter(f"splits must be some of {', '.join(SPLITS)}, got {splits!r}")
+    with errors_to_exit_codes():
+        result = run_guard_bench(chosen, how, Path(plots), latency_prompts=latency_prompts, progress=True)
+        _write_report(result, json_out, out, to_markdown)
+
+
 def _with_threads(config: TandemConfig, model_name: str, threads: int | None) -> TandemConfig:
     spec = config.models.get(model_name)
     if threads is None or not isinstance(spec, LlamaCppConfig):
@@ -632,6 +696,8 @@ def _trace_row(e: TraceEvent) -> tuple[str, ...]:
         f"{e.latency_s * 1000:.0f} ms", f"{e.cost_usd:.6f}", note,
     )  # fmt: skip
 
+
+main.add_command(train_group)
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,13 @@ by stand-ins, which are restored in the answer (streams included). A stop sequen
 messages, so the cloud stops at its stand-in; the restored answer is cut at the original stop sequences too.
 A detector that raises stops the request before anything is sent (fail closed). Modes: `pseudonymize`
 sends the masked conversation; `disclosure` sends only the edge model's minimal rewrite of it; `guardian`
-sends only an abstract sub-question and lets the edge compose the final answer. Both rewrite a chat, so a
+sends only an abstract sub-question and lets the edge compose the final answer. A rewrite must keep the
+request's non-personal facts (every number that is not PII, and the question: privacy/facts.py); one that
+drops some is asked for once more, naming them, and if the retry drops some too, that request is sent as
+`pseudonymize` instead (a `privacy-fallback` trace event says so; the egress is still masked). Guardian's
+composed answer must keep the expert's result (its final number): retried once, then the expert's own answer
+(restored) is the answer; a guardian stream is therefore sent once the composed answer has been checked.
+Both rewrite a chat, so a
 raw text completion in those modes is a `ValidationError`, not a quiet fall back to `pseudonymize`. The
 edge model sees unmasked text, so it (and every model inside it) must be edge-located. The decision, and
 why, is the completion's `decision` and this call's trace event.
@@ -42,11 +48,13 @@ from tandemlm.models.base import LanguageModel, StopScanner, apply_stop
 from tandemlm.privacy.boundary import require_edge
 from tandemlm.privacy.detectors import Detector, PatternDetector, UnionDetector
 from tandemlm.privacy.disclosure import SelectiveDisclosure
+from tandemlm.privacy.facts import FALLBACK_ROLE, RETRY_ROLE, Facts, facts_of, final_number, numbers_in
 from tandemlm.privacy.guardian import Guardian
 from tandemlm.privacy.policy import Decision, PrivacyPolicy, describe
 from tandemlm.privacy.pseudonymize import Pseudonymizer
 from tandemlm.privacy.spans import Span
-from tandemlm.types import Chunk, Completion, GenerationParams, Message, Request, ToolCall
+from tandemlm.trace import record
+from tandemlm.types import Chunk, Completion, GenerationParams, Message, Request, ToolCall, TraceEvent, Usage
 
 Mode = Literal["pseudonymize", "disclosure", "guardian"]
 MODES: tuple[str, ...] = ("pseudonymize", "disclosure", "guardian")
@@ -110,30 +118,28 @@ class PiiGatekeeper(Strategy):
         screened = self._screen(request)
         if screened.decision.route == "local":
             return self._finish(request, self._local().generate(request, role="local"), screened, None)
-        outgoing = self._outgoing(request, screened)
-        answer = self.inner.generate(outgoing, role="cloud")
-        if self.mode == "guardian":
-            assert self.edge is not None
-            composed = Guardian(self.edge).composition(request, screened.pseudonymizer.restore(answer.text))
-            return self._finish(request, self.edge.generate(composed, role="guardian-compose"), screened, None)
-        return self._finish(request, _restored(answer, screened.pseudonymizer, request), screened, outgoing)
+        outgoing, mode, note = self._outgoing(request, screened)
+        answer = _restored(self.inner.generate(outgoing, role="cloud"), screened.pseudonymizer, request)
+        if mode == "guardian":
+            answer, note = self._compose(request, answer)
+        return self._finish(request, answer, screened, outgoing, note)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         screened = self._screen(request)
         if screened.decision.route == "local":
             yield from self._relay(request, self._local().stream(request, role="local"), screened, None)
             return
-        outgoing = self._outgoing(request, screened)
-        if self.mode == "guardian":
-            assert self.edge is not None
-            plan = screened.pseudonymizer.restore(self.inner.generate(outgoing, role="cloud").text)
-            composed = Guardian(self.edge).composition(request, plan)
-            yield from self._relay(request, self.edge.stream(composed, role="guardian-compose"), screened, None)
+        outgoing, mode, note = self._outgoing(request, screened)
+        if mode == "guardian":  # the composed answer is checked whole before any of it is passed on
+            plan = _restored(self.inner.generate(outgoing, role="cloud"), screened.pseudonymizer, request)
+            answer, note = self._compose(request, plan)
+            whole = iter([Chunk(answer.text, answer.finish_reason, answer)])
+            yield from self._relay(request, whole, screened, outgoing, note)
             return
-        yield from self._relay(request, self.inner.stream(outgoing, role="cloud"), screened, outgoing)
+        yield from self._relay(request, self.inner.stream(outgoing, role="cloud"), screened, outgoing, note)
 
     def _relay(
-        self, request: Request, pieces: Iterator[Chunk], screened: _Screened, outgoing: Request | None
+        self, request: Request, pieces: Iterator[Chunk], screened: _Screened, outgoing: Request | None, note: str = ""
     ) -> Iterator[Chunk]:
         """Pass a stream through, restoring stand-ins (a stand-in split across chunks is held back whole) and
         cutting at the original stop sequences (a tail that may begin one is held back, as `_finish` cuts).
@@ -157,19 +163,22 @@ class PiiGatekeeper(Strategy):
         if not stopped:
             restored += restorer.feed(last.text) + restorer.flush()
             tail = scanner.update(restored)[0] + scanner.rest()
-        answer = self._finish(request, _restored(last.completion, screened.pseudonymizer, request), screened, outgoing)
+        restored_answer = _restored(last.completion, screened.pseudonymizer, request)
+        answer = self._finish(request, restored_answer, screened, outgoing, note)
         yield Chunk(tail, answer.finish_reason, answer)
 
     def _finish(
-        self, request: Request, answer: Completion, screened: _Screened, outgoing: Request | None
+        self, request: Request, answer: Completion, screened: _Screened, outgoing: Request | None, note: str = ""
     ) -> Completion:
         """The answer cut at the request's own stop sequences (the cloud stopped at their stand-ins, and a
-        restored value may hold one), remembered for the conversation and stamped with the decision."""
+        restored value may hold one), remembered for the conversation and stamped with the decision (and
+        `note`: a fall back, if there was one)."""
         text, cut = apply_stop(answer.text, request.params.stop)
         answer = replace(answer, text=text, finish_reason="stop" if cut else answer.finish_reason)
         self.conversations.remember(request.messages, answer.text, screened.pseudonymizer)
         where = "answered on the device" if outgoing is None and screened.decision.route == "local" else "sent to cloud"
-        return replace(answer, decision=f"{self.mode}: {screened.decision.reason}; {where}")
+        note = f"; {note}" if note else ""
+        return replace(answer, decision=f"{self.mode}: {screened.decision.reason}; {where}{note}")
 
     # ---- screening ------------------------------------------------------------------------------------
 
@@ -211,10 +220,11 @@ class PiiGatekeeper(Strategy):
             return Decision("local", (), f"route_local: {why}")
         raise PrivacyError(f"{self.name}: {why}; nothing was sent to the cloud (privacy fail: closed)") from err
 
-    def _outgoing(self, request: Request, screened: _Screened) -> Request:
+    def _outgoing(self, request: Request, screened: _Screened) -> tuple[Request, Mode, str]:
         """What the inner model gets: the masked conversation, or (disclosure, guardian) the masked rewrite;
         either way with the stop sequences masked too (the free text of a request that leaves besides the
-        messages; `user` and the like never reach a model)."""
+        messages; `user` and the like never reach a model). Also the mode this request is served in (a
+        rewrite that drops facts falls back to pseudonymize) and the note saying so."""
         p = screened.pseudonymizer
         masked = [
             p.mask(m.content, [s for s in spans if self.policy.span_action(s) == "pseudonymize"])
@@ -226,20 +236,61 @@ class PiiGatekeeper(Strategy):
         ]
         params: GenerationParams = replace(request.params, stop=tuple(p.mask_known(stop) for stop in stops))
         params = self._masked_definitions(params, screened)
-        if self.mode == "pseudonymize":
-            messages = tuple(
-                replace(m, content=p.mask_known(text), tool_calls=self._masked_calls(m, calls, p))
-                for m, text, calls in zip(request.messages, masked, screened.call_spans, strict=True)
-            )
-            return replace(request, messages=messages, params=params)
-        assert self.edge is not None
-        rewrite = (
-            Guardian(self.edge).abstract(request)
-            if self.mode == "guardian"
-            else SelectiveDisclosure(self.edge).rewrite(request)
+        note = ""
+        if self.mode != "pseudonymize":
+            rewrite, note = self._checked_rewrite(request, screened)
+            if rewrite is not None:
+                return replace(rewrite, params=params), self.mode, ""
+        messages = tuple(
+            replace(m, content=p.mask_known(text), tool_calls=self._masked_calls(m, calls, p))
+            for m, text, calls in zip(request.messages, masked, screened.call_spans, strict=True)
         )
-        messages = tuple(Message(m.role, self._rescreen(m.content, p)) for m in rewrite.messages)
-        return replace(rewrite, messages=messages, params=params)
+        return replace(request, messages=messages, params=params), "pseudonymize", note
+
+    def _checked_rewrite(self, request: Request, screened: _Screened) -> tuple[Request | None, str]:
+        """The edge's rewrite (disclosure) or abstraction (guardian), screened again, if it keeps the request's
+        facts on the first try or on a retry told what it dropped; else None and why (a fall back)."""
+        assert self.edge is not None
+        rewriter = Guardian(self.edge).abstract if self.mode == "guardian" else SelectiveDisclosure(self.edge).rewrite
+        facts, missing, p = self._facts(request, screened), list[str](), screened.pseudonymizer
+        for attempt in range(2):
+            rewrite = rewriter(request, missing)
+            messages = tuple(Message(m.role, self._rescreen(m.content, p)) for m in rewrite.messages)
+            missing = facts.missing("\n".join(m.content for m in messages))
+            if not missing:
+                return replace(rewrite, messages=messages), ""
+            if attempt == 0:
+                self._event(RETRY_ROLE, f"{self.mode}: the rewrite dropped {_count(missing)}; asked again")
+        note = f"fell back to pseudonymize: the rewrite dropped {_count(missing)} after a retry"
+        self._event(FALLBACK_ROLE, f"{self.mode}: {note}")
+        return None, note
+
+    def _compose(self, request: Request, plan: Completion) -> tuple[Completion, str]:
+        """Guardian's composed answer, if it keeps the expert's result (the final number of `plan`, the
+        cloud's restored answer) on the first try or a retry; else `plan` itself and the note saying so."""
+        assert self.edge is not None
+        guardian, result, missing = Guardian(self.edge), final_number(plan.text), list[str]()
+        for attempt in range(2):
+            composed = self.edge.generate(guardian.composition(request, plan.text, missing), role="guardian-compose")
+            if result is None or result in numbers_in(composed.text):
+                return composed, ""
+            missing = [f"the expert's result, {result}"]
+            if attempt == 0:
+                self._event(RETRY_ROLE, "guardian: the composed answer dropped the expert's result; asked again")
+        note = "fell back to the expert's answer: the composed answer dropped the expert's result after a retry"
+        self._event(FALLBACK_ROLE, f"guardian: {note}")
+        return plan, note
+
+    def _facts(self, request: Request, screened: _Screened) -> Facts:
+        """The facts a rewrite must keep: those of the last user message (the task), its PII aside."""
+        for message, spans in zip(reversed(request.messages), reversed(screened.spans), strict=True):
+            if message.role == "user":
+                return facts_of(message.content, spans)
+        return Facts((), "", ())
+
+    def _event(self, role: str, decision: str) -> None:
+        """A trace event of this gatekeeper's own (no model call): a retried rewrite or a fall back."""
+        record(TraceEvent(self.name, "edge", "privacy", role, Usage(), 0.0, 0.0, decision=decision))
 
     def _masked_definitions(self, params: GenerationParams, screened: _Screened) -> GenerationParams:
         """The tools and the response_format with the PII in their free text masked."""
@@ -287,6 +338,14 @@ class PiiGatekeeper(Strategy):
         if self.edge is None:  # __init__ requires an edge model whenever a policy can route locally
             raise PrivacyError(f"{self.name}: the request must stay on the device but no edge model is configured")
         return self.edge
+
+
+def _count(missing: Sequence[str]) -> str:
+    """What a rewrite dropped, counted (the trace names no values): `2 numbers and the question`."""
+    numbers = sum(m.startswith("the number ") for m in missing)
+    parts = [f"{numbers} number{'s' if numbers != 1 else ''}"] if numbers else []
+    parts += ["the question"] if len(missing) > numbers else []
+    return " and ".join(parts)
 
 
 def _restored(answer: Completion, p: Pseudonymizer, request: Request) -> Completion:
