@@ -32,6 +32,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from tandemlm.collab.fallback import Fallback
+from tandemlm.config_collab import (
+    CollabSpec,
+    CrossVerifySpec,
+    GuidedCoTSpec,
+    LLMGuidedSpec,
+    PlanExecuteSpec,
+    RankSpec,
+    SuperICLSpec,
+    VoteSpec,
+)
 from tandemlm.errors import ConfigError, ModelNotFoundError
 from tandemlm.models import ENGINES, LanguageModel
 from tandemlm.trace import Recorder
@@ -184,6 +194,13 @@ class StrategyConfig(_Strict):
     token_routing: TokenRoutingSpec | None = None
     cascade: CascadeSpec | None = None
     route: RouteSpec | None = None
+    super_icl: SuperICLSpec | None = None
+    guided_cot: GuidedCoTSpec | None = None
+    llm_guided: LLMGuidedSpec | None = None
+    vote: VoteSpec | None = None
+    cross_verify: CrossVerifySpec | None = None
+    rank: RankSpec | None = None
+    plan_execute: PlanExecuteSpec | None = None
 
     @model_validator(mode="after")
     def _one(self) -> StrategyConfig:
@@ -192,7 +209,7 @@ class StrategyConfig(_Strict):
         return self
 
     @property
-    def chosen(self) -> tuple[str, SpeculativeSpec | TokenRoutingSpec | CascadeSpec | RouteSpec]:
+    def chosen(self) -> tuple[str, SpeculativeSpec | TokenRoutingSpec | CascadeSpec | RouteSpec | CollabSpec]:
         kind = next(iter(self.model_fields_set))
         spec = getattr(self, kind)
         assert spec is not None
@@ -268,7 +285,12 @@ class PipelineConfig(_Strict):
         ]
         if self.strategy is not None:
             kind, spec = self.strategy.chosen
-            out += [(("strategy", kind, field), getattr(spec, field)) for field in spec.refs]
+            for field in spec.refs:  # a model name, or a list of them (a vote's members)
+                value = getattr(spec, field)
+                if isinstance(value, list):
+                    out += [(("strategy", kind, field, str(i)), ref) for i, ref in enumerate(value)]
+                else:
+                    out.append((("strategy", kind, field), value))
         if self.privacy is not None and self.privacy.edge is not None:
             out.append((("privacy", "edge"), self.privacy.edge))
         return out
