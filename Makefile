@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROMPT ?= Write a Python function that checks whether a string is a palindrome.
 
-.PHONY: install models-test models-default demo test test-fast lint bench bench-engines bench-route bench-soak bench-gateway clean
+.PHONY: install models-test models-default demo test test-fast lint bench bench-engines bench-route bench-guard bench-soak bench-gateway clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: bench-engines bench-route bench-soak bench-gateway
 bench-route: install  ## cascades and routers from the committed outcome tables (seconds)
 	$(BIN)/tandem data pull gsm8k mmlu humaneval minilm
 	$(BIN)/tandem bench route --save-routers bench/routers
+
+bench-guard: install  ## the trained guards split by source and at random, one thread (minutes: MiniLM embeds ~7k texts once)
+	$(BIN)/tandem data pull guard minilm
+	OPENBLAS_NUM_THREADS=1 $(BIN)/tandem bench guard
 
 bench-engines: models-test
 	$(BIN)/tandem bench engines --runs 5 --out bench/results/engines.md

@@ -19,6 +19,7 @@ from tandemlm.errors import ConfigError, ModelNotFoundError, TandemError, Valida
 from tandemlm.models import LanguageModel
 from tandemlm.models.catalog import CATALOG, catalog_entry
 from tandemlm.models.sources import cached_path, fetch_catalog, is_cached
+from tandemlm.train.cli import train as train_group
 from tandemlm.types import Completion, GenerationParams, Message, Request, TraceEvent
 
 USAGE_ERRORS = (ConfigError, ValidationError, ModelNotFoundError)
@@ -100,17 +101,22 @@ def data() -> None:
 
 
 @data.command("pull")
-@click.argument("names", nargs=-1, type=click.Choice(["gsm8k", "humaneval", "mmlu", "pii", "minilm"]))
+@click.argument("names", nargs=-1, type=click.Choice(["gsm8k", "humaneval", "mmlu", "pii", "minilm", "guard"]))
 def data_pull(names: tuple[str, ...]) -> None:
     """Fetch datasets (gsm8k, humaneval, mmlu, pii: presidio-evaluator's synthetic-PII data) and the MiniLM
-    embedding model of the query routers (minilm) into the cache, verifying their SHA-256. Default: all."""
+    embedding model of the query routers (minilm) and the guard datasets (guard) into the cache, verifying their
+    SHA-256. Default: all."""
     from tandemlm.bench import pii_data
     from tandemlm.bench.datasets import SOURCES, load
     from tandemlm.collab.routing import fetch_minilm
 
     with errors_to_exit_codes():
-        for name in names or (*SOURCES, "pii", "minilm"):
-            if name == "minilm":
+        for name in names or (*SOURCES, "pii", "minilm", "guard"):
+            if name == "guard":
+                from tandemlm.guard.data import pull_all
+
+                click.echo(f"guard: {', '.join(f'{k} {v}' for k, v in pull_all().items())}")
+            elif name == "minilm":
                 click.echo(f"minilm: {fetch_minilm()}")
             elif name == "pii":
                 click.echo(f"pii: {len(pii_data.templates())} sentence templates")
@@ -621,6 +627,29 @@ def bench_privacy_utility(
         _write_report(result, json_out, out, to_markdown)
 
 
+@bench.command("guard")
+@click.option("--guards", default="classifier,injection", show_default=True)
+@click.option("--splits", default="source,random", show_default=True, help="source: train and test sources apart.")
+@click.option("--latency-prompts", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--plots", default="bench/results", show_default=True, help="Directory for guard_curves.png.")
+@click.option("--json", "json_out", default="bench/results/guard.json", show_default=True)
+@click.option("--out", default="bench/results/guard.md", show_default=True)
+def bench_guard(guards: str, splits: str, latency_prompts: int, plots: str, json_out: str, out: str) -> None:
+    """The trained guards split by source and at random: precision, recall, F1, FPR, AUPRC, recall at 1% FPR,
+    over-refusal on sensitive-but-benign prompts, p50/p95 latency per prompt; ROC and PR curves."""
+    from tandemlm.bench.guard import GUARDS, SPLITS, run_guard_bench, to_markdown
+
+    chosen = [g.strip() for g in guards.split(",") if g.strip()]
+    if not chosen or set(chosen) - set(GUARDS):
+        raise click.BadParameter(f"guards must be some of {', '.join(GUARDS)}, got {guards!r}")
+    how = [s.strip() for s in splits.split(",") if s.strip()]
+    if not how or set(how) - set(SPLITS):
+        raise click.BadParameter(f"splits must be some of {', '.join(SPLITS)}, got {splits!r}")
+    with errors_to_exit_codes():
+        result = run_guard_bench(chosen, how, Path(plots), latency_prompts=latency_prompts, progress=True)
+        _write_report(result, json_out, out, to_markdown)
+
+
 def _with_threads(config: TandemConfig, model_name: str, threads: int | None) -> TandemConfig:
     spec = config.models.get(model_name)
     if threads is None or not isinstance(spec, LlamaCppConfig):
@@ -667,6 +696,8 @@ def _trace_row(e: TraceEvent) -> tuple[str, ...]:
         f"{e.latency_s * 1000:.0f} ms", f"{e.cost_usd:.6f}", note,
     )  # fmt: skip
 
+
+main.add_command(train_group)
 
 if __name__ == "__main__":
     main()

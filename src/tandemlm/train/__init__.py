@@ -1,0 +1,1 @@
+"""Training of the project's small learned parts (`tandem train ...`): the guard heads today."""
