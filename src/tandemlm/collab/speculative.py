@@ -17,7 +17,7 @@ import numpy as np
 
 from tandemlm.collab.base import TOKEN_LEVEL, Strategy, token_level_features
 from tandemlm.collab.decoding import Decoded
-from tandemlm.errors import UnsupportedOperationError, VocabularyMismatchError
+from tandemlm.errors import EngineError, UnsupportedOperationError, VocabularyMismatchError
 from tandemlm.models.base import Constraint, LanguageModel, final_completion
 from tandemlm.structured import response_grammar
 from tandemlm.types import Chunk, Completion, GenerationParams, LogProbs, Request
@@ -264,9 +264,32 @@ def _masked(state: Constraint, dist: LogProbs, params: GenerationParams) -> LogP
     if params.temperature == 0:
         best = dist.argmax()
         if not state.allows(best):
-            best = state.mask(dist).argmax()
+            best = _allowed_argmax(state, dist)
         return LogProbs.from_top(dist.vocab_size, [(best, 0.0)])
     return state.mask(dist)
+
+
+GRAMMAR_CANDIDATES = 64  # the likeliest tokens checked in one grammar call before the whole vocabulary is masked
+
+
+def _allowed_argmax(state: Constraint, dist: LogProbs) -> int:
+    """The most likely token the grammar allows, as `state.mask(dist).argmax()` gives it (ties to the lowest id).
+    It is nearly always among the few likeliest, so those are checked first in one call: masking the whole
+    vocabulary runs the grammar over every token (~40 ms for SmolLM2's 49 k on a CPU, a decoding step's worth)."""
+    top = dist.keep_top(GRAMMAR_CANDIDATES)
+    if top.ids is not None and len(top.ids) < dist.vocab_size:
+        try:
+            kept = state.mask(top)
+        except EngineError:  # none of them allowed: the whole vocabulary below
+            kept = None
+        if kept is not None and kept.ids is not None:
+            allowed = {int(i) for i in kept.ids}
+            values = {int(i): float(v) for i, v in zip(top.ids, top.values, strict=True)}
+            peak = max(values[i] for i in allowed)
+            # exact only when no token left out of the candidates can tie the best allowed one
+            if peak > float(top.values.min()):
+                return min(i for i in allowed if values[i] == peak)
+    return state.mask(dist).argmax()
 
 
 def warp(lp: LogProbs, params: GenerationParams) -> np.ndarray:
