@@ -106,21 +106,38 @@ ModelConfig = Annotated[LlamaCppConfig | OpenAIConfig | ScriptedConfig, Field(di
 
 
 class SpeculativeSpec(_Strict):
-    """Speculative decoding: `draft` proposes k tokens, `target` verifies them (collab/speculative.py)."""
+    """Speculative decoding: `draft` proposes k tokens, `target` verifies them (collab/speculative.py).
+    drafter: who drafts: the draft model, prompt lookup (n-gram matches in the prompt and the answer so far, no
+    model: `draft` may be left out) or hybrid (lookup where it matches, the model elsewhere)."""
 
-    draft: str
+    draft: str | None = None
     target: str
     k: int = Field(default=4, ge=1, le=16)
     adaptive: bool = True
     k_max: int = Field(default=8, ge=1, le=16)
+    drafter: Literal["model", "lookup", "hybrid"] = "model"
+    lookup_min_n: int = Field(default=2, ge=1, le=16, description="shortest suffix lookup matches")
+    lookup_max_n: int = Field(default=4, ge=1, le=16, description="longest suffix lookup tries first")
+    lookup_k: int = Field(default=8, ge=1, le=32, description="most tokens one lookup draft proposes")
     refs: ClassVar[tuple[str, ...]] = ("draft", "target")
 
+    @model_validator(mode="after")
+    def _drafter_needs(self) -> SpeculativeSpec:
+        if self.drafter != "lookup" and self.draft is None:
+            raise ValueError(f"drafter {self.drafter!r} needs a draft model: name one in `draft`")
+        if self.lookup_min_n > self.lookup_max_n:
+            raise ValueError(f"lookup_min_n ({self.lookup_min_n}) must not exceed lookup_max_n ({self.lookup_max_n})")
+        return self
+
     def build(self, model: Callable[[str], LanguageModel], name: str) -> LanguageModel:
+        from tandemlm.collab.drafting import PromptLookup
         from tandemlm.collab.speculative import SpeculativeDecoder
 
+        draft = model(self.draft) if self.draft is not None and self.drafter != "lookup" else None
         return SpeculativeDecoder(
-            model(self.draft), model(self.target), k=self.k, adaptive=self.adaptive, k_max=self.k_max, name=name
-        )
+            draft, model(self.target), k=self.k, adaptive=self.adaptive, k_max=self.k_max, drafter=self.drafter,
+            lookup=PromptLookup(min_n=self.lookup_min_n, max_n=self.lookup_max_n), lookup_k=self.lookup_k, name=name,
+        )  # fmt: skip
 
 
 class TokenRoutingSpec(_Strict):
@@ -289,7 +306,7 @@ class PipelineConfig(_Strict):
                 value = getattr(spec, field)
                 if isinstance(value, list):
                     out += [(("strategy", kind, field, str(i)), ref) for i, ref in enumerate(value)]
-                else:
+                elif value is not None:  # an optional model left out (a lookup-drafted speculative's draft)
                     out.append((("strategy", kind, field), value))
         if self.privacy is not None and self.privacy.edge is not None:
             out.append((("privacy", "edge"), self.privacy.edge))

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import time
 import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
@@ -124,6 +125,7 @@ class LlamaCppModel(LanguageModel):
         self._template_tools = isinstance(template, str) and _takes_tools(template)
         self._rendered: tuple[Request, list[int]] | None = None
         self._buffer = ctypes.create_string_buffer(64)  # token pieces, on the owner thread only
+        self.decode_s = 0.0  # time in llama.cpp's decode for logit queries (a profile of speculative rounds)
 
     @property
     def context_length(self) -> int:
@@ -447,7 +449,9 @@ class LlamaCppModel(LanguageModel):
     def _logprobs_after(self, tokens: list[int], positions: list[int], top_k: int | None) -> list[LogProbs]:
         self._check_ids(tokens)
         rows = self._owner.call(lambda: self._logits(tokens[: positions[-1] + 1], positions[0]))
-        return [LogProbs.from_logits(rows[p - positions[0]]).keep_top(top_k) for p in positions]
+        if top_k is None:
+            return [LogProbs.from_logits(rows[p - positions[0]]) for p in positions]
+        return [_top_logprobs(rows[p - positions[0]], top_k) for p in positions]
 
     def _token_logprobs(self, tokens: list[int], start: int) -> np.ndarray:
         if start < 1:
@@ -481,7 +485,9 @@ class LlamaCppModel(LanguageModel):
             wanted = [j for j in range(len(part)) if start + j >= first]
             for j in wanted:
                 batch.batch.logits[j] = True
+            began = time.perf_counter()
             llm._ctx.decode(batch)
+            self.decode_s += time.perf_counter() - began
             llm.input_ids[start : start + len(part)] = part
             llm.n_tokens = start + len(part)
             if wanted:
@@ -535,6 +541,20 @@ class GrammarState:
 
     def copy(self) -> GrammarState:
         return GrammarState(self._lib, self._n, self._lib.llama_sampler_clone(self._sampler))
+
+
+def _top_logprobs(row: np.ndarray, k: int) -> LogProbs:
+    """The k most likely tokens of a row of raw logits, without normalising the whole vocabulary in float64 (a
+    greedy draft or verification asks only for the argmax, once per token)."""
+    if k == 1:
+        ids = np.array([int(np.argmax(row))])
+    else:
+        k = min(k, len(row))
+        ids = np.argpartition(-row, k - 1)[:k]
+        ids = ids[np.argsort(-row[ids], kind="stable")]
+    peak = float(row.max())
+    log_z = peak + float(np.log(np.exp(row - peak).sum(dtype=np.float64)))
+    return LogProbs(vocab_size=len(row), values=row[ids].astype(np.float64) - log_z, ids=ids.astype(np.int64))
 
 
 def replace_top(entry: TokenLogprob, top: tuple[TokenLogprob, ...]) -> TokenLogprob:
