@@ -549,6 +549,51 @@ def bench_route(
         _write_report(result, json_out, out, to_markdown)
 
 
+@bench.command("collab")
+@click.option("--dataset", "datasets", multiple=True, type=click.Choice(["gsm8k", "mmlu", "humaneval"]),
+              help="Repeat for several (default: mmlu).")  # fmt: skip
+@click.option("--methods", default="super-icl,llm-guided,cross-verify,rank,vote", show_default=True,
+              help="Comma-separated: super-icl, guided-cot, hinted, llm-guided, vote, cross-verify, rank, "
+                   "plan-execute, cloud-sc3 (the cloud's self-consistency@3 baseline).")  # fmt: skip
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="First N test items (default: all covered).")
+@click.option("--outcomes", default="bench/outcomes", show_default=True, help="Outcome tables; rows go to collab/.")
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="CPU threads of each llama.cpp model.")
+@click.option("--plots", default="bench/results", show_default=True, help="Directory for the PNG plots.")
+@click.option("--json", "json_out", default="bench/results/collab.json", show_default=True)
+@click.option("--out", default="bench/results/collab.md", show_default=True)
+@config_option
+def bench_collab(
+    datasets: tuple[str, ...], methods: str, limit: int | None, outcomes: str, threads: int | None, plots: str,
+    json_out: str, out: str, config: str,
+) -> None:  # fmt: skip
+    """Performance collaborations (guidance, ensembles, plan/execute) against the edge and cloud models alone:
+    accuracy with bootstrap 95% intervals, $ cost, tokens, p50 latency; resumable."""
+    import os
+
+    from tandemlm.bench.collab import plot, run_dataset, targets, to_markdown
+
+    with errors_to_exit_codes():
+        cfg = load_config(config)
+        for name in ("edge", "cloud"):
+            cfg = _with_threads(cfg, name, threads)
+        runtime = Runtime(cfg)
+        names = [m.strip() for m in methods.split(",") if m.strip()]
+        previous = json.loads(Path(json_out).read_text(encoding="utf-8")) if Path(json_out).is_file() else {}
+        result: dict[str, Any] = {"datasets": previous.get("datasets", {})}  # other datasets' results are kept
+        try:
+            for dataset in datasets or ("mmlu",):
+                r = run_dataset(dataset, names, runtime.model("edge"), runtime.model("cloud"),
+                                outcomes=Path(outcomes), limit=limit)  # fmt: skip
+                result["datasets"][dataset] = r
+                plot(dataset, r, Path(plots) / f"collab_{dataset}.png")
+        finally:
+            runtime.close()
+        result["targets"] = targets(result)
+        result["load_average"] = list(os.getloadavg())
+        result["models"] = {n: getattr(cfg.models[n], "source", cfg.models[n].engine) for n in ("edge", "cloud")}
+        _write_report(result, json_out, out, to_markdown)
+
+
 @bench.command("privacy")
 @config_option
 @click.option("--edge", default="edge", show_default=True, help="Config model that answers locally and rewrites.")

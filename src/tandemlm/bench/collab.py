@@ -1,0 +1,274 @@
+"""`tandem bench collab`: the performance collaborations on real items, against the single models' outcome tables.
+
+Each method is a strategy over the config's edge and cloud models (the same classes the pipelines build). It answers
+the test-split items both outcome tables cover, in the tables' seeded order, one JSONL row per item under
+`bench/outcomes/collab/<dataset>/<method>.jsonl` (resumable: rows already there are kept and skipped). Per method:
+accuracy with a bootstrap 95% interval, $ cost, cloud and edge tokens per item (from the trace's engine calls), p50
+latency. Baselines edge alone and cloud alone come from the outcome tables on the same items; multiple choice is
+scored by the generated letter everywhere (`correct_gen`), as the methods are.
+
+    tandem bench collab --dataset mmlu --methods super-icl,llm-guided --limit 40
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from tandemlm.bench.datasets import Item, chat_prompt, load, sample
+from tandemlm.bench.outcomes import MAX_TOKENS, Outcome, read_table
+from tandemlm.bench.scoring import correct
+from tandemlm.collab.ensemble import CrossVerify, Rank, Vote, VoteKey
+from tandemlm.collab.guidance import GuidedCoT, LLMGuided, SuperICL
+from tandemlm.collab.pipeline import PlanExecute
+from tandemlm.errors import ValidationError, missing_extra
+from tandemlm.models.base import LanguageModel
+from tandemlm.types import Completion, Request
+
+VOTE_KEYS: dict[str, VoteKey] = {"math": "number", "choice": "letter", "code": "code"}
+Factory = Callable[[LanguageModel, LanguageModel, str, str, Path], LanguageModel]
+
+
+def _key(kind: str) -> VoteKey:
+    return VOTE_KEYS[kind]
+
+
+def _text_key(kind: str) -> Literal["number", "letter", "text"]:
+    """Cross-verification compares answers by key; code is compared as normalised text."""
+    return "number" if kind == "math" else "letter" if kind == "choice" else "text"
+
+
+#: method name -> strategy over (edge, cloud, dataset, item kind, guide cache directory)
+METHODS: dict[str, Factory] = {
+    "super-icl": lambda e, c, d, k, g: SuperICL(e, c, name="super-icl"),
+    "guided-cot": lambda e, c, d, k, g: GuidedCoT(e, c, name="guided-cot"),
+    "hinted": lambda e, c, d, k, g: GuidedCoT(c, e, style="hint", name="hinted"),
+    "llm-guided": lambda e, c, d, k, g: LLMGuided(c, e, cache_dir=g, task=d, name="llm-guided"),
+    "vote": lambda e, c, d, k, g: Vote([c, e], samples=2, key=_key(k), name="vote"),
+    "cross-verify": lambda e, c, d, k, g: CrossVerify(e, c, rounds=1, key=_text_key(k), name="cross-verify"),
+    "rank": lambda e, c, d, k, g: Rank([e, c], c, name="rank"),
+    "plan-execute": lambda e, c, d, k, g: PlanExecute(c, e, c, name="plan-execute"),
+    "cloud-sc3": lambda e, c, d, k, g: Vote([c], samples=3, key=_key(k), weighted=False, name="cloud-sc3"),
+}
+#: methods that are baselines, not collaborations (cloud self-consistency: three cloud answers, a plain majority)
+BASELINE_METHODS = ("cloud-sc3",)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One method's answer to one item."""
+
+    id: str
+    answer: str
+    correct: bool
+    cost_usd: float
+    cloud_tokens: int
+    edge_tokens: int
+    latency_s: float
+    decision: str | None
+
+
+def engine_usage(completion: Completion, engines: dict[str, str]) -> tuple[int, int]:
+    """(cloud tokens, edge tokens) of the engine calls on a trace (strategies' own events are left out: they repeat
+    their children's usage)."""
+    cloud = edge = 0
+    for e in completion.trace:
+        if e.model in engines:
+            if engines[e.model] == "cloud":
+                cloud += e.usage.total_tokens
+            else:
+                edge += e.usage.total_tokens
+    return cloud, edge
+
+
+def answer(method: LanguageModel, item: Item, engines: dict[str, str]) -> Row:
+    request = Request.of(chat_prompt(item), max_tokens=MAX_TOKENS[item.kind])
+    start = time.perf_counter()
+    completion = method.generate(request)
+    latency = time.perf_counter() - start
+    cloud, edge = engine_usage(completion, engines)
+    return Row(item.id, completion.text, correct(item, completion.text), completion.cost_usd, cloud, edge,
+               round(latency, 3), completion.decision)  # fmt: skip
+
+
+def test_items(dataset: str, outcomes: Path, limit: int | None) -> tuple[list[Item], dict[str, dict[str, Outcome]]]:
+    """The test-split items both outcome tables cover, in the tables' seeded order (`limit` first ones), and the
+    tables' rows by model and item id."""
+    tables = {m: {r.id: r for r in read_table(outcomes / dataset / f"{m}.jsonl")} for m in ("edge", "cloud")}
+    if not tables["edge"] or not tables["cloud"]:
+        raise ValidationError(f"no outcome tables for {dataset} under {outcomes} (tandem bench outcomes builds them)")
+    both = {i for i in tables["edge"] if i in tables["cloud"] and tables["edge"][i].split == "test"}
+    items = [item for item in sample(load(dataset), None) if item.id in both]
+    return items[:limit] if limit is not None else items, tables
+
+
+def bootstrap_ci(values: np.ndarray, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile 95% interval of the mean over `draws` resamples of the items."""
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(draws, len(values)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    right = np.array([float(r["correct"]) for r in rows])
+    low, high = bootstrap_ci(right)
+    return {
+        "n": len(rows),
+        "accuracy": float(right.mean()) if len(rows) else None,
+        "ci_low": low,
+        "ci_high": high,
+        "cost_usd": float(np.mean([r["cost_usd"] for r in rows])) if rows else None,
+        "cloud_tokens": float(np.mean([r["cloud_tokens"] for r in rows])) if rows else None,
+        "edge_tokens": float(np.mean([r["edge_tokens"] for r in rows])) if rows else None,
+        "p50_latency_s": float(np.median([r["latency_s"] for r in rows])) if rows else None,
+    }
+
+
+def baseline_rows(items: list[Item], table: dict[str, Outcome], location: str) -> list[dict[str, Any]]:
+    out = []
+    for item in items:
+        o = table[item.id]
+        right = o.correct_gen if item.kind == "choice" and o.correct_gen is not None else o.correct
+        tokens = o.tokens_in + o.tokens_out
+        out.append({"correct": right, "cost_usd": o.cost_usd, "latency_s": o.latency_s,
+                    "cloud_tokens": tokens if location == "cloud" else 0,
+                    "edge_tokens": tokens if location == "edge" else 0})  # fmt: skip
+    return out
+
+
+def run_dataset(
+    dataset: str,
+    methods: list[str],
+    edge: LanguageModel,
+    cloud: LanguageModel,
+    *,
+    outcomes: Path,
+    limit: int | None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) every method on the dataset's test items and summarise them with the baselines."""
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ValidationError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
+    items, tables = test_items(dataset, outcomes, limit)
+    engines: dict[str, str] = {edge.name: edge.location, cloud.name: cloud.location}
+    out: dict[str, Any] = {"items": len(items), "methods": {}, "baselines": {}, "seconds": {}}
+    for location in ("edge", "cloud"):
+        out["baselines"][f"{location} alone"] = summarise(baseline_rows(items, tables[location], location))
+    root = outcomes / "collab" / dataset
+    for name in methods:
+        path = root / f"{name}.jsonl"
+        strategy = METHODS[name](edge, cloud, dataset, items[0].kind if items else "choice", root / "guides")
+        done = {r["id"]: r for r in _read(path)}
+        todo = [item for item in items if item.id not in done]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        with path.open("a", encoding="utf-8") as f:
+            for item in tqdm(todo, desc=f"{name} {dataset}", disable=not progress, unit="item"):
+                row = asdict(answer(strategy, item, engines))
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                done[item.id] = row
+        rows = [done[item.id] for item in items if item.id in done]
+        kind = "baselines" if name in BASELINE_METHODS else "methods"
+        out[kind][name] = summarise(rows)
+        out["seconds"][name] = {"new_items": len(todo), "wall_s": round(time.perf_counter() - start, 1)}
+    cloud_cost = out["baselines"]["cloud alone"]["cost_usd"]
+    guided = out["methods"].get("llm-guided")
+    if guided is not None and cloud_cost:
+        guided["cloud_cost_of_cloud_alone"] = guided["cost_usd"] / cloud_cost
+    return out
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def targets(result: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets on what was run: a collaboration whose 95% interval is above the cloud's accuracy
+    (per dataset), and LLMGuided's amortised cloud cost under 10% of cloud-alone."""
+    above: dict[str, list[str]] = {}
+    guided: dict[str, float | None] = {}
+    for dataset, r in result["datasets"].items():
+        cloud_acc = r["baselines"]["cloud alone"]["accuracy"]
+        above[dataset] = [m for m, s in r["methods"].items() if s["n"] and s["ci_low"] > cloud_acc]
+        if "llm-guided" in r["methods"]:
+            guided[dataset] = r["methods"]["llm-guided"].get("cloud_cost_of_cloud_alone")
+    return {
+        "interval_above_cloud": above,
+        "beats_cloud_on_two_datasets": sum(bool(v) for v in above.values()) >= 2,
+        "llm_guided_cost_share": guided,
+        "llm_guided_under_10pct": {d: v is not None and v < 0.10 for d, v in guided.items()},
+    }
+
+
+def plot(dataset: str, r: dict[str, Any], path: Path) -> None:
+    """Accuracy (with its interval) against $ cost per item, one point per method and baseline."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise missing_extra("matplotlib", "bench") from err
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for group, marker in (("baselines", "s"), ("methods", "o")):
+        for name, s in r[group].items():
+            if not s["n"]:
+                continue
+            acc, cost = s["accuracy"], s["cost_usd"] * 1000
+            ax.errorbar([cost], [acc], yerr=[[acc - s["ci_low"]], [s["ci_high"] - acc]], fmt=marker, capsize=3)
+            ax.annotate(name, (cost, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set(xlabel="$ per 1k requests", ylabel="accuracy (test split)",
+           title=f"{dataset}: accuracy vs cost ({r['items']} test items, 95% bootstrap intervals)")  # fmt: skip
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def to_markdown(result: dict[str, Any], command: str) -> str:
+    lines = [
+        "# Performance collaborations (`tandem bench collab`)",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Models: {result.get('models', 'the config edge and cloud')}; prices from the config. Test-split items both "
+        "outcome tables cover; per-item means; 95% bootstrap intervals (2000 resamples). Baselines edge/cloud alone "
+        "are the outcome tables' rows on the same items (multiple choice scored by the generated letter).",
+        "",
+    ]
+    for dataset, r in result["datasets"].items():
+        lines += [f"## {dataset} ({r['items']} test items)", "",
+                  "| method | n | accuracy | 95% CI | $ / 1k req | cloud tok | edge tok | p50 latency s |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for group in ("baselines", "methods"):
+            for name, s in r[group].items():
+                if not s["n"]:
+                    continue
+                label = f"*{name}*" if group == "baselines" else name
+                lines.append(
+                    f"| {label} | {s['n']} | {s['accuracy']:.3f} | [{s['ci_low']:.3f}, {s['ci_high']:.3f}] | "
+                    f"{s['cost_usd'] * 1000:.4f} | {s['cloud_tokens']:.0f} | {s['edge_tokens']:.0f} | "
+                    f"{s['p50_latency_s']:.2f} |"
+                )
+        times = ", ".join(f"{m} {t['new_items']} new items in {t['wall_s']:.0f} s" for m, t in r["seconds"].items())
+        lines += ["", f"Wall time of this run: {times or 'nothing new'}.", ""]
+    t = result.get("targets", {})
+    lines += ["## Targets", "", f"- interval above the cloud's accuracy: {t.get('interval_above_cloud')}",
+              f"- beats the cloud on two datasets: {t.get('beats_cloud_on_two_datasets')}",
+              f"- LLMGuided's amortised cloud cost / cloud-alone: {t.get('llm_guided_cost_share')} "
+              f"(target < 0.10: {t.get('llm_guided_under_10pct')})", ""]  # fmt: skip
+    return "\n".join(lines)
