@@ -18,7 +18,7 @@ from tandemlm.errors import ValidationError
 
 Role = Literal["system", "user", "assistant", "tool"]
 Location = Literal["edge", "cloud"]
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]  # content_filter: a guard cut it
+FinishReason = Literal["stop", "length", "tool_calls"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 TOOL_CHOICES: tuple[str, ...] = ("auto", "none", "required")
 #: request features beyond plain text, by their OpenAI parameter names (see `Request.features`)
