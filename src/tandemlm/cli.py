@@ -16,7 +16,6 @@ import click
 
 from tandemlm.config import LlamaCppConfig, Runtime, TandemConfig, load_config
 from tandemlm.errors import ConfigError, ModelNotFoundError, TandemError, ValidationError, missing_extra
-from tandemlm.guard.cli import guard_group
 from tandemlm.models import LanguageModel
 from tandemlm.models.catalog import CATALOG, catalog_entry
 from tandemlm.models.sources import cached_path, fetch_catalog, is_cached
@@ -761,7 +760,6 @@ def _trace_row(e: TraceEvent) -> tuple[str, ...]:
 
 
 main.add_command(train_group)
-main.add_command(guard_group)
 
 if __name__ == "__main__":
     main()
