@@ -40,10 +40,11 @@ from tandemlm.config_collab import (
     PlanExecuteSpec,
     RankSpec,
     SuperICLSpec,
-    TTSSpec,
     VoteSpec,
 )
 from tandemlm.errors import ConfigError, ModelNotFoundError
+from tandemlm.guard.base import Guard
+from tandemlm.guard.config import GuardConfig, GuardSpec, guard_problem
 from tandemlm.models import ENGINES, LanguageModel
 from tandemlm.trace import Recorder
 from tandemlm.types import Location, Price
@@ -219,7 +220,6 @@ class StrategyConfig(_Strict):
     cross_verify: CrossVerifySpec | None = None
     rank: RankSpec | None = None
     plan_execute: PlanExecuteSpec | None = None
-    tts: TTSSpec | None = None
 
     @model_validator(mode="after")
     def _one(self) -> StrategyConfig:
@@ -289,6 +289,7 @@ class PipelineConfig(_Strict):
     strategy: StrategyConfig | None = None
     fallback: str | None = Field(None, description="model that answers when the pipeline fails or times out")
     privacy: PrivacyConfig | None = Field(None, description="keep PII off the cloud around the whole pipeline")
+    guard: GuardConfig | None = Field(None, description="screen input and output, outside the privacy gatekeeper")
     description: str = ""
 
     @model_validator(mode="after")
@@ -334,6 +335,8 @@ class TandemConfig(_Strict):
     models: dict[str, ModelConfig]
     pipelines: dict[str, PipelineConfig]
     default_pipeline: str | None = None
+    guards: dict[str, GuardSpec] = Field(default_factory=dict, description="named guards (guard/config.py)")
+    default_guard: str | None = Field(None, description="the guard `tandem guard check` uses (default: the first)")
     ledger: str | None = Field(None, description="JSONL file that every cloud call's egress is appended to")
     server: ServerConfig = Field(default_factory=ServerConfig)
 
@@ -359,6 +362,10 @@ class TandemConfig(_Strict):
                 raise located
         if self.default_pipeline is not None and self.default_pipeline not in self.pipelines:
             raise _RefError(("default_pipeline",), self.default_pipeline, list(self.pipelines))
+        if (problem := guard_problem(self)) is not None:
+            located = _RefError((), "", [])
+            located.args = (problem,)
+            raise located
         return self
 
     @property
@@ -422,6 +429,7 @@ class Runtime:
         self.ledger = Path(path).expanduser() if path else None
         self._models: dict[str, LanguageModel] = {}
         self._pipelines: dict[str, LanguageModel] = {}
+        self._guards: dict[str, Guard] = {}
         self._lock = threading.RLock()
         for name, model in (models or {}).items():
             self._adopt(name, model)
@@ -476,7 +484,20 @@ class Runtime:
             model = Fallback(model, self.model(spec.fallback), name=name)
         if spec.privacy is not None:
             model = spec.privacy.build(model, self.model, name)
+        if spec.guard is not None:  # outermost: the input guard sees the raw request, on the device, first
+            model = spec.guard.build(model, self.guard, name)
         return model
+
+    def guard(self, name: str | None = None) -> Guard:
+        """A guard of the config by name (the default_guard, else the first, when None), built once."""
+        guards = self.config.guards
+        name = name or self.config.default_guard or next(iter(guards), None)
+        with self._lock:
+            if name not in self._guards:
+                if name is None or name not in guards:
+                    raise ModelNotFoundError(f"no guard named {name!r}; known: {', '.join(guards) or 'none'}")
+                self._guards[name] = guards[name].build(name, self.model, self.guard)
+            return self._guards[name]
 
     def recorder(self) -> Recorder:
         """A recorder for one run's trace (egress goes to the ledger from the engine calls themselves)."""
@@ -488,3 +509,4 @@ class Runtime:
                 model.close()
             self._models.clear()
             self._pipelines.clear()
+            self._guards.clear()

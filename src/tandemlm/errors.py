@@ -98,6 +98,18 @@ class PrivacyError(TandemError):
     """Privacy screening failed (a PII detector raised); the request was not sent to the cloud (fail closed)."""
 
 
+class ContentFilteredError(ValidationError):
+    """A guard refuses the request (an unsafe input); nothing was sent to any model. `category` is its hazard code."""
+
+    def __init__(self, message: str, category: str | None = None) -> None:
+        super().__init__(message)
+        self.category = category
+
+
+class GuardError(TandemError):
+    """A guard failed (its model or head raised); the request was not answered (fail closed)."""
+
+
 def missing_extra(package: str, extra: str) -> MissingExtraError:
     """The error to raise when an optional import fails."""
     return MissingExtraError(f"{package} is not installed; install it with: pip install 'tandemlm[{extra}]'")

@@ -18,7 +18,7 @@ from tandemlm.errors import ValidationError
 
 Role = Literal["system", "user", "assistant", "tool"]
 Location = Literal["edge", "cloud"]
-FinishReason = Literal["stop", "length", "tool_calls"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]  # content_filter: a guard cut it
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 TOOL_CHOICES: tuple[str, ...] = ("auto", "none", "required")
 #: request features beyond plain text, by their OpenAI parameter names (see `Request.features`)
@@ -326,9 +326,6 @@ class Completion:
     decision: str | None = None  # which path a strategy took, and why
     tool_calls: tuple[ToolCall, ...] = ()
     logprobs: tuple[TokenLogprob, ...] | None = None
-    #: what a strategy reports beyond its decision, by key (e.g. "verification": the verdict on each sentence);
-    #: the gateway adds it to the response's `tandem` field
-    extensions: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def cost_usd(self) -> float:
@@ -354,7 +351,6 @@ class Completion:
             "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls],
             "trace": [e.to_dict() for e in self.trace],
             "egress": list(self.egress),
-            **({"extensions": self.extensions} if self.extensions else {}),
         }
 
 

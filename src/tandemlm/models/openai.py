@@ -485,6 +485,8 @@ def _path(request: Request) -> str:
 def _finish(reason: object) -> FinishReason:
     if reason in ("tool_calls", "function_call"):
         return "tool_calls"
+    if reason == "content_filter":  # the endpoint's own filter cut the answer (Azure OpenAI)
+        return "content_filter"
     return "length" if reason == "length" else "stop"
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 
 from tandemlm.errors import (
+    ContentFilteredError,
     ContextLengthError,
     EngineError,
+    GuardError,
     ModelLoadingError,
     ModelNotFoundError,
     ModelSourceError,
@@ -41,6 +43,10 @@ def error_response(err: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     elif isinstance(err, PayloadTooLargeError):
         status, kind, code = 413, "invalid_request_error", "request_too_large"
+    elif isinstance(err, ContentFilteredError):  # Azure OpenAI's code for a request its content filter refuses
+        status, kind, code = 400, "invalid_request_error", "content_filter"
+    elif isinstance(err, GuardError):  # failed closed: nothing was answered
+        status, kind, code = 500, "server_error", "guard_failed"
     elif isinstance(err, PrivacyBlockedError):
         status, kind, code = 400, "invalid_request_error", "pii_blocked"
     elif isinstance(err, PrivacyError):  # failed closed: nothing was sent
