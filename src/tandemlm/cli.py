@@ -410,7 +410,15 @@ def bench_soak(config: str, requests: int, concurrency: int, seed: int, json_out
 
 
 @bench.command("speculative")
-@click.option("--prompts", "n_prompts", default=20, show_default=True, type=click.IntRange(min=2))
+@click.option("--prompts", "n_prompts", default=20, show_default=True, type=click.IntRange(min=2), help="Per suite.")
+@click.option("--suite", type=click.Choice(["edit", "fresh", "all"]), default="all", show_default=True)
+@click.option(
+    "--drafters", default="model,lookup,hybrid", show_default=True, help="Comma-separated: model,lookup,hybrid."
+)
+@click.option(
+    "--lookup-k", default=8, show_default=True, type=click.IntRange(1, 32), help="Most tokens per lookup draft."
+)
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="llama.cpp threads (default: every core).")
 @click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("-k", "k", default=4, show_default=True, type=click.IntRange(1, 16), help="Draft tokens per round.")
 @click.option("--fixed-k", is_flag=True, help="Keep k fixed instead of adapting it to the acceptance rate.")
@@ -426,13 +434,22 @@ def bench_soak(config: str, requests: int, concurrency: int, seed: int, json_out
 @click.option("--json", "json_out", default="bench/results/speculative.json", show_default=True)
 @click.option("--out", default="bench/results/speculative.md", show_default=True)
 def bench_speculative(
-    n_prompts: int, max_tokens: int, k: int, fixed_k: bool, no_peers: bool, remote_prompts: int, json_out: str, out: str
-) -> None:
-    """Speculative decoding (0.5B drafts, 1.5B verifies) against the 1.5B alone and llama-cpp-python's hook."""
+    n_prompts: int, suite: str, drafters: str, lookup_k: int, threads: int | None, max_tokens: int, k: int,
+    fixed_k: bool, no_peers: bool, remote_prompts: int, json_out: str, out: str,
+) -> None:  # fmt: skip
+    """Speculative decoding (1.5B verifies; the 0.5B, prompt lookup or both draft) on edit and fresh prompts,
+    against the 1.5B alone and llama-cpp-python's hook."""
     from tandemlm.bench.speculative import run_remote, run_speculative_bench, to_markdown
+    from tandemlm.collab.drafting import DRAFTERS
 
+    chosen = tuple(d.strip() for d in drafters.split(",") if d.strip())
+    if not chosen or any(d not in DRAFTERS for d in chosen):
+        raise click.BadParameter(f"drafters must be some of {', '.join(DRAFTERS)}, got {drafters!r}")
     with errors_to_exit_codes():
-        result = run_speculative_bench(n_prompts, max_tokens, k, adaptive=not fixed_k, peers=not no_peers)
+        result = run_speculative_bench(
+            n_prompts, max_tokens, k, adaptive=not fixed_k, peers=not no_peers, suite=suite,
+            drafters=chosen, lookup_k=lookup_k, threads=threads,
+        )  # fmt: skip
         if remote_prompts:
             result["remote"] = run_remote(remote_prompts, max_tokens, k)
         _write_report(result, json_out, out, to_markdown)

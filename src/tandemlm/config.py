@@ -40,6 +40,7 @@ from tandemlm.config_collab import (
     PlanExecuteSpec,
     RankSpec,
     SuperICLSpec,
+    TTSSpec,
     VoteSpec,
 )
 from tandemlm.errors import ConfigError, ModelNotFoundError
@@ -220,6 +221,7 @@ class StrategyConfig(_Strict):
     cross_verify: CrossVerifySpec | None = None
     rank: RankSpec | None = None
     plan_execute: PlanExecuteSpec | None = None
+    tts: TTSSpec | None = None
 
     @model_validator(mode="after")
     def _one(self) -> StrategyConfig:

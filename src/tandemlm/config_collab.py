@@ -142,4 +142,28 @@ class PlanExecuteSpec(_Strict):
         )  # fmt: skip
 
 
-CollabSpec = SuperICLSpec | GuidedCoTSpec | LLMGuidedSpec | VoteSpec | CrossVerifySpec | RankSpec | PlanExecuteSpec
+class TTSSpec(_Strict):
+    """Compute-optimal test-time scaling: an allocation fitted on train (`tandem bench collab --tts-save`) picks
+    per query among small, small votes, small + large verification, large, large + small votes, within `cap`."""
+
+    small: str
+    large: str
+    allocation: str = Field(
+        description="a fitted allocation (.json); a relative path is read from the working directory"
+    )
+    samples: int = Field(4, ge=2, le=16)
+    key: Literal["number", "letter", "text"] = "text"
+    cap: float | None = Field(None, ge=0, description="most one query may spend (default: the allocation's budget)")
+    refs: ClassVar[tuple[str, ...]] = ("small", "large")
+
+    def build(self, model: Build, name: str) -> LanguageModel:
+        from tandemlm.collab.tts import Allocation, ComputeOptimal
+
+        allocation = Allocation.load(self.allocation)
+        return ComputeOptimal(model(self.small), model(self.large), allocation, samples=self.samples, key=self.key,
+                              cap=self.cap, name=name)  # fmt: skip
+
+
+CollabSpec = (
+    SuperICLSpec | GuidedCoTSpec | LLMGuidedSpec | VoteSpec | CrossVerifySpec | RankSpec | PlanExecuteSpec | TTSSpec
+)

@@ -326,6 +326,9 @@ class Completion:
     decision: str | None = None  # which path a strategy took, and why
     tool_calls: tuple[ToolCall, ...] = ()
     logprobs: tuple[TokenLogprob, ...] | None = None
+    #: what a strategy reports beyond its decision, by key (e.g. "verification": the verdict on each sentence);
+    #: the gateway adds it to the response's `tandem` field
+    extensions: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def cost_usd(self) -> float:
@@ -351,6 +354,7 @@ class Completion:
             "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls],
             "trace": [e.to_dict() for e in self.trace],
             "egress": list(self.egress),
+            **({"extensions": self.extensions} if self.extensions else {}),
         }
 
 

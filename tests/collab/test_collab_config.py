@@ -58,3 +58,20 @@ pipelines:
 def test_collaboration_specs_are_strict(strategy: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(f"models: {{e: {{engine: scripted}}}}\npipelines: {{p: {{strategy: {strategy}}}}}")
+
+
+def test_a_tts_pipeline_reads_its_fitted_allocation(tmp_path: Path) -> None:
+    from tandemlm.collab.tts import Allocation, ComputeOptimal
+
+    Allocation((0.5,), ("large", "small"), 0.001).save(tmp_path / "alloc.json")
+    text = f"""
+models: {{e: {{engine: scripted}}, c: {{engine: scripted, location: cloud}}}}
+pipelines:
+  t: {{strategy: {{tts: {{small: e, large: c, allocation: "{tmp_path / "alloc.json"}", samples: 3, cap: 0.01}}}}}}
+  bad: {{strategy: {{tts: {{small: e, large: c, allocation: "{tmp_path / "nope.json"}"}}}}}}
+"""
+    runtime = Runtime(parse_config(text))
+    tts = runtime.pipeline("t")
+    assert isinstance(tts, ComputeOptimal) and tts.allocation.arms == ("large", "small") and tts.cap == 0.01
+    with pytest.raises(ConfigError, match="cannot read the TTS allocation"):
+        runtime.pipeline("bad")

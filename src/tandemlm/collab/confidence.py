@@ -65,11 +65,17 @@ def p_yes(model: LanguageModel, request: Request, answer: str) -> float:
         request, messages=(*request.messages, Message("assistant", answer), Message("user", prompts()["verify"]))
     )
     dist = model.next_token_logprobs(model.prompt_tokens(follow), role="verify")
-    yes, no = (_word_logprob(model, dist, word) for word in ("yes", "no"))
-    return 1.0 / (1.0 + math.exp(no - yes))
+    return word_odds(model, dist)
 
 
-def _word_logprob(model: LanguageModel, dist: LogProbs, word: str) -> float:
+def word_odds(model: LanguageModel, dist: LogProbs, positive: str = "yes", negative: str = "no") -> float:
+    """P(the next word is `positive`) against `negative`, renormalised over the two (each word's
+    capitalisations, with and without a leading space): a verdict read from one forward pass."""
+    pos, neg = (word_logprob(model, dist, word) for word in (positive, negative))
+    return 1.0 / (1.0 + math.exp(neg - pos))
+
+
+def word_logprob(model: LanguageModel, dist: LogProbs, word: str) -> float:
     """log P(the next token starts `word`), over its capitalisations with and without a leading space."""
     firsts = {model.tokenize(form)[0] for form in (word, word.capitalize(), " " + word, " " + word.capitalize())}
     return float(np.logaddexp.reduce([max(FLOOR, dist.logprob(t)) for t in firsts]))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from tandemlm.privacy.identifiers import fold
 from tandemlm.privacy.spans import Span, span_at, union
 
 UP = "A-ZÀ-ÖØ-ÞĀĂĄĆČĎĐĒĘĚĞĮİŁŃŇŌŐŒŘŚŞŠŢŤŪŮŰŲŹŻŽ"
@@ -43,7 +44,8 @@ FR_TYPES = (
 )
 # types written before the name, capitalised (Calle, Via, Rua, Rue ...) or abbreviated (C/, Avda., Pza.)
 ROMANCE_TYPES = (
-    "Calle|C/|Cl\\.|Avenida|Avda\\.?|Av\\.|Avd\\.|Paseo|P\\.º|Pº|Plaza|Pza\\.?|Pl\\.|Plazuela|Ronda|Camino"
+    "Calle|C/|C\\.|Cl\\.|Avenida|Avda\\.?|Av\\.?|Pasaje|Pasadizo|Cañada|Cuesta|Costanilla|Urbanización|Polígono"
+    "|Senda|Acceso|Muelle|Travessera|Avd\\.|Paseo|P\\.º|Pº|Plaza|Pza\\.?|Pl\\.|Plazuela|Ronda|Camino"
     "|Carrera|Cra\\.?|Carretera|Ctra\\.?|Travesía|Trav\\.|Glorieta|Rambla|Callejón|Vía|Passeig|Pg\\.|Carrer|Cr\\."
     "|Calzada|Bulevar|Prolongación|Diagonal|Transversal|Urbanización|Urb\\."
     "|Via|Viale|V\\.le|Piazza|P\\.za|P\\.zza|Piazzale|P\\.le|Corso|C\\.so|Largo|Vicolo|Lungomare|Lungotevere"
@@ -59,7 +61,7 @@ PARTICLES = (
 # compounds: name and type in one word, then the number (Hauptstraße 5, Keizersgracht 123)
 COMPOUND = (
     "straße|strasse|str\\.|gasse|allee|platz|damm|ufer|chaussee|steig|pfad|weg|graben|markt"
-    "|straat|laan|plein|gracht|kade|singel|dijk|steeg|dreef|plantsoen"
+    "|straat|laan|plein|gracht|kade|singel|dijk|steeg|dreef|plantsoen|boulevard|hof|pad|baan|wal|veld|erf"
     "|gatan|vägen|gränd|torget|vej|allé|veien"
 )
 DE_WORDS = "Straße|Strasse|Str\\.|Gasse|Allee|Platz|Weg|Damm|Ufer|Ring|Chaussee|Markt|Steig|Pfad|Graben"
@@ -72,7 +74,9 @@ EN_UNIT = (
 ROMANCE_UNIT = (
     r"(?:,?[ ]*(?:\d{1,2}[ ]?[º°ª](?:[ ]?-?[ ]?(?:[A-Z](?!\w)|izq(?:da|uierda)?\.?|dcha\.?|der(?:echa)?\.?|dr\.?|"
     r"\d{1,2}[ºª]?))?|(?:piso|puerta|pta\.|esc\.|escalera|bajo|planta|apto\.?|apt\.?|ap\.|apartamento|sala|"
-    r"conj\.|bloco|andar|int\.|interno|scala|sc\.|local|loja|casa|bis|ter|[A-Z](?=,))(?:[ ]?\w{1,4})?))"
+    r"conj\.|bloco|andar|int\.|interno|scala|sc\.|local|loja|casa|bis|ter|[A-Z](?=,)"
+    r"|(?i:piano|appartamento|app\.|etage|étage|wohnung|whg\.|verdieping|bus|huis|piso|puerta|planta|apto\.?|apt\.?"
+    r"|bajo|escalera|andar|bloco))(?:[ ]?\w{1,4})?))"
 )
 STREET_CUE = re.compile(
     r"(?:\b(?:lives?|living|lived|located|situated|based|reside[sd]?|moved|ship(?:ped)?|send|deliver(?:ed)?|mail)"
@@ -93,15 +97,20 @@ POSTCODE = (
     r"|\d{4}[ ]?[A-Z]{2}(?![\w])"  # NL
     r"|(?:[A-Z]{1,2}-)?\d{4,5}"  # DE/FR/ES/IT 5 digits, AT/CH/BE/DK/AU/NZ 4 digits, D-10115, CH-8001
     r"|[AC-FHKNPRTV-Y]\d{2}[ ]?[AC-FHKNPRTV-Y0-9]{4}"  # IE Eircode
-    r"|\d{3}[ ]\d{2})(?![\w-])"  # SE, CZ, SK, GR
+    r"|\d{3}[ ]\d{2}"  # SE, CZ, SK, GR
+    r"|\d{6}|\d{3}[ ]\d{3})(?![\w-])"  # IN PIN
 )
-_CAP_CITY = rf"{CAP}(?![\w'’-])"  # not the "SW" of "SW1A 2AA"
+_CAP_CITY = rf"{CAP}['’]?(?![\w'’]|-[^\W\d])"  # not the "SW" of "SW1A 2AA"
 _CITY_PARTICLES = "de|del|la|le|sur|am|an|der|di|do|da|upon|on|en|im|bei|aan|den"
-CITY = rf"{_CAP_CITY}(?:[ -](?:{_CAP_CITY}|(?:{_CITY_PARTICLES})(?=[ ]{_CAP_CITY})))*"
+CITY = (
+    rf"(?:(?:{_CITY_PARTICLES})[ ](?={_CAP_CITY})|'s-)?"  # de Hoef, 's-Hertogenbosch
+    rf"(?:[{UP}][a-z]{{0,2}}\.[ ])?"  # St. Kilda, Mt. Eliza, Ft. Myers
+    rf"{_CAP_CITY}(?:(?:[ -]|[ ]&[ ])(?:{_CAP_CITY}|(?:{_CITY_PARTICLES})(?=[ ]{_CAP_CITY})))*"
+)
 _CITY_PIECE = re.compile(CITY)
-_REGION_PIECE = re.compile(rf"\(?(?:{REGIONS})\)?(?![\w])")
+_REGION_PIECE = re.compile(rf"\(?(?:{REGIONS})\)?(?![\w])|\([A-Z]{{2}}\)")  # (RM): an Italian province
 _POST_PIECE = re.compile(rf"(?:CEP:?[ ]?|C\.?P\.?[ ]?)?{POSTCODE}(?:[ ]+CEDEX(?:[ ]\d{{1,2}})?)?")
-_GAP = re.compile(r"[ ]*[,\-–/][ ]*|[ ]+")
+_GAP = re.compile(r"[ ]*[,\-–/][ ]*|[ ]*,?[ ]*\n[ \t]*|[ ]+")
 
 EN_ADDRESS = re.compile(
     rf"(?<![\w$€£.,-])(?P<num>\d{{1,6}}[A-Za-z]?(?:-\d{{1,5}}[A-Za-z]?)?),?[ ]+"
@@ -128,8 +137,40 @@ ROMANCE_ADDRESS = re.compile(
     rf"(?:{ROMANCE_UNIT})*"
 )
 COMPOUND_ADDRESS = re.compile(
-    rf"(?<![\w])(?:{CAP}(?:{COMPOUND})|{CAP}-(?i:{COMPOUND})|(?:{CAP}[ ]+){{1,3}}(?:{DE_WORDS}))(?![\w])[ ]*"
+    rf"(?<![\w])(?:{CAP}(?:{COMPOUND})|[{UP}]{LETTER}{{3,}}ring|{CAP}-Ring"
+    rf"|{CAP}-(?i:{COMPOUND})|(?:{CAP}[ ]+){{1,3}}(?:{DE_WORDS}))(?![\w])[ ]*"
     rf"(?:{NUMBER})(?![\w/])(?:{ROMANCE_UNIT})*"
+)
+
+
+# any street whose tail holds a postcode: number, capitalised words (the type may be one no list has: "Patty
+# Club", "Kay Haven", "Dua Nagar"), a unit; or a French type without a number ("avenue Thérèse Cordier, 10786 ...")
+UNIT_WORDS = (
+    "apt|apartment|suite|ste|unit|flat|studio|room|shop|plot|villa|level|floor|fl|lvl|block|blk|bldg|building"
+    "|h\\.?[ ]?no|house[ ]no"
+)
+ANCHORED = re.compile(
+    rf"(?<![\w$€£.,/-])(?:(?i:{UNIT_WORDS})\.?[ ]?"
+    rf"(?:\d{{1,5}}[A-Za-z]?,?[ ]+)?)?\d{{1,5}}[A-Za-z]?(?:[-/]\d{{1,5}}[A-Za-z]?)?,?(?:[ ]+|[ ]*\n[ \t]*)"
+    rf"(?:{CAP_WORD}[ ]+){{0,3}}{CAP}(?:{EN_UNIT})?(?=,|[ ]*\n)"
+    rf"|(?<![\w])(?i:{FR_TYPES})(?:[ ]+(?:(?:{PARTICLES})[ ]+|d'|l')?{CAP_WORD}){{1,4}}(?=,)"
+    # type first, of a type no list has ("Vial de ...", "Canale ...", "Incrocio ...", "R. do ..."), then the number
+    rf"|(?<![\w.])[{UP}]{LETTER}*\.?(?:[ ]+(?:(?:{PARTICLES})[ ]+|d'|l')?{CAP_WORD}){{1,4}}(?:,[ ]*|[ ]+)"
+    rf"(?:{NUMBER}|[sS]/[nN])(?![\w/])(?:{ROMANCE_UNIT})*(?=,|[ ]*\n)"
+)
+
+
+# a street of unknown type counts with an address word before it, or a postcode that is more than digits
+ADDRESS_CUE = re.compile(
+    r"(?:address|addr|adresse|adres|anschrift|direccion|domicilio|indirizzo|morada|endereco|residenza|wohnort"
+    r"|woonachtig|wohnhaft|domicilie|live[sd]? (?:at|in|on)|living at|moved to|move to|post (?:it |the \w+ )?to"
+    r"|ship(?:ped)? to|send (?:it )?to|deliver(?:ed)? to|vivo en|vive en|habite|j'habite|wohne|woon|vivo in|abito"
+    r"|moro|resido|mudou-se para|se ha mudado a|demenage|umgezogen|verhuisd)\W{0,6}$"
+)
+STRICT_TAIL = re.compile(
+    rf"(?<![\w])(?:{REGIONS})(?![\w])|\([A-Z]{{2}}\)|[A-Z]{{1,2}}\d[A-Z\d]?[ ]?\d[A-Z]{{2}}"
+    rf"|\d{{4}}[ ]?[A-Z]{{2}}(?![\w])"
+    rf"|\d{{5}}-\d{{3,4}}|\d{{4}}-\d{{3}}|\d{{6}}"
 )
 
 
@@ -168,24 +209,40 @@ def find_addresses(text: str) -> Iterator[Span]:
     for regex, needles in ((ROMANCE_ADDRESS, ROMANCE_NEEDLES), (COMPOUND_ADDRESS, COMPOUND_NEEDLES)):
         for m in regex.finditer(text) if any(n in low for n in needles) else ():
             found.append(span_at(text, m.start(), _tail(text, m.end()), "ADDRESS", score=0.85))
+    for m in ANCHORED.finditer(text):
+        end = _tail(text, m.end(), need_postcode=True)
+        tail = text[m.end() : end]
+        cue = ADDRESS_CUE.search(fold(text[max(0, m.start() - 40) : m.start()]))
+        if end > m.end() and (cue or STRICT_TAIL.search(tail) or "\n" in tail):
+            found.append(span_at(text, m.start(), end, "ADDRESS", score=0.8))
     yield from union([found])  # the formats overlap ("25 Rue du Faubourg ..." is number-first and type-first)
 
 
-def _tail(text: str, end: int) -> int:
+def _tail(text: str, end: int, *, need_postcode: bool = False) -> int:
     """Where an address ends once its tail is read: city, region and postcode pieces after the street, kept
-    up to the last postcode or region (and the city right after a continental postcode)."""
-    pos, best, pieces = end, end, 0
-    last_post = False
-    while pieces < 5:
+    up to the last postcode or region (and the city right after a continental postcode). The pieces may go on
+    over two more lines when a postcode is among them ("Rohtallee 3/4\n65395 Schwerin", "8 Kay Haven\nAlanton\n
+    W17 8LG"). With `need_postcode`, a tail without a postcode adds nothing."""
+    pos, best, pieces, lines = end, end, 0, 0
+    last_post = posted = post_alone = False
+    while pieces < 6:
         gap = _GAP.match(text, pos)
-        if gap is None or "\n" in gap.group():
+        if gap is None:
+            break
+        newline = "\n" in gap.group()
+        lines += newline
+        if lines > 2:
             break
         at = gap.end()
         if (piece := _POST_PIECE.match(text, at)) is not None:
-            pos, best, last_post = piece.end(), piece.end(), True
-        elif (piece := _REGION_PIECE.match(text, at)) is not None:
-            pos, best, last_post = piece.end(), piece.end(), False
+            pos, best, last_post, posted = piece.end(), piece.end(), True, True
+            post_alone = newline  # "8503 CO" on its own line: the city may follow on the next
+        elif (piece := _REGION_PIECE.match(text, at)) is not None and not newline:
+            pos, last_post = piece.end(), False
+            best = pos if posted or (not need_postcode and not lines) else best
         elif (piece := _CITY_PIECE.match(text, at)) is not None:
+            if re.match(r"[ \t]*[:=]", text[piece.end() :]) or (newline and last_post and not post_alone):
+                break  # "Phone:": the next field's label; "..., 2282\nThanks": the next line
             pos = piece.end()
             if last_post:
                 best = pos  # 28014 Madrid, 75002 Paris
@@ -193,4 +250,12 @@ def _tail(text: str, end: int) -> int:
         else:
             break
         pieces += 1
-    return best
+    if lines and not posted:
+        return _tail_one_line(text, end, need_postcode)
+    return best if posted or not need_postcode else end
+
+
+def _tail_one_line(text: str, end: int, need_postcode: bool) -> int:
+    """`_tail` without crossing a line end (a tail with no postcode stays on the street's line)."""
+    line_end = text.find("\n", end)
+    return _tail(text[: line_end if line_end >= 0 else len(text)], end, need_postcode=need_postcode)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, cast
 from tandemlm.errors import ValidationError, missing_extra
 from tandemlm.models.base import LanguageModel
 from tandemlm.privacy.boundary import require_edge
+from tandemlm.privacy.corroborate import corroborated, plausible
 from tandemlm.privacy.patterns import FINDERS, find_phones
 from tandemlm.privacy.spans import ENTITIES, Span, span_at, union
 from tandemlm.types import Request
@@ -44,6 +45,11 @@ class Detector:
 
     def detect(self, text: str) -> list[Span]:
         raise NotImplementedError
+
+    def candidates(self, text: str) -> list[Span]:
+        """What `detect` finds before rules about the whole text (`corroborate.corroborated`), so that a
+        combination can apply them to every detector's findings at once."""
+        return self.detect(text)
 
 
 class PatternDetector(Detector):
@@ -109,6 +115,10 @@ class PresidioDetector(Detector):
             return cls._shared[key]
 
     def detect(self, text: str) -> list[Span]:
+        """NER findings of a plausible shape; quasi-identifiers only next to a direct finding (corroborate.py)."""
+        return corroborated(self.candidates(text))
+
+    def candidates(self, text: str) -> list[Span]:
         results = self.analyzer.analyze(text, language="en", entities=self._presidio_entities)
         spans = []
         for r in results:
@@ -118,7 +128,10 @@ class PresidioDetector(Detector):
                 continue
             if entity == "ORGANIZATION" and value.strip().lower() in NOT_ORGANIZATIONS:
                 continue
-            spans.append(Span(r.start, r.end, entity, value, "presidio", float(r.score)))
+            span = Span(r.start, r.end, entity, value, "presidio", float(r.score))
+            if entity in NER_ENTITIES and not plausible(span, text):
+                continue
+            spans.append(span)
         return union([spans])
 
 
@@ -192,7 +205,8 @@ class SlmDetector(Detector):
 
 
 class UnionDetector(Detector):
-    """Runs every detector and merges their spans (see `spans.union` for the precedence)."""
+    """Runs every detector and merges their spans (see `spans.union` for the precedence); quasi-identifiers
+    stay only where some detector found a direct identifier in the same text (`corroborate.corroborated`)."""
 
     name = "union"
 
@@ -200,7 +214,7 @@ class UnionDetector(Detector):
         self.detectors = tuple(detectors)
 
     def detect(self, text: str) -> list[Span]:
-        return union(d.detect(text) for d in self.detectors)
+        return corroborated(union(d.candidates(text) for d in self.detectors))
 
 
 def load_prompt(name: str) -> str:

@@ -231,7 +231,9 @@ def find_national_ids(text: str) -> Iterator[Span]:
 STRONG_CUES: dict[str, tuple[str, ...]] = {
     "record": ("mrn", "nhs", "medical record", "historia clinica", "dossier medical", "cartella clinica",
                "prontuario", "processo clinico", "numero de utente", "patient id", "patienten ?(?:nummer|nr|id)",
-               "patientnummer", "versichertennummer", "krankenversichertennummer"),
+               "patientnummer", "versichertennummer", "krankenversichertennummer", "mr#", "medicare", "ur number",
+               "urn", "uhid", "abha", "health id", "health number", "health card", "nhi", "hcn", "ipp", "nhc",
+               "carte vitale", "tarjeta sanitaria", "tessera sanitaria", "cartao de saude", "ziekenfonds"),
     "identity": ("passport", "pasaporte", "passeport", "reisepass", "pass ?(?:nummer|nr)", "passaporto",
                  "paspoort(?:nummer)?", "passaporte", "dni", "documento de identidad", "cedula", "carte d'identite",
                  "cni", "personalausweis(?:nummer)?", "ausweis ?(?:nummer|nr)", "carta d'identita",
@@ -239,7 +241,10 @@ STRONG_CUES: dict[str, tuple[str, ...]] = {
                  "identity card", "id card", "national id", "id", "rg", "cpf", "curp", "aadhaa?r",
                  "pan (?:card|number|no)"),
     "account": ("iban", "sort code", "routing number", "bic", "swift", "kontonummer", "konto ?nr", "bankverbindung",
-                "rekeningnummer", "rib", "nib", "conto corrente", "conta corrente", "numero di conto"),
+                "rekeningnummer", "rib", "nib", "conto corrente", "conta corrente", "numero di conto", "acct", "acc no",
+                "a/c", "bsb", "ifsc", "aba", "blz", "bankleitzahl", "bank details", "banking details", "bank info",
+                "coordonnees bancaires", "datos bancarios", "coordinate bancarie", "dados bancarios", "bankgegevens",
+                "bankdaten", "rekeninggegevens"),
     "member": ("kunden ?(?:nummer|nr)", "mitglieds ?(?:nummer|nr)", "personal ?(?:nummer|nr)",
                "matrikel ?(?:nummer|nr)", "mitarbeiter ?(?:nummer|nr)", "matricola", "matricula", "matricule",
                "personeelsnummer", "klantnummer", "lidnummer", "studentnummer", "leerlingnummer"),
@@ -262,8 +267,10 @@ WEAK_CUES: dict[str, tuple[str, ...]] = {
     "record": ("record", "patient", "chart", "file", "paciente", "historial", "dossier", "cartella", "paziente",
                "utente", "patienten"),
     "identity": ("identification", "identity", "ausweis", "tin", "sin", "ein", "pps", "nie", "secu"),
-    "account": ("account", "acct", "bank account", "card", "cuenta", "compte", "konto", "conto", "rekening",
-                "conta"),
+    "account": ("account", "bank account", "card", "cuenta", "compte", "konto", "conto", "rekening",
+                "conta", "routing", "direct debit", "debito direto", "debito directo", "domiciliacion", "prelevement",
+                "lastschrift", "addebito", "incasso", "hospital", "clinic", "clinica", "krankenhaus", "hopital",
+                "ospedale", "ziekenhuis", "hospitalar"),
     "member": ("member", "membership", "customer", "client", "subscriber", "employee", "staff", "student", "user",
                "loyalty", "socio", "cliente", "empleado", "estudiante", "alumno", "afiliado", "adherent", "membre",
                "employe", "salarie", "etudiant", "mitglied", "mitarbeiter", "kunde", "dipendente", "tessera",
@@ -278,7 +285,13 @@ CONNECTORS = ("number", "numbers", "num", "no", "nos", "nr", "nro", "n", "nº", 
               "numero", "nummer", "numer", "#")  # fmt: skip
 FILLERS = ("is", "was", "are", "my", "your", "his", "her", "their", "our", "the", "de", "du", "des", "del", "della",
            "di", "da", "do", "dos", "das", "van", "der", "die", "den", "la", "le", "el", "es", "est", "ist", "lautet",
-           "e", "of")  # fmt: skip
+           "e", "of", "mine", "mio", "mia", "mi", "su", "tu", "mon", "ma", "son", "sa", "votre", "mein", "meine",
+           "meiner", "ihre", "ihr", "sein", "seine", "il", "lo", "suo", "sua", "mijn", "zijn", "haar", "uw", "luidt",
+           "meu", "minha", "seu", "sua", "o", "a", "um", "uma", "un", "una", "une", "ein", "eine", "een", "it's",
+           "sono", "soy", "ho", "heb", "tengo", "j'ai", "ich habe", "i have", "here", "ici", "aqui", "hier", "qui",
+           "and", "y", "et", "und", "en", "new", "nuevo", "nouveau", "neue", "nuovo", "nieuwe", "novo")  # fmt: skip
+# glued to a cue word: Reisepassnummer, passportNumber (folded: passportnumber), patientid, member_no
+GLUED_CONNECTORS = ("nummer", "number", "numero", "num", "nr", "nro", "no", "nos", "id", "code", "codigo")
 
 
 def _alternation(fragments: Iterable[str]) -> str:
@@ -287,15 +300,21 @@ def _alternation(fragments: Iterable[str]) -> str:
     return "|".join(sorted(out, key=len, reverse=True))
 
 
-_SEP = r"[\s:#=()\[\]\"'’\-]*"
+_SEP = r"[\s:#=()\[\]{}\"'’`_\-º°|]*"
 _WORDS = _alternation([*CONNECTORS, *FILLERS])
 CUE_END = re.compile(
-    rf"(?P<pre>(?<![a-z])(?:numero|nummer|number|n[º°o]\.?)\s+(?:(?:de|di|du|do|da|del|of|van)\s+|d['’]\s?)?)?"
+    rf"(?P<pre>(?<![a-z])(?:numero|nummer|number|n\.?[º°o]\.?)\s+(?:(?:de|di|du|do|da|del|of|van)\s+|d['’]\s?)?)?"
     rf"(?<![a-z])(?:(?P<strong>{_alternation(w for ws in STRONG_CUES.values() for w in ws)})"
-    rf"|(?P<weak>{_alternation(w for ws in WEAK_CUES.values() for w in ws)}))\.?(?![a-z])"
-    rf"(?P<fill>(?:{_SEP}(?:{_WORDS})\.?(?![a-z])){{0,3}}){_SEP}$"
+    rf"|(?P<weak>{_alternation(w for ws in WEAK_CUES.values() for w in ws)}))"
+    rf"(?P<glued>{'|'.join(GLUED_CONNECTORS)})?s?\.?(?![a-z])"
+    rf"(?P<fill>(?:{_SEP}(?:{_WORDS})\.?(?![a-z])){{0,4}}){_SEP}$"
 )
-CONNECTOR = re.compile(rf"[:#]|(?<![a-z])(?:{_alternation(CONNECTORS)})(?![a-z])")
+CONNECTOR = re.compile(rf"[:#=]|(?<![a-z])(?:{_alternation(CONNECTORS)})(?![a-z])")
+CUE_ANY = re.compile(
+    rf"(?<![a-z])(?:{_alternation(w for ws in (*STRONG_CUES.values(), *WEAK_CUES.values()) for w in ws)})(?![a-z])"
+)
+BARE_CONNECTOR = re.compile(r"(?<![a-z])(?:no|nr|n[º°]|n\.[º°o]|number|numero|nummer|#)\.?[\s:#]*$")
+ROLE_CUES = frozenset([*WEAK_CUES["member"], "patient", "paciente", "paziente", "patienten"])
 # five or more letters and digits with at least one digit; groups joined by - . / : or, if they hold a digit, by
 # a space; a short letter prefix ("AB 123456") is kept unless it is the cue itself ("MRN 00451234")
 ID_TOKEN = re.compile(
@@ -324,6 +343,8 @@ def id_shaped(token: str) -> bool:
         return True
     if re.search(r"[A-Z]", token) and digits >= 3:
         return True
+    if digits >= 8 and token.isdigit():
+        return True  # a count is written with thousands separators long before it has eight digits
     return token.startswith("0") and digits >= 5
 
 
@@ -343,12 +364,51 @@ def find_cued_ids(text: str) -> Iterator[Span]:
         window = fold(text[max(0, start - 64) : start])
         cue = CUE_END.search(window)
         if cue is None:
-            continue
-        strong = bool(cue.group("strong"))
-        connected = bool(cue.group("pre")) or bool(CONNECTOR.search(window[cue.end("strong" if strong else "weak") :]))
+            # "Member Brent Knox (no. M-2001-30601)": a bare connector, the cue earlier in the clause
+            clause = re.split(r"(?<!\bno)(?<!\bnr)(?<!\bn[º°o])[.!?;]\s|\n", window)[-1]
+            if not (BARE_CONNECTOR.search(clause) and CUE_ANY.search(clause) and id_shaped(token)):
+                continue
+            strong, connected = False, True
+        else:
+            strong = bool(cue.group("strong"))
+            connected = bool(cue.group("pre") or cue.group("glued")) or bool(
+                CONNECTOR.search(window[cue.end("strong" if strong else "weak") :])
+            )
+            # "Employee 758970 (...)": a number right after a person's role names that person, unless it counts
+            role = cue.group("weak") in ROLE_CUES and not cue.group("fill").strip(" \t-")
+            if role and token.isdigit() and not in_quantity(text, start, m.end()):
+                connected = True
         if not strong and (NOT_AN_ID_WEAK.fullmatch(token) or not (connected or id_shaped(token))):
             continue
         if national_id_kind(token):
             yield span_at(text, start, m.end(), "NATIONAL_ID")
         else:
             yield span_at(text, start, m.end(), "ID_NUMBER", score=0.96 if strong or connected else 0.8)
+    yield from find_table_ids(text)
+
+
+def find_table_ids(text: str) -> Iterator[Span]:
+    """ID-like cells under a header cell that cues one, in `|`-separated tables ("Employee ID | Name" over
+    "041394 | Thomas Simmons"); a markdown rule line (`---|---`) between them is skipped."""
+    if "|" not in text:
+        return
+    header: list[str] | None = None
+    pos = 0
+    for line in text.split("\n"):
+        cells = line.split("|")
+        if len(cells) < 2:
+            header = None
+        elif header is not None and len(cells) == len(header):
+            if not re.fullmatch(r"[\s|:\-]*", line):
+                at = pos
+                for cue, cell in zip(header, cells, strict=True):
+                    value = cell.strip()
+                    if cue and value and ID_TOKEN.fullmatch(value) and sum(c.isdigit() for c in value) >= 4:
+                        start = at + cell.index(value)
+                        kind = "NATIONAL_ID" if national_id_kind(value) else "ID_NUMBER"
+                        yield span_at(text, start, start + len(value), kind, score=0.9)
+                    at += len(cell) + 1
+        else:
+            cues = [bool(CUE_ANY.search(fold(cell)) or CONNECTOR.search(fold(cell))) for cell in cells]
+            header = [str(int(c)) if c else "" for c in cues] if any(cues) else None
+        pos += len(line) + 1

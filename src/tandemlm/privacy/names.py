@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from tandemlm.privacy.name_fields import find_field_names
 from tandemlm.privacy.spans import Span, span_at
 
 UP = "A-ZÀ-ÖØ-ÞĀĂĄĆČĎĐĒĘĚĞĮİŁŃŇŌŐŒŘŚŞŠŢŤŪŮŰŲŹŻŽ"
@@ -192,6 +193,10 @@ def find_names(text: str) -> Iterator[Span]:
             name = _name_at(text, m.end(), caps=caps, titled=regex is TITLE_CUE)
             if name is not None and (follow is None or follow.match(text, name[1])):
                 found[name] = max(found.get(name, 0.0), score)
+    for span in find_field_names(text):
+        if span.text in NOT_NAMES:
+            continue  # name="Orders" is no person
+        found[(span.start, span.end)] = max(found.get((span.start, span.end), 0.0), span.score)
     for (start, end), score in sorted(found.items()):
         yield span_at(text, start, end, "PERSON", score=score)
 

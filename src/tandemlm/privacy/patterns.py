@@ -172,8 +172,9 @@ def find_ips(text: str) -> Iterator[Span]:
                 ipaddress.ip_address(candidate)
             except ValueError:
                 continue
-            if regex is IPV6 and candidate.count(":") < 2:
-                continue
+            groups = [g for g in candidate.split(":") if g]
+            if regex is IPV6 and (candidate.count(":") < 2 or len(groups) < 2):
+                continue  # "::" and "::1" (a slice, loopback) identify nobody
             yield span_at(text, m.start(), m.end(), "IP_ADDRESS")
 
 

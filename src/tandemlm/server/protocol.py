@@ -282,7 +282,8 @@ def combined(answers: Sequence[Completion]) -> Completion:
         return first
     tokens = sum(c.usage.completion_tokens for c in runs)
     return Completion(first.text, first.finish_reason, type(first.usage)(first.usage.prompt_tokens, tokens),
-                      first.model, tuple(e for c in runs for e in c.trace), first.decision)  # fmt: skip
+                      first.model, tuple(e for c in runs for e in c.trace), first.decision,
+                      extensions=first.extensions)  # fmt: skip
 
 
 def _entry(e: TokenLogprob) -> dict[str, Any]:
@@ -374,6 +375,7 @@ def tandem_extension(c: Completion, request_id: str) -> dict[str, Any]:
             }
             for e in c.trace
         ],
+        **c.extensions,
     }
 
 
