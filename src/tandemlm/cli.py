@@ -16,7 +16,6 @@ import click
 
 from tandemlm.config import LlamaCppConfig, Runtime, TandemConfig, load_config
 from tandemlm.errors import ConfigError, ModelNotFoundError, TandemError, ValidationError, missing_extra
-from tandemlm.guard.cli import guard_group
 from tandemlm.models import LanguageModel
 from tandemlm.models.catalog import CATALOG, catalog_entry
 from tandemlm.models.sources import cached_path, fetch_catalog, is_cached
@@ -577,15 +576,18 @@ def bench_route(
 @click.option("--outcomes", default="bench/outcomes", show_default=True, help="Outcome tables; rows go to collab/.")
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="CPU threads of each llama.cpp model.")
 @click.option("--plots", default="bench/results", show_default=True, help="Directory for the PNG plots.")
+@click.option("--report-only", is_flag=True, help="Answer nothing new: report the rows already stored.")
+@click.option("--tts-save", default=None, help="Directory to save the fitted TTS allocations in (for tts pipelines).")
 @click.option("--json", "json_out", default="bench/results/collab.json", show_default=True)
 @click.option("--out", default="bench/results/collab.md", show_default=True)
 @config_option
 def bench_collab(
     datasets: tuple[str, ...], methods: str, limit: int | None, outcomes: str, threads: int | None, plots: str,
-    json_out: str, out: str, config: str,
+    report_only: bool, tts_save: str | None, json_out: str, out: str, config: str,
 ) -> None:  # fmt: skip
     """Performance collaborations (guidance, ensembles, plan/execute) against the edge and cloud models alone:
-    accuracy with bootstrap 95% intervals, $ cost, tokens, p50 latency; resumable."""
+    accuracy with bootstrap 95% intervals, $ cost, tokens, p50 latency; resumable. Also the TTS allocator fitted
+    on the outcome tables' train split against uniform allocation on the test split."""
     import os
 
     from tandemlm.bench.collab import plot, run_dataset, targets, to_markdown
@@ -600,8 +602,9 @@ def bench_collab(
         result: dict[str, Any] = {"datasets": previous.get("datasets", {})}  # other datasets' results are kept
         try:
             for dataset in datasets or ("mmlu",):
-                r = run_dataset(dataset, names, runtime.model("edge"), runtime.model("cloud"),
-                                outcomes=Path(outcomes), limit=limit)  # fmt: skip
+                r = run_dataset(dataset, names, lambda: (runtime.model("edge"), runtime.model("cloud")),
+                                outcomes=Path(outcomes), limit=limit, run=not report_only,
+                                tts_save=Path(tts_save) if tts_save else None)  # fmt: skip
                 result["datasets"][dataset] = r
                 plot(dataset, r, Path(plots) / f"collab_{dataset}.png")
         finally:
@@ -761,7 +764,6 @@ def _trace_row(e: TraceEvent) -> tuple[str, ...]:
 
 
 main.add_command(train_group)
-main.add_command(guard_group)
 
 if __name__ == "__main__":
     main()

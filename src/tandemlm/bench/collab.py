@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +28,7 @@ from tandemlm.bench.scoring import correct
 from tandemlm.collab.ensemble import CrossVerify, Rank, Vote, VoteKey
 from tandemlm.collab.guidance import GuidedCoT, LLMGuided, SuperICL
 from tandemlm.collab.pipeline import PlanExecute
+from tandemlm.collab.tts import fit_allocation
 from tandemlm.errors import ValidationError, missing_extra
 from tandemlm.models.base import LanguageModel
 from tandemlm.types import Completion, Request
@@ -149,28 +150,33 @@ def baseline_rows(items: list[Item], table: dict[str, Outcome], location: str) -
 def run_dataset(
     dataset: str,
     methods: list[str],
-    edge: LanguageModel,
-    cloud: LanguageModel,
+    pair: Callable[[], tuple[LanguageModel, LanguageModel]],
     *,
     outcomes: Path,
     limit: int | None,
     progress: bool = True,
+    run: bool = True,
+    tts_save: Path | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) every method on the dataset's test items and summarise them with the baselines."""
+    """Run (or resume) every method on the dataset's test items and summarise them with the baselines. `pair`
+    gives the (edge, cloud) models, asked for only when some item is still to answer; their names are the
+    config's `edge` and `cloud`. `run` False: only summarise the rows already there (an interrupted run)."""
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValidationError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
     items, tables = test_items(dataset, outcomes, limit)
-    engines: dict[str, str] = {edge.name: edge.location, cloud.name: cloud.location}
+    engines: dict[str, str] = {"edge": "edge", "cloud": "cloud"}
     out: dict[str, Any] = {"items": len(items), "methods": {}, "baselines": {}, "seconds": {}}
     for location in ("edge", "cloud"):
         out["baselines"][f"{location} alone"] = summarise(baseline_rows(items, tables[location], location))
     root = outcomes / "collab" / dataset
     for name in methods:
         path = root / f"{name}.jsonl"
-        strategy = METHODS[name](edge, cloud, dataset, items[0].kind if items else "choice", root / "guides")
         done = {r["id"]: r for r in _read(path)}
-        todo = [item for item in items if item.id not in done]
+        todo = [item for item in items if item.id not in done] if run else []
+        if todo:
+            edge, cloud = pair()
+            strategy = METHODS[name](edge, cloud, dataset, todo[0].kind, root / "guides")
         path.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         with path.open("a", encoding="utf-8") as f:
@@ -187,7 +193,60 @@ def run_dataset(
     guided = out["methods"].get("llm-guided")
     if guided is not None and cloud_cost:
         guided["cloud_cost_of_cloud_alone"] = guided["cost_usd"] / cloud_cost
+    out["tts"] = tts_offline(dataset, outcomes, save=tts_save)
     return out
+
+
+def tts_offline(
+    dataset: str, outcomes: Path, shares: Sequence[float] = (0.25, 0.5, 0.75), bins: int = 4, save: Path | None = None
+) -> dict[str, Any]:
+    """The TTS allocator on the outcome tables' two measured arms (small: the edge's answer, large: the cloud's),
+    fitted on the train split at budgets of `shares` x the cloud-alone cost, applied to the test split, against
+    uniform allocation (a fixed share of queries to the cloud, in expectation) at the same test cost. Both arms
+    are priced from the tables; `save` writes each fitted allocation there (for a `tts` pipeline)."""
+    tables = {m: {r.id: r for r in read_table(outcomes / dataset / f"{m}.jsonl")} for m in ("edge", "cloud")}
+    ids = [i for i in tables["edge"] if i in tables["cloud"]]
+    kind = "choice" if dataset == "mmlu" else "other"
+
+    def arrays(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        rows = [(tables["edge"][i], tables["cloud"][i]) for i in ids if tables["edge"][i].split == split]
+        conf = np.array([np.exp(e.mean_logprob if e.mean_logprob is not None else -30.0) for e, _ in rows])
+        small = np.array([float(_right(e, kind)) for e, _ in rows])
+        large = np.array([float(_right(c, kind)) for _, c in rows])
+        return conf, small, large, np.array([c.cost_usd for _, c in rows])
+
+    train, test = arrays("train"), arrays("test")
+    out: dict[str, Any] = {"train_items": len(train[0]), "test_items": len(test[0]), "budgets": []}
+    if not len(train[0]) or not len(test[0]):
+        return out
+    cloud_cost = float(train[3].mean())
+    rng = np.random.default_rng(0)
+    draws = rng.integers(0, len(test[0]), size=(2000, len(test[0])))
+    for share in shares:
+        correct = {"small": train[1], "large": train[2]}
+        cost = {"small": np.zeros(len(train[0])), "large": train[3]}
+        fitted = fit_allocation(train[0], correct, cost, share * cloud_cost, bins=bins)
+        to_large = np.array([fitted.arm(c) == "large" for c in test[0]])
+        acc = np.where(to_large, test[2], test[1])
+        spent = np.where(to_large, test[3], 0.0)
+        p = float(spent.sum() / test[3].sum()) if test[3].sum() else 0.0  # uniform's share at the same test cost
+        uniform = (1 - p) * test[1] + p * test[2]
+        gains = acc[draws].mean(axis=1) - uniform[draws].mean(axis=1)
+        low, high = np.percentile(gains, [2.5, 97.5])
+        out["budgets"].append({
+            "budget_share_of_cloud": share, "arms": list(fitted.arms), "edges": list(fitted.edges),
+            "train_accuracy": fitted.train_accuracy, "test_accuracy": float(acc.mean()),
+            "test_cost_usd": float(spent.mean()), "uniform_accuracy": float(uniform.mean()),
+            "gain": float(acc.mean() - uniform.mean()), "gain_ci": [float(low), float(high)],
+        })  # fmt: skip
+        if save is not None:
+            save.mkdir(parents=True, exist_ok=True)
+            fitted.save(save / f"tts_{dataset}_{int(share * 100)}.json")
+    return out
+
+
+def _right(o: Outcome, kind: str) -> bool:
+    return o.correct_gen if kind == "choice" and o.correct_gen is not None else o.correct
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -263,6 +322,20 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
                     f"| {label} | {s['n']} | {s['accuracy']:.3f} | [{s['ci_low']:.3f}, {s['ci_high']:.3f}] | "
                     f"{s['cost_usd'] * 1000:.4f} | {s['cloud_tokens']:.0f} | {s['edge_tokens']:.0f} | "
                     f"{s['p50_latency_s']:.2f} |"
+                )
+        tts = r.get("tts", {})
+        if tts.get("budgets"):
+            lines += ["", f"TTS allocator on the outcome tables' arms (edge answer / cloud answer; fitted on "
+                      f"{tts['train_items']} train items, applied to {tts['test_items']} test items), against "
+                      "uniform allocation at the same test cost:", "",
+                      "| budget (x cloud cost) | arms by confidence bin | test accuracy | $ / 1k req | uniform "
+                      "| gain [95% CI] |",
+                      "|---|---|---|---|---|---|"]  # fmt: skip
+            for b in tts["budgets"]:
+                lines.append(
+                    f"| {b['budget_share_of_cloud']:.2f} | {', '.join(b['arms'])} | {b['test_accuracy']:.3f} | "
+                    f"{b['test_cost_usd'] * 1000:.4f} | {b['uniform_accuracy']:.3f} | {b['gain']:+.3f} "
+                    f"[{b['gain_ci'][0]:+.3f}, {b['gain_ci'][1]:+.3f}] |"
                 )
         times = ", ".join(f"{m} {t['new_items']} new items in {t['wall_s']:.0f} s" for m, t in r["seconds"].items())
         lines += ["", f"Wall time of this run: {times or 'nothing new'}.", ""]

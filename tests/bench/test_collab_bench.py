@@ -1,0 +1,61 @@
+"""`tandem bench collab` on scripted models and a made-up outcome table: rows, resumption, baselines, TTS offline."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tandemlm.bench import collab
+from tandemlm.bench.datasets import Item, split_of
+from tandemlm.bench.outcomes import Outcome
+from tandemlm.models.scripted import ScriptedModel
+from tandemlm.types import Price
+
+ITEMS = [Item(f"gsm8k/{i}", f"What is {i} + {i}?", str(2 * i), "math") for i in range(40)]
+
+
+def write_tables(root: Path) -> None:
+    (root / "gsm8k").mkdir(parents=True)
+    for model, right in (("edge", lambda i: i % 2 == 0), ("cloud", lambda i: i % 4 != 3)):
+        cost = 0.0 if model == "edge" else 1e-5
+        rows = [
+            Outcome(it.id, split_of(it.id), "x", right(i), 10, 5, 0.5, cost, mean_logprob=-0.1 if i % 2 == 0 else -2.0)
+            for i, it in enumerate(ITEMS)
+        ]
+        (root / "gsm8k" / f"{model}.jsonl").write_text("".join(json.dumps(asdict(r)) + "\n" for r in rows))
+
+
+def test_collab_bench_answers_resumes_and_summarises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collab, "load", lambda name: ITEMS)
+    write_tables(tmp_path)
+    asked = []
+
+    def pair() -> tuple[ScriptedModel, ScriptedModel]:
+        asked.append(1)
+        edge = ScriptedModel(lambda r: "The answer is 0.", name="edge")
+        cloud = ScriptedModel(lambda r: "The answer is 0.", name="cloud", location="cloud", price=Price(1.0, 1.0))
+        return edge, cloud
+
+    r = collab.run_dataset("gsm8k", ["cross-verify"], pair, outcomes=tmp_path, limit=5, progress=False)
+    test_ids = [it.id for it in collab.sample(ITEMS, None) if split_of(it.id) == "test"][:5]
+    rows = [json.loads(line) for line in (tmp_path / "collab/gsm8k/cross-verify.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == test_ids and r["items"] == 5 and asked == [1]
+    s = r["methods"]["cross-verify"]
+    assert s["n"] == 5 and s["accuracy"] == np.mean([it.answer == "0" for it in ITEMS if it.id in test_ids])
+    assert s["cloud_tokens"] > 0 and s["edge_tokens"] > 0 and s["cost_usd"] > 0
+    assert set(r["baselines"]) == {"edge alone", "cloud alone"} and r["baselines"]["edge alone"]["n"] == 5
+    again = collab.run_dataset("gsm8k", ["cross-verify"], pair, outcomes=tmp_path, limit=5, progress=False)
+    assert asked == [1] and again["methods"] == r["methods"]  # nothing new to answer: no model is loaded
+    assert r["tts"]["budgets"] and all(b["test_cost_usd"] <= 1e-5 for b in r["tts"]["budgets"])
+    text = collab.to_markdown({"datasets": {"gsm8k": r}, "targets": collab.targets({"datasets": {"gsm8k": r}})}, "x")
+    assert "| cross-verify | 5 |" in text and "TTS allocator" in text
+
+
+def test_bootstrap_interval_brackets_the_mean() -> None:
+    values = np.array([1.0] * 30 + [0.0] * 70)
+    low, high = collab.bootstrap_ci(values)
+    assert low < 0.3 < high and low > 0.15 and high < 0.45
