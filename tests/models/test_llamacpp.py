@@ -58,6 +58,9 @@ def test_next_token_logprobs_is_a_distribution_with_the_obvious_answer_on_top(sm
     assert smollm2.detokenize([lp.argmax()]) == " Paris"
     top = smollm2.next_token_logprobs(smollm2.tokenize("The capital of France is"), top_k=5)
     assert [i for i, _ in top.top(5)] == [i for i, _ in lp.top(5)]
+    assert np.allclose([v for _, v in top.top(5)], [v for _, v in lp.top(5)], atol=1e-5)  # normalised alike
+    best = smollm2.next_token_logprobs(smollm2.tokenize("The capital of France is"), top_k=1)
+    assert best.argmax() == lp.argmax() and math.isclose(best.values[0], lp.values[lp.argmax()], abs_tol=1e-5)
 
 
 def test_score_ranks_a_likely_continuation_above_an_unlikely_one(smollm2: LlamaCppModel) -> None:
