@@ -10,19 +10,16 @@ shown under (a letter is one token, where "S1" and "S10" would share their first
 
 from __future__ import annotations
 
-import math
 import re
 import string
 
-import numpy as np
-
-from tandemlm.collab.confidence import FLOOR
+from tandemlm.collab.confidence import word_logprob, word_odds
 from tandemlm.errors import ConfigError
 from tandemlm.guard.base import Guard, Kind, Verdict, register
 from tandemlm.guard.prompts import guard_prompts
 from tandemlm.models.base import LanguageModel
 from tandemlm.privacy.boundary import require_edge
-from tandemlm.types import GenerationParams, LogProbs, Message, Request
+from tandemlm.types import GenerationParams, Message, Request
 
 _FIELD = re.compile(r"\{(categories|text|context)\}")
 
@@ -55,12 +52,11 @@ class JudgeGuard(Guard):
         self._check_tokens()
         tokens = self.model.prompt_tokens(self.request(text, kind, context))
         dist = self.model.next_token_logprobs(tokens, role=f"guard-{kind}")
-        unsafe, safe = (self._logprob(dist, word) for word in ("unsafe", "safe"))
-        score = 1.0 / (1.0 + math.exp(safe - unsafe))
+        score = word_odds(self.model, dist, "unsafe", "safe")
         if score < self.threshold:
             return self.verdict(score)
         after = self.model.next_token_logprobs(tokens + self.model.tokenize("unsafe\n"), role=f"guard-{kind}-category")
-        letter = max(self._letters, key=lambda c: self._logprob(after, c))
+        letter = max(self._letters, key=lambda c: word_logprob(self.model, after, c))
         return self.verdict(score, self._codes[self._letters.index(letter)])
 
     def request(self, text: str, kind: Kind, context: str | None) -> Request:
@@ -69,12 +65,8 @@ class JudgeGuard(Guard):
         prompt = _FIELD.sub(lambda m: values[m.group(1)], self._templates[kind])  # one pass: text may hold braces
         return Request((Message("user", prompt),), GenerationParams(max_tokens=2))
 
-    def _logprob(self, dist: LogProbs, word: str) -> float:
-        """log P(the next token starts `word`), over its capitalisations with and without a leading space (as
-        collab/confidence.py reads P(yes) for self-verification)."""
-        return float(np.logaddexp.reduce([max(FLOOR, dist.logprob(t)) for t in self._firsts(word)]))
-
     def _firsts(self, word: str) -> set[int]:
+        """The first tokens of the forms `word_logprob` reads (its capitalisations, with and without a space)."""
         forms = (word, word.capitalize(), " " + word, " " + word.capitalize())
         return {self.model.tokenize(form)[0] for form in forms}
 
