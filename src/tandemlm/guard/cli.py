@@ -9,6 +9,7 @@ import time
 import click
 
 from tandemlm.config import Runtime, load_config
+from tandemlm.errors import GuardError, TandemError
 
 # tandem.cli imports this module, so its shared option is restated here rather than imported
 config_option = click.option(
@@ -45,7 +46,12 @@ def guard_check(config: str, name: str | None, kind: str, context: str | None, a
         try:
             guard = runtime.guard(name)
             t0 = time.perf_counter()
-            verdict = guard.check(text, kind="output" if kind == "output" else "input", context=context)
+            try:
+                verdict = guard.check(text, kind="output" if kind == "output" else "input", context=context)
+            except TandemError:
+                raise
+            except Exception as err:  # a guard's own failure is a message, as a guarded pipeline reports it
+                raise GuardError(f"the guard {guard.name!r} failed ({type(err).__name__}: {err})") from err
             latency_ms = (time.perf_counter() - t0) * 1000
         finally:
             runtime.close()
