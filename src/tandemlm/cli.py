@@ -16,6 +16,7 @@ import click
 
 from tandemlm.config import LlamaCppConfig, Runtime, TandemConfig, load_config
 from tandemlm.errors import ConfigError, ModelNotFoundError, TandemError, ValidationError, missing_extra
+from tandemlm.guard.verify_cli import bench_verify, verify_command
 from tandemlm.models import LanguageModel
 from tandemlm.models.catalog import CATALOG, catalog_entry
 from tandemlm.models.sources import cached_path, fetch_catalog, is_cached
@@ -764,6 +765,8 @@ def _trace_row(e: TraceEvent) -> tuple[str, ...]:
 
 
 main.add_command(train_group)
+main.add_command(verify_command)
+bench.add_command(bench_verify)
 
 if __name__ == "__main__":
     main()

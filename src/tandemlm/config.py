@@ -46,6 +46,7 @@ from tandemlm.config_collab import (
 from tandemlm.errors import ConfigError, ModelNotFoundError
 from tandemlm.guard.base import Guard
 from tandemlm.guard.config import GuardConfig, GuardSpec, guard_problem
+from tandemlm.guard.verify_config import VerifyConfig
 from tandemlm.models import ENGINES, LanguageModel
 from tandemlm.trace import Recorder
 from tandemlm.types import Location, Price
@@ -292,6 +293,7 @@ class PipelineConfig(_Strict):
     fallback: str | None = Field(None, description="model that answers when the pipeline fails or times out")
     privacy: PrivacyConfig | None = Field(None, description="keep PII off the cloud around the whole pipeline")
     guard: GuardConfig | None = Field(None, description="screen input and output, outside the privacy gatekeeper")
+    verify: VerifyConfig | None = Field(None, description="check a grounded answer against its <document> blocks")
     description: str = ""
 
     @model_validator(mode="after")
@@ -315,6 +317,8 @@ class PipelineConfig(_Strict):
                     out.append((("strategy", kind, field), value))
         if self.privacy is not None and self.privacy.edge is not None:
             out.append((("privacy", "edge"), self.privacy.edge))
+        if self.verify is not None:
+            out.append((("verify", "model"), self.verify.model))
         return out
 
 
@@ -486,6 +490,8 @@ class Runtime:
             model = Fallback(model, self.model(spec.fallback), name=name)
         if spec.privacy is not None:
             model = spec.privacy.build(model, self.model, name)
+        if spec.verify is not None:  # outside the gatekeeper: the edge verifier reads the restored answer
+            model = spec.verify.build(model, self.model, name)
         if spec.guard is not None:  # outermost: the input guard sees the raw request, on the device, first
             model = spec.guard.build(model, self.guard, name)
         return model
