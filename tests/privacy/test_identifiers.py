@@ -36,6 +36,8 @@ PUBLISHED: dict[str, list[str]] = {
     "PT_NIF": ["123456789", "232013969"],
     "BE_NATIONAL_NUMBER": ["85073003328", "93051822361"],
     "BR_CPF": ["52998224725", "11144477735"],
+    "AU_TFN": ["123456782", "876543210"],  # the ATO's example and a checksum-valid one
+    "IN_PAN": ["AAAPZ1234C", "ABCPE1234F"],
 }
 
 
@@ -129,10 +131,23 @@ def cpf() -> str:
     return "".join(map(str, d))
 
 
+def tfn() -> str:
+    while True:
+        body = digits(8)
+        total = sum(int(d) * w for d, w in zip(body, (1, 4, 3, 7, 5, 8, 6, 9), strict=True))
+        if total % 11 != 10:  # the check digit d must satisfy total + 10d = 0 (mod 11), i.e. d = total mod 11
+            return body + str(total % 11)
+
+
+def pan() -> str:
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return "".join(RNG.choice(letters) for _ in range(3)) + "P" + RNG.choice(letters) + digits(4) + RNG.choice(letters)
+
+
 GENERATORS = {
     "ES_DNI": dni, "ES_NIE": nie, "FR_NIR": nir, "IT_CODICE_FISCALE": codice_fiscale, "NL_BSN": bsn,
     "UK_NINO": nino, "DE_STEUER_ID": steuer_id, "IN_AADHAAR": aadhaar, "PT_NIF": nif_pt,
-    "BE_NATIONAL_NUMBER": be_national, "BR_CPF": cpf,
+    "BE_NATIONAL_NUMBER": be_national, "BR_CPF": cpf, "AU_TFN": tfn, "IN_PAN": pan,
 }  # fmt: skip
 
 
@@ -171,8 +186,10 @@ def test_a_wrong_check_character_fails(kind: str) -> None:
         wrong = str((int(last) + 1) % 10) if last.isdigit() else "A" if last != "A" else "B"
         if kind == "UK_NINO":  # no check letter: a suffix beyond A-D is the near miss
             wrong = "E"
+        if kind == "IN_PAN":  # no check letter either: a digit where the letter goes is the near miss
+            wrong = "7"
         assert not VALIDATORS[kind](value[:-1] + wrong), value
-        if kind not in ("NL_BSN", "PT_NIF"):  # nine bare digits may pass the other 9-digit format
+        if kind not in ("NL_BSN", "PT_NIF", "AU_TFN"):  # nine bare digits may pass another 9-digit format
             assert not nationals(f"Here it is: {value[:-1] + wrong}."), value
 
 

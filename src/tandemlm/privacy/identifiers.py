@@ -130,6 +130,19 @@ def aadhaar_valid(value: str) -> bool:
     return bool(re.fullmatch(r"[2-9]\d{11}", value)) and verhoeff_valid(value)
 
 
+def tfn_valid(value: str) -> bool:
+    """Australian tax file number: nine digits whose weighted sum (1, 4, 3, 7, 5, 8, 6, 9, 10) is 0 mod 11."""
+    weights = (1, 4, 3, 7, 5, 8, 6, 9, 10)
+    if not re.fullmatch(r"\d{9}", value):
+        return False
+    return sum(int(d) * w for d, w in zip(value, weights, strict=True)) % 11 == 0
+
+
+def pan_valid(value: str) -> bool:
+    """Indian PAN: five letters (the fourth says whose: P a person, C a company, ...), four digits, a letter."""
+    return bool(re.fullmatch(r"[A-Z]{3}[PCHFATBLJG][A-Z]\d{4}[A-Z]", value))
+
+
 def nif_pt_valid(value: str) -> bool:
     """Portuguese NIF of a person (first digit 1, 2 or 3, or 45 for non-residents): nine digits, mod 11."""
     if not re.fullmatch(r"(?:[123]\d|45)\d{7}", value):
@@ -162,9 +175,11 @@ def cpf_valid(value: str) -> bool:
 VALIDATORS: dict[str, Callable[[str], bool]] = {
     "ES_DNI": dni_valid, "ES_NIE": nie_valid, "FR_NIR": nir_valid, "IT_CODICE_FISCALE": codice_fiscale_valid,
     "NL_BSN": bsn_valid, "UK_NINO": nino_valid, "DE_STEUER_ID": steuer_id_valid, "IN_AADHAAR": aadhaar_valid,
-    "PT_NIF": nif_pt_valid, "BE_NATIONAL_NUMBER": be_national_valid, "BR_CPF": cpf_valid,
+    "PT_NIF": nif_pt_valid, "BE_NATIONAL_NUMBER": be_national_valid, "BR_CPF": cpf_valid, "AU_TFN": tfn_valid,
+    "IN_PAN": pan_valid,
 }  # fmt: skip
-WEAK = frozenset(["NL_BSN", "PT_NIF", "DE_STEUER_ID", "IN_AADHAAR", "BR_CPF"])  # about 1 random value in 10 passes
+# about 1 random value in 10 or 11 passes
+WEAK = frozenset(["NL_BSN", "PT_NIF", "DE_STEUER_ID", "IN_AADHAAR", "BR_CPF", "AU_TFN"])
 
 _B0, _B1 = r"(?<![\w.,/+\-])", r"(?![\w/\-]|[.,]\d)"
 _CF_DIGIT = f"[0-9{CF_OMOCODIA}]"
@@ -177,9 +192,11 @@ SHAPES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(rf"{_B0}[1-478](?:[ .]?\d){{4}}[ .]?(?:\d[ .]?\d|2[ .]?[ABab])(?:[ .]?\d){{8}}{_B1}"), ("FR_NIR",)),
     (re.compile(rf"(?<!\w){_CF}(?!\w)"), ("IT_CODICE_FISCALE",)),
     (re.compile(r"(?<!\w)[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D](?!\w)"), ("UK_NINO",)),
-    (re.compile(rf"{_B0}(?:{_NINE}){_B1}"), ("NL_BSN", "PT_NIF")),
+    (re.compile(rf"{_B0}(?:{_NINE}){_B1}"), ("NL_BSN", "PT_NIF", "AU_TFN")),
+    (re.compile(r"(?<![\w])[A-Z]{3}[PCHFATBLJG][A-Z]\d{4}[A-Z](?![\w])"), ("IN_PAN",)),
     (re.compile(rf"{_B0}\d{{2}}(\.?)\d{{2}}\1\d{{2}}[\-. ]?\d{{3}}\.?\d{{2}}{_B1}"), ("BE_NATIONAL_NUMBER",)),
     (re.compile(rf"{_B0}\d\d(?: ?\d{{3}}){{3}}{_B1}"), ("DE_STEUER_ID", "BE_NATIONAL_NUMBER", "BR_CPF")),
+    (re.compile(rf"{_B0}\d\d/\d{{3}}/\d{{3}}/\d{{3}}{_B1}"), ("DE_STEUER_ID",)),
     (re.compile(rf"{_B0}\d{{3}}\.\d{{3}}\.\d{{3}}-\d{{2}}{_B1}"), ("BR_CPF",)),
     (re.compile(rf"{_B0}[2-9]\d{{3}}([ \-]?)\d{{4}}\1\d{{4}}{_B1}"), ("IN_AADHAAR",)),
 )
@@ -248,7 +265,8 @@ STRONG_CUES: dict[str, tuple[str, ...]] = {
     "member": ("kunden ?(?:nummer|nr)", "mitglieds ?(?:nummer|nr)", "personal ?(?:nummer|nr)",
                "matrikel ?(?:nummer|nr)", "mitarbeiter ?(?:nummer|nr)", "matricola", "matricula", "matricule",
                "personeelsnummer", "klantnummer", "lidnummer", "studentnummer", "leerlingnummer"),
-    "tax": ("tax id", "tax number", "tax code", "itin", "ssn", "nino", "national insurance", "social security",
+    "tax": ("tax id", "tax number", "tax code", "tax file number", "tfn", "pan", "itin",
+            "ssn", "nino", "national insurance", "social security",
             "nif", "cif", "nss", "seguridad social", "insee", "nir", "securite sociale", "numero fiscal",
             "steuer ?id", "steuer ?(?:nummer|nr)", "steueridentifikationsnummer", "sozialversicherungs ?(?:nummer|nr)",
             "rentenversicherungs ?(?:nummer|nr)", "sv ?nummer", "codice fiscale", "bsn", "burgerservicenummer",

@@ -44,7 +44,7 @@ YEAR = re.compile(r"(?:1[5-9]|20)\d\d")
 THOUSANDS = re.compile(r"[1-9]\d{0,2}([ \u00a0.])\d{3}(?:\1\d{3})*")
 NANP = re.compile(r"(?:\+?1[ .\-]?)?(?:\([2-9]\d\d\) ?|[2-9]\d\d[ .\-])[2-9]\d\d[ .\-]\d{4}")
 PARENS_AREA = re.compile(r"\(\+?\d{1,5}\)")
-MATH_BEFORE = re.compile(r"[=+*/×÷^<>]\s*$")
+MATH_BEFORE = re.compile(r"(?:[+*/×÷^<>]|(?<![\w\"'\]])=)\s*$")  # `to=` is a log field, `x = ` arithmetic
 MATH_AFTER = re.compile(r"\s*[=+*/×÷^<>%]")
 PHONE_WORDS: dict[str, tuple[str, ...]] = {  # a phone word → the regions its language suggests
     "phone|telephone|tel|mobile|mob|cell|cellphone|fax|whatsapp|sms|text me|call|calling|ring|dial|hotline": (),
@@ -111,7 +111,7 @@ def _score(text: str, start: int, end: int, regions: tuple[str, ...], hinted: tu
     digits = re.sub(r"\D", "", raw)
     if raw.count("(") != raw.count(")") or raw.count("(") > 1:
         return 0.0
-    if DATE_SHAPE.fullmatch(raw) or re.fullmatch(r"\d+\.\d+", raw):
+    if DATE_SHAPE.fullmatch(raw) or (re.fullmatch(r"\d+\.\d+", raw) and not re.match(r"0\d", raw)):
         return 0.0
     groups = [g for g in re.split(r"\D+", raw.replace("(0)", "")) if g]
     if sum(len(g) == 1 for g in groups) > 1 or (len(groups) > 1 and len(groups[-1]) == 1):

@@ -55,6 +55,8 @@ GLUED = re.compile(
     r"passw(?:or)?d|passphrase|secret(?!ar|ion|ive)|credential|apikey|privatekey|accesskey|token$|pwd$"
     r"|contrase|passwort|kennwort|wachtwoord",
 )
+# spellings split over several parts: mot_de_passe, parola_d_ordine, pass_phrase
+GLUED_WORDS = re.compile(r"motdepasse|paroladordine|passphrase|passcode|contrasena")
 #: A last part that makes the key describe a secret instead of holding one.
 META_LAST = frozenset(
     ["type", "types", "count", "counts", "length", "len", "size", "limit", "limits", "id", "ids", "name", "names",
@@ -157,7 +159,30 @@ def is_secret_key(key: str) -> bool:
         return False
     if any(w in SECRET_WORDS for w in words) or any(p in SECRET_PAIRS for p in itertools.pairwise(words)):
         return True
-    return any(GLUED.search(w) for w in words)
+    return any(GLUED.search(w) for w in words) or bool(GLUED_WORDS.search("".join(words)))
+
+
+# in prose, a secret word, up to four words about it, then "is"/"es"/"est"/"ist"/"è"/"é"/":" and the value:
+# "la contraseña del router es Fussball2012%", "the wifi password for guests is P@ss!"
+PROSE_SECRET = re.compile(
+    r"(?i:\b(?:password|passwort|passphrase|passcode|pin|contraseña|contrasena|clave|mot de passe|mdp|wachtwoord"
+    r"|senha|kennwort|parola d'ordine|token|api key|access key|secret key))(?![\w])"
+    r"(?:[ \t]+[^\W\d][\w'’-]*){0,4}?(?:[ \t]+(?i:is|es|est|ist|lautet|è|é|e|era|was)(?![\w])|[ \t]*:)"
+    r"[ \t]*[:\"'“«]?[ \t]*"
+    r"(?P<v>[^\s\"'”»]+)"
+)
+
+
+def find_prose_secrets(text: str) -> Iterator[Span]:
+    """Secrets named in a sentence: the value after a secret word and a copula, if it looks like one."""
+    for m in PROSE_SECRET.finditer(text):
+        value = m["v"]
+        if len(value) > 1 and value[-1] in ".,;:" and text[m.end() : m.end() + 1] in ("", " ", "\n", "\t"):
+            value = value[:-1]  # the sentence's punctuation, not the password's
+        if any(c in value for c in "()[]{}<>") or DOTTED.fullmatch(value):
+            continue  # code: `token: str)`, `password: Optional[str]`, `token: self.token`
+        if _keep(value, quoted=False, strict=True):
+            yield span_at(text, m.start("v"), m.start("v") + len(value), "SECRET", score=0.8)
 
 
 def find_assigned_secrets(text: str) -> Iterator[Span]:
@@ -169,12 +194,17 @@ def find_assigned_secrets(text: str) -> Iterator[Span]:
     if not any(hint in low for hint in HINTS):
         return
     scan = _Scan(text)
+    found: list[Span] = []
     for quote, start, end in _keys(text, low):
         if is_secret_key(text[start:end]):
             span = scan.assignment(quote, start, end)
             if span is not None:
-                yield span
-    yield from _fixed_shapes(text, low)
+                found.append(span)
+    found += _fixed_shapes(text, low)
+    yield from found
+    for span in find_prose_secrets(text):  # what the key grammar missed: "the router's password is ..."
+        if not any(span.overlaps(other) for other in found):
+            yield span
 
 
 def _keys(text: str, low: str) -> Iterator[tuple[str, int, int]]:
