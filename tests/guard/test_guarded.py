@@ -9,7 +9,8 @@ import pytest
 
 from tandemlm import Request, Runtime, ScriptedModel
 from tandemlm.config import parse_config
-from tandemlm.errors import ContentFilteredError, GuardError, ValidationError
+from tandemlm.errors import ContentFilteredError, ContextLengthError, GuardError, ValidationError
+from tandemlm.guard.base import Kind, Verdict
 from tandemlm.guard.guarded import Guarded
 from tandemlm.guard.scripted import ScriptedGuard
 from tandemlm.types import Completion
@@ -192,3 +193,14 @@ def test_guarded_refuses_what_its_guard_cannot_screen() -> None:
         Guarded(ScriptedModel("x"))
     with pytest.raises(ValidationError, match="overlap < window"):
         Guarded(ScriptedModel("x"), output=ScriptedGuard(), window=10, overlap=10)
+
+
+def test_a_request_too_long_for_the_guard_is_refused_as_too_long() -> None:
+    class Short(ScriptedGuard):
+        def _check(self, text: str, kind: Kind, context: str | None) -> Verdict:
+            raise ContextLengthError("judge: the prompt has 3000 tokens, which exceeds the context window of 2048")
+
+    cloud = ScriptedModel("x", location="cloud")
+    with pytest.raises(ContextLengthError, match="input guard 'scripted' cannot read this much text.*nothing was sent"):
+        Guarded(cloud, input=Short()).generate("word " * 3000)
+    assert cloud.requests == []

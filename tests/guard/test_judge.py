@@ -53,6 +53,8 @@ def test_the_prompt_holds_the_taxonomy_and_for_output_the_request() -> None:
     assert "A: Violent Crimes (S1)" in prompt and "N: Code Interpreter Abuse (S14)" in prompt
     assert "User: the question" in prompt and "Agent: the answer {text}" in prompt  # braces in text kept as-is
     assert "User message" in judge.request("x", "input", None).messages[0].content
+    long = judge.request("answer", "output", "a" * 5000 + "the end").messages[0].content
+    assert "a" * 993 + "the end" in long and "a" * 994 not in long  # the request's last 1000 characters
 
 
 def test_a_judge_must_run_on_the_device_and_tell_safe_from_unsafe() -> None:

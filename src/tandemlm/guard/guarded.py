@@ -31,6 +31,7 @@ from typing import Literal
 from tandemlm.collab.base import Strategy, decided, decided_stream
 from tandemlm.errors import (
     ContentFilteredError,
+    ContextLengthError,
     DeadlineExceededError,
     EngineError,
     GuardError,
@@ -175,6 +176,11 @@ class Guarded(Strategy):
             verdict = guard.check(text, kind=kind, context=context)
         except (RequestCancelledError, DeadlineExceededError):
             raise
+        except ContextLengthError as err:  # the user's text is too long for the guard to read: refused, as a 400
+            record(_event(guard.name, kind, time.perf_counter() - t0, f"{where}: too long", str(err)))
+            raise ContextLengthError(
+                f"{self.name}: the {kind} guard {guard.name!r} cannot read this much text ({err}); nothing was sent"
+            ) from err
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
             record(_event(guard.name, kind, time.perf_counter() - t0, f"{where}: failed", error))

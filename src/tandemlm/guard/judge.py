@@ -22,6 +22,8 @@ from tandemlm.privacy.boundary import require_edge
 from tandemlm.types import GenerationParams, Message, Request
 
 _FIELD = re.compile(r"\{(categories|text|context)\}")
+#: how much of the request the judge reads beside an answer window (the window is what it judges)
+CONTEXT_CHARS = 1000
 
 
 @register("judge")
@@ -61,7 +63,8 @@ class JudgeGuard(Guard):
 
     def request(self, text: str, kind: Kind, context: str | None) -> Request:
         """The judge's request for `text` (one pass over its prompt; a one-token answer is all it may need)."""
-        values = {"categories": self._listing, "text": text, "context": context or "(not given)"}
+        context = context[-CONTEXT_CHARS:] if context else "(not given)"  # the request an answer answers: its end
+        values = {"categories": self._listing, "text": text, "context": context}
         prompt = _FIELD.sub(lambda m: values[m.group(1)], self._templates[kind])  # one pass: text may hold braces
         return Request((Message("user", prompt),), GenerationParams(max_tokens=2))
 
