@@ -188,6 +188,10 @@ def run_dataset(
         rows = [done[item.id] for item in items if item.id in done]
         kind = "baselines" if name in BASELINE_METHODS else "methods"
         out[kind][name] = summarise(rows)
+        if len(rows) < len(items):  # an interrupted method: the cloud alone on the very items it answered
+            answered = [item for item in items if item.id in done]
+            cloud_same = summarise(baseline_rows(answered, tables["cloud"], "cloud"))
+            out[kind][name]["cloud_on_same_items"] = {k: cloud_same[k] for k in ("accuracy", "ci_low", "ci_high")}
         out["seconds"][name] = {"new_items": len(todo), "wall_s": round(time.perf_counter() - start, 1)}
     cloud_cost = out["baselines"]["cloud alone"]["cost_usd"]
     guided = out["methods"].get("llm-guided")
@@ -262,7 +266,11 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
     guided: dict[str, float | None] = {}
     for dataset, r in result["datasets"].items():
         cloud_acc = r["baselines"]["cloud alone"]["accuracy"]
-        above[dataset] = [m for m, s in r["methods"].items() if s["n"] and s["ci_low"] > cloud_acc]
+        above[dataset] = [
+            m
+            for m, s in r["methods"].items()
+            if s["n"] and s["ci_low"] > s.get("cloud_on_same_items", {}).get("accuracy", cloud_acc)
+        ]
         if "llm-guided" in r["methods"]:
             guided[dataset] = r["methods"]["llm-guided"].get("cloud_cost_of_cloud_alone")
     return {
@@ -318,8 +326,10 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
                 if not s["n"]:
                     continue
                 label = f"*{name}*" if group == "baselines" else name
+                same = s.get("cloud_on_same_items")
+                note = f" (cloud alone on these {s['n']}: {same['accuracy']:.3f})" if same else ""
                 lines.append(
-                    f"| {label} | {s['n']} | {s['accuracy']:.3f} | [{s['ci_low']:.3f}, {s['ci_high']:.3f}] | "
+                    f"| {label} | {s['n']} | {s['accuracy']:.3f}{note} | [{s['ci_low']:.3f}, {s['ci_high']:.3f}] | "
                     f"{s['cost_usd'] * 1000:.4f} | {s['cloud_tokens']:.0f} | {s['edge_tokens']:.0f} | "
                     f"{s['p50_latency_s']:.2f} |"
                 )
