@@ -193,3 +193,11 @@ def test_the_egress_holds_no_pii_on_any_path(path: str, streamed: bool, tmp_path
     assert egress and len(c.requests) == 1
     for secret in SECRETS:
         assert secret.encode() not in egress, (path, secret)
+
+
+def test_the_expert_result_is_never_a_digit_of_a_restored_value() -> None:
+    """The cloud's answer ends with a placeholder that is restored to a phone: its result is still 40."""
+    edge = ScriptedModel([GOOD, "Dear Ann, you make $40 a day."], name="edge")
+    answer = gatekeeper(edge, cloud("$40 a day; call <PHONE_1>"), "guardian").generate(PROMPT)
+    assert answer.text == "Dear Ann, you make $40 a day."
+    assert f"$40 a day; call {PHONE}" in edge.requests[1].messages[-1].content

@@ -119,9 +119,10 @@ class PiiGatekeeper(Strategy):
         if screened.decision.route == "local":
             return self._finish(request, self._local().generate(request, role="local"), screened, None)
         outgoing, mode, note = self._outgoing(request, screened)
-        answer = _restored(self.inner.generate(outgoing, role="cloud"), screened.pseudonymizer, request)
+        sent_back = self.inner.generate(outgoing, role="cloud")
+        answer = _restored(sent_back, screened.pseudonymizer, request)
         if mode == "guardian":
-            answer, note = self._compose(request, answer)
+            answer, note = self._compose(request, answer, final_number(sent_back.text))
         return self._finish(request, answer, screened, outgoing, note)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
@@ -131,8 +132,9 @@ class PiiGatekeeper(Strategy):
             return
         outgoing, mode, note = self._outgoing(request, screened)
         if mode == "guardian":  # the composed answer is checked whole before any of it is passed on
-            plan = _restored(self.inner.generate(outgoing, role="cloud"), screened.pseudonymizer, request)
-            answer, note = self._compose(request, plan)
+            sent_back = self.inner.generate(outgoing, role="cloud")
+            plan = _restored(sent_back, screened.pseudonymizer, request)
+            answer, note = self._compose(request, plan, final_number(sent_back.text))
             whole = iter([Chunk(answer.text, answer.finish_reason, answer)])
             yield from self._relay(request, whole, screened, outgoing, note)
             return
@@ -265,11 +267,12 @@ class PiiGatekeeper(Strategy):
         self._event(FALLBACK_ROLE, f"{self.mode}: {note}")
         return None, note
 
-    def _compose(self, request: Request, plan: Completion) -> tuple[Completion, str]:
-        """Guardian's composed answer, if it keeps the expert's result (the final number of `plan`, the
-        cloud's restored answer) on the first try or a retry; else `plan` itself and the note saying so."""
+    def _compose(self, request: Request, plan: Completion, result: str | None) -> tuple[Completion, str]:
+        """Guardian's composed answer, if it keeps the expert's `result` (the final number of the cloud's
+        answer as it came back, so never a digit of a restored PII value) on the first try or a retry; else
+        `plan` (the cloud's answer, restored) itself and the note saying so."""
         assert self.edge is not None
-        guardian, result, missing = Guardian(self.edge), final_number(plan.text), list[str]()
+        guardian, missing = Guardian(self.edge), list[str]()
         for attempt in range(2):
             composed = self.edge.generate(guardian.composition(request, plan.text, missing), role="guardian-compose")
             if result is None or result in numbers_in(composed.text):
