@@ -28,109 +28,24 @@ from tandemlm.guard.verify import Verifier, sentences
 SUPPORTED_KINDS = ("extract", "paraphrase")
 UNSUPPORTED_KINDS = ("number", "negation", "entity", "addition")
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.]\d)")
+SMALL = re.compile(r"(?<![\w.,$])\d+(?![\w%]|[.,]\d)")  # a count that reads as a word: not $2, 2%, 2.5 or 2,000
 AUXILIARIES = ("is", "are", "was", "were", "has", "have", "had", "can", "will", "does", "did", "could", "would")
 NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
-NOT_NAMES = frozenset(
-    [
-        "The",
-        "She",
-        "He",
-        "They",
-        "It",
-        "If",
-        "In",
-        "On",
-        "At",
-        "Each",
-        "Every",
-        "After",
-        "Before",
-        "There",
-        "This",
-        "That",
-        "These",
-        "Those",
-        "His",
-        "Her",
-        "Their",
-        "When",
-        "Then",
-        "For",
-        "One",
-        "Two",
-        "Three",
-        "Four",
-        "Five",
-        "Six",
-        "Seven",
-        "Eight",
-        "Nine",
-        "Ten",
-        "Some",
-        "All",
-        "Half",
-        "Most",
-        "Mrs",
-        "Mr",
-        "Ms",
-        "Dr",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-        "How",
-        "What",
-        "Which",
-        "While",
-        "During",
-        "From",
-        "With",
-        "Over",
-        "Last",
-        "Next",
-        "First",
-        "Second",
-        "Third",
-        "During",
-        "Since",
-        "Until",
-        "Because",
-        "She's",
-        "He's",
-        "Today",
-        "Tomorrow",
-        "Yesterday",
-        "Also",
-        "And",
-        "But",
-        "Its",
-        "Our",
-        "Your",
-        "You",
-        "We",
-        "Americans",
-        "English",
-        "American",
-    ]
+NOT_NAMES = frozenset(  # capitalised words that are no one's name
+    re.findall(
+        r"\S+",
+        "The She He They It If In On At Each Every After Before There This That These Those His Her Their "
+        "When Then For One Two Three Four Five Six Seven Eight Nine Ten Some All Half Most Mrs Mr Ms Dr "
+        "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July "
+        "August September October November December How What Which While During From With Over Last Next "
+        "First Second Third Since Until Because She's He's Today Tomorrow Yesterday Also And But Its Our Your "
+        "You We Americans English American",
+    )
 )
+ASKS = re.compile(r"\b(calculate|find|determine|how many|how much|what)\b", re.IGNORECASE)  # a question's instruction
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
-SYNONYMS = {"buys": "purchases", "bought": "purchased", "gets": "receives", "got": "received", "each": "every",
-            "wants": "would like", "makes": "produces", "costs": "is priced at", "needs": "requires"}  # fmt: skip
+SYNONYMS = {"buys": "purchases", "bought": "purchased", "gets": "receives", "got": "received", "every": "each",
+            "wants": "would like", "costs": "is priced at", "needs": "requires"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -145,12 +60,12 @@ class Pair:
 
 def document_of(prompt: str) -> list[str]:
     """The statements of a GSM8K problem: its sentences without the question."""
-    return [s for s in sentences(prompt) if not s.endswith("?")]
+    return [s for s in sentences(prompt) if not s.endswith("?") and not ASKS.search(s)]
 
 
 def paraphrase(sentence: str) -> str | None:
     """The sentence with its small numbers as words (or number words as digits) and plain synonyms swapped."""
-    out = NUMBER.sub(lambda m: WORDS[int(m.group())] if m.group().isdigit() and int(m.group()) < len(WORDS)
+    out = SMALL.sub(lambda m: WORDS[int(m.group())] if m.group().isdigit() and int(m.group()) < len(WORDS)
                      else m.group(), sentence)  # fmt: skip
     if out == sentence:
         out = re.sub(rf"\b({'|'.join(WORDS[2:])})\b", lambda m: str(WORDS.index(m.group())), sentence)
