@@ -53,3 +53,26 @@ def test_every_collaboration_answers_through_tandem_run(smollm2_path: str, tmp_p
         main, ["run", "-c", str(config), "-p", "hinted", "--max-tokens", "8", "--trace", "Hi"]
     )
     assert streamed.exit_code == 0 and "guide" in streamed.output
+
+
+def test_compute_optimal_on_smollm2_keeps_its_cap(smollm2: object, smollm2_path: str) -> None:
+    """The TTS strategy on a real model in both roles (the large one priced): a planned large_vote whose worst case
+    passes the cap gives way to the small models' vote; with room, the large model answers too."""
+    from tandemlm.collab.tts import Allocation, ComputeOptimal
+    from tandemlm.models.llamacpp import LlamaCppModel
+    from tandemlm.trace import Recorder
+    from tandemlm.types import Price, Request
+
+    assert isinstance(smollm2, LlamaCppModel)
+    large = LlamaCppModel(smollm2_path, name="large", location="cloud", price=Price(1e6, 1e6), n_ctx=1024, n_threads=1)
+    try:
+        request = Request.of("What is 2 plus 3?", max_tokens=8)
+        for cap, arm in ((5.0, "small_vote"), (1e9, "large_vote")):
+            tts = ComputeOptimal(smollm2, large, Allocation((), ("large_vote",), cap), samples=2, key="number")
+            with Recorder() as rec:
+                out = tts.generate(request)
+            assert sum(e.cost_usd for e in rec.events if e.model == "large") <= cap
+            assert out.decision is not None and out.decision.startswith("tts: confidence ")
+            assert ("within the cap" in out.decision) == (arm != "large_vote") and f"{arm}" in out.decision
+    finally:
+        large.close()
