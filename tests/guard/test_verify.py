@@ -16,7 +16,7 @@ from tandemlm.config import Runtime, parse_config
 from tandemlm.errors import ValidationError
 from tandemlm.guard.verify import Verified, Verifier, claims_of, grounding, sentences
 from tandemlm.models.scripted import DEFAULT_VOCAB
-from tandemlm.types import Message
+from tandemlm.types import Message, ResponseFormat
 
 VOCAB = (*DEFAULT_VOCAB, "yes", "no")
 YES, NO = VOCAB.index("yes"), VOCAB.index("no")
@@ -218,3 +218,14 @@ def test_tandem_verify_prints_the_verdict_as_json(smollm2_path: str, tmp_path: o
     assert set(out) == {"supported", "score", "latency_ms"} and 0 <= out["score"] <= 1
     missing = CliRunner().invoke(main, ["verify", "--config", "tiny", "--document", "@/nonexistent", "x y z"])
     assert missing.exit_code != 0 and "cannot read the document" in missing.output
+
+
+def test_verified_honours_what_its_inner_model_does_and_leaves_structured_answers_unchecked() -> None:
+    inner = ScriptedModel('{"city": "Paris has ninety million inhabitants."}')
+    verifier = verifier_model(contains)
+    verifier.supports = frozenset()  # a verifier that honours nothing beyond text does not narrow the pipeline
+    model = Verified(inner, Verifier(verifier))
+    assert model.features == inner.features
+    request = Request(grounded().messages, Request.of("x", response_format=ResponseFormat("json_object")).params)
+    answer = model.generate(request)
+    assert answer.extensions["verification"]["sentences"] == [] and not verifier.requests

@@ -177,10 +177,18 @@ class Verified(Strategy):
         self.inner, self.verifier, self.regenerate = inner, verifier, regenerate
         self.again = load_prompt("verify_regenerate")
 
-    def report(self, context: str, answer: Completion) -> dict[str, Any]:
-        """Each claim-making sentence of the answer with its verdict (structured answers and tool calls are not
+    @property
+    def features(self) -> frozenset[str]:
+        """The inner model's: the verifier only reads text, whatever the request asks of the answer."""
+        return self.inner.features
+
+    def refusal(self, feature: str) -> str:
+        return self.inner.refusal(feature)
+
+    def report(self, context: str, answer: Completion, *, structured: bool = False) -> dict[str, Any]:
+        """Each claim-making sentence of the answer with its verdict (a structured answer and tool calls are not
         prose and are not checked)."""
-        if answer.tool_calls or not answer.text.strip():
+        if structured or answer.tool_calls or not answer.text.strip():
             claims: list[str] = []
         else:
             claims = claims_of(answer.text)
@@ -202,12 +210,17 @@ class Verified(Strategy):
         return replace(request, messages=(*request.messages, *follow))
 
     def _answer(self, request: Request, context: str) -> Completion:
+        structured = request.params.response_format is not None
         answer = self.inner.generate(request, role="answer")
-        report = self.report(context, answer)
+        report = self.report(context, answer, structured=structured)
         if self.regenerate and report["unsupported"]:
             first = [r["text"] for r in report["sentences"] if not r["supported"]]
             answer = self.inner.generate(self.retry(request, answer, report), role="regenerate")
-            report = {**self.report(context, answer), "regenerated": True, "flagged_before": first}
+            report = {
+                **self.report(context, answer, structured=structured),
+                "regenerated": True,
+                "flagged_before": first,
+            }
         return _stamped(answer, report)
 
     def _generate(self, request: Request) -> Completion:
@@ -227,7 +240,12 @@ class Verified(Strategy):
                 yield chunk
                 continue
             final = chunk.completion
-            done = _unchecked(final) if context is None else _stamped(final, self.report(context, final))
+            structured = request.params.response_format is not None
+            done = (
+                _unchecked(final)
+                if context is None
+                else _stamped(final, self.report(context, final, structured=structured))
+            )
             yield replace(chunk, completion=done)
 
 
