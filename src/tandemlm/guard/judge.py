@@ -43,11 +43,10 @@ class JudgeGuard(Guard):
         spec = guard_prompts()
         self._codes = [code for code, _, _ in spec["categories"]]
         self._letters = string.ascii_uppercase[: len(self._codes)]
-        self._listing = "\n".join(
-            f"{letter}: {name} ({code}): {what}."
-            for letter, (code, name, what) in zip(self._letters, spec["categories"], strict=True)
-        )
-        self._templates: dict[str, str] = {"input": spec["input"], "output": spec["output"]}
+        names = [(code, name) for code, name, _ in spec["categories"]]
+        self._listing = "\n".join(f"{c}: {n} ({code})." for c, (code, n) in zip(self._letters, names, strict=True))
+        head = spec["preamble"] + "\n\n"  # shared by both kinds: a cached prefix between checks
+        self._templates: dict[str, str] = {"input": head + spec["input"], "output": head + spec["output"]}
         self._checked_tokens = False
 
     def _check(self, text: str, kind: Kind, context: str | None) -> Verdict:
