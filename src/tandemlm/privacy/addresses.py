@@ -149,11 +149,12 @@ UNIT_WORDS = (
     "apt|apartment|suite|ste|unit|flat|studio|room|shop|plot|villa|level|floor|fl|lvl|block|blk|bldg|building"
     "|h\\.?[ ]?no|house[ ]no"
 )
+_BREAK = r"(?:[ ]+|[ ]*\n[ \t]*)"  # a space, or a line end in a multi-line address
 ANCHORED = re.compile(
     rf"(?<![\w$€£.,/-])(?:(?i:{UNIT_WORDS})\.?[ ]?"
-    rf"(?:\d{{1,5}}[A-Za-z]?,?[ ]+)?)?\d{{1,5}}[A-Za-z]?(?:[-/]\d{{1,5}}[A-Za-z]?)?,?(?:[ ]+|[ ]*\n[ \t]*)"
+    rf"(?:\d{{1,5}}[A-Za-z]?,?{_BREAK})?)?\d{{1,5}}[A-Za-z]?(?:[-/]\d{{1,5}}[A-Za-z]?)?,?{_BREAK}"
     rf"(?:{CAP_WORD}[ ]+){{0,3}}{CAP}(?:{EN_UNIT})?(?=,|[ ]*\n)"
-    rf"|(?<![\w])(?i:{FR_TYPES})(?:[ ]+(?:(?:{PARTICLES})[ ]+|d'|l')?{CAP_WORD}){{1,4}}(?=,)"
+    rf"|(?P<fr>(?<![\w])(?i:{FR_TYPES})(?:[ ]+(?:(?:{PARTICLES})[ ]+|d'|l')?{CAP_WORD}){{1,4}}(?=,))"
     # type first, of a type no list has ("Vial de ...", "Canale ...", "Incrocio ...", "R. do ..."), then the number
     rf"|(?<![\w.])[{UP}]{LETTER}*\.?(?:[ ]+(?:(?:{PARTICLES})[ ]+|d'|l')?{CAP_WORD}){{1,4}}(?:,[ ]*|[ ]+)"
     rf"(?:{NUMBER}|[sS]/[nN])(?![\w/])(?:{ROMANCE_UNIT})*(?=,|[ ]*\n)"
@@ -165,7 +166,7 @@ ADDRESS_CUE = re.compile(
     r"(?:address|addr|adresse|adres|anschrift|direccion|domicilio|indirizzo|morada|endereco|residenza|wohnort"
     r"|woonachtig|wohnhaft|domicilie|live[sd]? (?:at|in|on)|living at|moved to|move to|post (?:it |the \w+ )?to"
     r"|ship(?:ped)? to|send (?:it )?to|deliver(?:ed)? to|vivo en|vive en|habite|j'habite|wohne|woon|vivo in|abito"
-    r"|moro|resido|mudou-se para|se ha mudado a|demenage|umgezogen|verhuisd)\W{0,6}$"
+    r"|moro|resido|mudou-se para|se ha mudado a|demenage|umgezogen|verhuisd)(?:[ ]\w{1,3}){0,2}\W{0,6}$"
 )
 STRICT_TAIL = re.compile(
     rf"(?<![\w])(?:{REGIONS})(?![\w])|\([A-Z]{{2}}\)|[A-Z]{{1,2}}\d[A-Z\d]?[ ]?\d[A-Z]{{2}}"
@@ -213,7 +214,7 @@ def find_addresses(text: str) -> Iterator[Span]:
         end = _tail(text, m.end(), need_postcode=True)
         tail = text[m.end() : end]
         cue = ADDRESS_CUE.search(fold(text[max(0, m.start() - 40) : m.start()]))
-        if end > m.end() and (cue or STRICT_TAIL.search(tail) or "\n" in tail):
+        if end > m.end() and (m["fr"] or cue or STRICT_TAIL.search(tail) or "\n" in tail):
             found.append(span_at(text, m.start(), end, "ADDRESS", score=0.8))
     yield from union([found])  # the formats overlap ("25 Rue du Faubourg ..." is number-first and type-first)
 

@@ -307,7 +307,8 @@ FILLERS = ("is", "was", "are", "my", "your", "his", "her", "their", "our", "the"
            "meiner", "ihre", "ihr", "sein", "seine", "il", "lo", "suo", "sua", "mijn", "zijn", "haar", "uw", "luidt",
            "meu", "minha", "seu", "sua", "o", "a", "um", "uma", "un", "una", "une", "ein", "eine", "een", "it's",
            "sono", "soy", "ho", "heb", "tengo", "j'ai", "ich habe", "i have", "here", "ici", "aqui", "hier", "qui",
-           "and", "y", "et", "und", "en", "new", "nuevo", "nouveau", "neue", "nuovo", "nieuwe", "novo")  # fmt: skip
+           "and", "y", "et", "und", "en", "dele", "dela", "deles", "suyo", "suya", "sien", "sienne", "hers", "new",
+           "nuevo", "nouveau", "neue", "nuovo", "nieuwe", "novo")  # fmt: skip
 # glued to a cue word: Reisepassnummer, passportNumber (folded: passportnumber), patientid, member_no
 GLUED_CONNECTORS = ("nummer", "number", "numero", "num", "nr", "nro", "no", "nos", "id", "code", "codigo")
 

@@ -31,7 +31,7 @@ NAME_WORDS = wordset(
 )
 QUALIFIERS = wordset(
     "first last full given family middle maiden legal birth sur fore display real preferred customer client"
-    " patient contact emergency person member employee student user account card holder owner parent guardian"
+    " patient contact emergency person member employee student account card holder owner parent guardian"
     " spouse partner next kin doctor physician nurse teacher manager sender recipient author signer applicant"
     " beneficiary insured passenger guest traveller traveler driver tenant landlord buyer seller kunde kunden"
     " klant cliente paciente patienten mitarbeiter completo complet completa"
@@ -99,4 +99,6 @@ def find_field_names(text: str) -> Iterator[Span]:
         name = value["v"]
         if name.isupper() and len(name) <= 3:
             continue
+        if " " not in name and _words(m["key"]) in (["name"], ["nom"], ["nombre"], ["nome"], ["naam"]):
+            continue  # a bare `name="Orders"` names things as often as people: a full name, or a qualified key
         yield span_at(text, at, end, "PERSON", score=0.85)
