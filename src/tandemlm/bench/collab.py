@@ -169,6 +169,11 @@ def run_dataset(
     out: dict[str, Any] = {"items": len(items), "methods": {}, "baselines": {}, "seconds": {}}
     for location in ("edge", "cloud"):
         out["baselines"][f"{location} alone"] = summarise(baseline_rows(items, tables[location], location))
+    if items and items[0].kind == "choice":  # the cloud's best letter by option likelihood (no decoding)
+        rows = baseline_rows(items, tables["cloud"], "cloud")
+        for row, item in zip(rows, items, strict=True):
+            row["correct"] = tables["cloud"][item.id].correct
+        out["baselines"]["cloud alone, by option likelihood"] = summarise(rows)
     root = outcomes / "collab" / dataset
     for name in methods:
         path = root / f"{name}.jsonl"
