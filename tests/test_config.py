@@ -86,7 +86,8 @@ def test_errors_name_the_file_and_the_key(text: str, message: str) -> None:
 def test_packaged_configs_load() -> None:
     default = load_config("default")
     pipelines = {"edge", "cloud", "speculative", "token-routing", "cascade", "private-cloud", "super-icl", "guided-cot",
-                 "hinted", "llm-guided", "vote", "cross-verify", "rank", "plan-execute", "guarded-cloud"}  # fmt: skip
+                 "hinted", "llm-guided", "vote", "cross-verify", "rank", "plan-execute", "guarded-cloud",
+                 "verified-cloud"}  # fmt: skip
     assert default.default == "edge" and set(default.pipelines) == pipelines
     assert default.models["cloud"].location == "cloud" and default.models["cloud"].price.output == 0.6
     assert load_config("tiny").models["edge"].source == "catalog:smollm2-135m"  # type: ignore[union-attr]
