@@ -132,6 +132,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "cloud_tokens": float(np.mean([r["cloud_tokens"] for r in rows])) if rows else None,
         "edge_tokens": float(np.mean([r["edge_tokens"] for r in rows])) if rows else None,
         "p50_latency_s": float(np.median([r["latency_s"] for r in rows])) if rows else None,
+        "total_latency_s": float(np.sum([r["latency_s"] for r in rows])) if rows else None,
     }
 
 
@@ -353,7 +354,11 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
                     f"[{b['gain_ci'][0]:+.3f}, {b['gain_ci'][1]:+.3f}] |"
                 )
         times = ", ".join(f"{m} {t['new_items']} new items in {t['wall_s']:.0f} s" for m, t in r["seconds"].items())
-        lines += ["", f"Wall time of this run: {times or 'nothing new'}.", ""]
+        spent = ", ".join(
+            f"{m} {s['total_latency_s']:.0f} s" for m, s in r["methods"].items() if s.get("total_latency_s")
+        )
+        lines += ["", f"Wall time of this run: {times or 'nothing new'}. Answering time of the stored rows (sum of "
+                  f"per-item latencies, on the shared CPU): {spent or 'none'}.", ""]  # fmt: skip
     t = result.get("targets", {})
     lines += ["## Targets", "", f"- interval above the cloud's accuracy: {t.get('interval_above_cloud')}",
               f"- beats the cloud on two datasets: {t.get('beats_cloud_on_two_datasets')}",
