@@ -66,7 +66,7 @@ def test_valid_values_are_found_with_their_exact_span(text: str, entity: str, va
         ("I was born. The meeting is on 2024-05-01", "DATE_OF_BIRTH"),  # context in another sentence
         ("see https://x.io/a?page=2&lang=en", "URL_TOKEN"),
         ("the word internationalization is long", "SECRET"),
-        ("call 555-0143 maybe", "PHONE"),  # too short to be a valid number
+        ("it was 455-2143 in the ledger", "PHONE"),  # seven digits with no phone word and outside 555-01xx
         ("mail me at john at example dot com", "EMAIL"),
     ],
 )
@@ -158,7 +158,7 @@ def test_regions_are_configurable_and_the_texts_locale_counts() -> None:
         "Dates: 2024-05-01, 01/02/2023 and 12.05.2024.",
         "What is 1000-200-30-4? And 123456789 * 987654321 = ?",  # arithmetic
         "The ratio 1000/2000 equals 1/2 and 36000/600 is 60.",
-        "call 555-0143 maybe",  # seven digits: too short
+        "the code 455-2143 maybe",  # seven digits, no phone word, outside the fiction range
         "version 10.2.3.4567 and pi 3.14159265358979",
         "from 192.168.100.200 again",
         "The product 111111111 x 111111111 = 12345678987654321.",
@@ -230,3 +230,9 @@ def test_adversarial_inputs_stay_fast() -> None:
         start = time.perf_counter()
         DETECT.detect(text)
         assert time.perf_counter() - start < 3.0, text[:40]
+
+
+@pytest.mark.parametrize("text", ["call 555-0143 maybe", "Next of kin: Ann Lee, 555-0199", "cell: 212-4567"])
+def test_seven_digit_us_local_numbers_after_a_phone_word_or_in_the_fiction_range(text: str) -> None:
+    # a number that looks like a phone is personal data whether or not it is assigned (issue 11)
+    assert [s.entity for s in PatternDetector().detect(text)] == ["PHONE"]

@@ -332,6 +332,10 @@ CONNECTOR = re.compile(rf"[:#=]|(?<![a-z])(?:{_alternation(CONNECTORS)})(?![a-z]
 CUE_ANY = re.compile(
     rf"(?<![a-z])(?:{_alternation(w for ws in (*STRONG_CUES.values(), *WEAK_CUES.values()) for w in ws)})(?![a-z])"
 )
+STRONG_GAP = re.compile(
+    rf"(?<![a-z])(?:{_alternation(w for ws in STRONG_CUES.values() for w in ws)})(?:{'|'.join(GLUED_CONNECTORS)})?"
+    rf"\.?{_SEP}[a-z]{{3,}}(?:{_SEP}(?:{_WORDS})\.?(?![a-z])){{0,2}}{_SEP}$"
+)
 BARE_CONNECTOR = re.compile(r"(?<![a-z])(?:no|nr|n[º°]|n\.[º°o]|number|numero|nummer|#)\.?[\s:#]*$")
 ROLE_CUES = frozenset([*WEAK_CUES["member"], "patient", "paciente", "paziente", "patienten"])
 # five or more letters and digits with at least one digit; groups joined by - . / : or, if they hold a digit, by
@@ -382,10 +386,16 @@ def find_cued_ids(text: str) -> Iterator[Span]:
             continue
         window = fold(text[max(0, start - 64) : start])
         cue = CUE_END.search(window)
-        if cue is None:
+        if cue is None and STRONG_GAP.search(window):
+            strong = connected = True  # "matricola universitaria 332668": one qualifying word after the cue
+        elif cue is None:
             # "Member Brent Knox (no. M-2001-30601)": a bare connector, the cue earlier in the clause
             clause = re.split(r"(?<!\bno)(?<!\bnr)(?<!\bn[º°o])[.!?;]\s|\n", window)[-1]
-            if not (BARE_CONNECTOR.search(clause) and CUE_ANY.search(clause) and id_shaped(token)):
+            earlier = CUE_ANY.search(clause)
+            if not (BARE_CONNECTOR.search(clause) and earlier):
+                continue
+            role = earlier.group() in ROLE_CUES and token.isdigit() and not in_quantity(text, start, m.end())
+            if not (id_shaped(token) or role):
                 continue
             strong, connected = False, True
         else:

@@ -44,6 +44,7 @@ YEAR = re.compile(r"(?:1[5-9]|20)\d\d")
 THOUSANDS = re.compile(r"[1-9]\d{0,2}([ \u00a0.])\d{3}(?:\1\d{3})*")
 NANP = re.compile(r"(?:\+?1[ .\-]?)?(?:\([2-9]\d\d\) ?|[2-9]\d\d[ .\-])[2-9]\d\d[ .\-]\d{4}")
 PARENS_AREA = re.compile(r"\(\+?\d{1,5}\)")
+LOCAL_US = re.compile(r"[2-9]\d\d[-. ]\d{4}")  # seven digits: a phone only in the fiction range or after a cue
 MATH_BEFORE = re.compile(r"(?:[+*/×÷^<>]|(?<![\w\"'\]])=)\s*$")  # `to=` is a log field, `x = ` arithmetic
 MATH_AFTER = re.compile(r"\s*[=+*/×÷^<>%]")
 PHONE_WORDS: dict[str, tuple[str, ...]] = {  # a phone word → the regions its language suggests
@@ -89,7 +90,8 @@ def find_phones(text: str, regions: Sequence[str] | None = None) -> Iterator[Spa
     """Phone numbers: international ones anywhere, national ones of `regions` (default `DEFAULT_REGIONS`)
     or of the text's own locale. The score says how sure: 1.0 for a valid international number, less for a
     national one (a checksum-validated `NATIONAL_ID` of the same digits outranks it) or a merely possible one."""
-    candidates = [m for m in CANDIDATE.finditer(text) if 8 <= sum(ch.isdigit() for ch in m.group()) <= 17]
+    candidates = [m for m in CANDIDATE.finditer(text) if 8 <= sum(ch.isdigit() for ch in m.group()) <= 17
+                  or LOCAL_US.fullmatch(m.group())]  # fmt: skip
     if not candidates:
         return
     import phonenumbers
@@ -124,6 +126,8 @@ def _score(text: str, start: int, end: int, regions: tuple[str, ...], hinted: tu
         number = raw if "+" in raw else "+" + raw[2:]
         return _international(number, pn)
     cued = bool(PHONE_CUE.search(fold(text[max(0, start - 32) : start])))
+    if re.fullmatch(r"555[-. ]01\d\d", raw) or (cued and LOCAL_US.fullmatch(raw)):
+        return 0.8  # a US local number: the 555-01xx range for fiction anywhere, any other after a phone word
     if "/" in raw and not cued and not (digits[0] == "0" and raw.count("/") == 1):
         return 0.0  # a ratio or fraction, unless written like a German 030/901820
     if THOUSANDS.fullmatch(raw) and not cued:

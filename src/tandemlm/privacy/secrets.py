@@ -167,7 +167,8 @@ def is_secret_key(key: str) -> bool:
 PROSE_SECRET = re.compile(
     r"(?i:\b(?:password|passwort|passphrase|passcode|pin|contraseña|contrasena|clave|mot de passe|mdp|wachtwoord"
     r"|senha|kennwort|parola d'ordine|token|api key|access key|secret key))(?![\w])"
-    r"(?:[ \t]+[^\W\d][\w'’-]*){0,4}?(?:[ \t]+(?i:is|es|est|ist|lautet|è|é|e|era|was)(?![\w])|[ \t]*:)"
+    r"(?:[ \t]+[^\W\d][\w'’-]*){0,4}?"
+    r"(?:[ \t]+(?i:is|es|est|ist|lautet|è|é|e|era|was|c'est|c’est|it's|zijn|sind)(?![\w])|[ \t]*:)"
     r"[ \t]*[:\"'“«]?[ \t]*"
     r"(?P<v>[^\s\"'”»]+)"
 )
