@@ -52,15 +52,17 @@ TITLE_CUE = re.compile(
 SENTENCE_START = re.compile(r"\n|[.!?][ \t]+")
 STRONG_CUE = re.compile(
     r"\b(?:my name is|my name's|call me|(?:(?:hi|hello|hey|good (?:morning|afternoon|evening))[ \t]*[,!.]?[ \t]*)"
-    r"this is|signed(?: by)?:?|me llamo|mi nombre es|firmado(?: por)?:?|je m'appelle|je m’appelle|mon nom est"
+    r"this is|(?:(?:hoi|hallo|goedemorgen|goedemiddag|goedenavond|dag)[ \t]*[,!.]?[ \t]*)met"
+    r"|signed(?: by)?:?|me llamo|mi nombre es|firmado(?: por)?:?|je m'appelle|je m’appelle|mon nom est"
     r"|signé(?: par)?:?|ich heiße|ich heisse|mein name ist|gez\.|gezeichnet:?|mi chiamo|il mio nome è|firmato:?"
     r"|ik heet|mijn naam is|getekend:?|meu nome é|o meu nome é|me chamo|chamo-me|assinado(?: por)?:?)[ \t]+",
     re.IGNORECASE,
 )
 WEAK_CUE = re.compile(r"\b(?:i'm|i’m|i am|soy|je suis|ik ben|eu sou|sono)[ \t]+", re.IGNORECASE)
 # prefilters: a cue regex runs only on a text whose lower-case form holds one of its words
-STRONG_WORDS = ("name", "call me", "this is", "signed", "llamo", "nombre", "firmado", "appelle", "nom est", "signé",
-                "hei", "gez", "chiamo", "nome", "firmato", "heet", "naam", "getekend", "chamo", "assinado")  # fmt: skip
+STRONG_WORDS = ("name", "call me", "this is", "met ", "signed", "llamo", "nombre", "firmado", "appelle", "nom est",
+                "signé", "hei", "gez", "chiamo", "nome", "firmato", "heet", "naam", "getekend", "chamo",
+                "assinado")  # fmt: skip
 WEAK_WORDS = ("i'm", "i’m", "i am", "soy", "je suis", "ik ben", "eu sou", "sono")
 FORMAL_GREETING = re.compile(
     r"[ \t]*(?:dear|dearest|estimad[oa]s?|querid[oa]s?|distinguid[oa]|cher|chère|chers|sehr geehrter?"
