@@ -313,6 +313,9 @@ def score_pii_free(prompts: Sequence[tuple[str, str]], predicted: Sequence[Seque
     n = max(len(prompts), 1)
     return {"prompts": len(prompts), "spans": sum(by_type.values()), "prompts_flagged": flagged,
             "per_100": round(100 * sum(by_type.values()) / n, 2),
+            # names of the people a question is about (GSM8K's "Natalia", MMLU's "Bertrand Russell") are names,
+            # though nobody's private data: the count without PERSON spans says what else fires
+            "per_100_without_names": round(100 * (sum(by_type.values()) - by_type["PERSON"]) / n, 2),
             "by_type": {e: round(100 * c / n, 2) for e, c in by_type.most_common()},
             "by_dataset": {d: {"prompts": sizes[d], "per_100": round(100 * by_dataset[d] / sizes[d], 2)}
                            for d in sizes},
@@ -494,7 +497,9 @@ def world_markdown(world: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
     free = world["pii_free"]
     lines += [f"### False positives on {free['prompts']} PII-free prompts (GSM8K, MMLU, HumanEval)", "",
               f"**{free['per_100']} per 100 prompts** ({free['spans']} spans; {free['prompts_flagged']} prompts "
-              "with at least one). By dataset: " + ", ".join(f"{d} {v['per_100']}" for d, v in
+              f"with at least one); without PERSON spans (the names of the people a word problem or a history "
+              f"passage is about): {free.get('per_100_without_names', '–')} per 100. The target is judged on "
+              "every span. By dataset: " + ", ".join(f"{d} {v['per_100']}" for d, v in
               free["by_dataset"].items()) + ". By type (per 100): " + ", ".join(f"{e} {v}" for e, v in
               free["by_type"].items()) + ".", "", "| false positive | type | count |", "|---|---|---:|"]  # fmt: skip
     lines += [f"| `{_md(f['text'])}` | {f['entity']} | {f['count']} |" for f in free["top"]]
