@@ -700,8 +700,14 @@ def bench_privacy_utility(
 @click.option("--latency-prompts", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--plots", default="bench/results", show_default=True, help="Directory for guard_curves.png.")
 @click.option("--json", "json_out", default="bench/results/guard.json", show_default=True)
+@click.option("--judge-config", default="default", show_default=True, help="Config whose `judge` guard is scored.")
+@click.option("--judge-items", default=30, show_default=True, type=click.IntRange(min=0),
+              help="Slice for the judge and the cascade (the edge model runs once per item; 0: skips).")  # fmt: skip
 @click.option("--out", default="bench/results/guard.md", show_default=True)
-def bench_guard(guards: str, splits: str, latency_prompts: int, plots: str, json_out: str, out: str) -> None:
+def bench_guard(
+    guards: str, splits: str, latency_prompts: int, plots: str, json_out: str, judge_config: str, judge_items: int,
+    out: str,
+) -> None:  # fmt: skip
     """The trained guards split by source and at random: precision, recall, F1, FPR, AUPRC, recall at 1% FPR,
     over-refusal on sensitive-but-benign prompts, p50/p95 latency per prompt; ROC and PR curves."""
     from tandemlm.bench.guard import GUARDS, SPLITS, run_guard_bench, to_markdown
@@ -713,7 +719,8 @@ def bench_guard(guards: str, splits: str, latency_prompts: int, plots: str, json
     if not how or set(how) - set(SPLITS):
         raise click.BadParameter(f"splits must be some of {', '.join(SPLITS)}, got {splits!r}")
     with errors_to_exit_codes():
-        result = run_guard_bench(chosen, how, Path(plots), latency_prompts=latency_prompts, progress=True)
+        result = run_guard_bench(chosen, how, Path(plots), latency_prompts=latency_prompts, progress=True,
+                                 judge_config=judge_config, judge_items=judge_items)  # fmt: skip
         _write_report(result, json_out, out, to_markdown)
 
 

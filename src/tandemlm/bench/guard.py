@@ -21,6 +21,8 @@ import numpy as np
 from tandemlm.collab.routing.embeddings import Embedder, MiniLM
 from tandemlm.errors import missing_extra
 from tandemlm.guard import data
+from tandemlm.guard.base import Guard, Kind, Verdict
+from tandemlm.guard.cascade import CascadeGuard
 from tandemlm.guard.classifier import EMBED_TOKENS, ClassifierGuard, Head, InjectionGuard, packaged_head, segments
 from tandemlm.train.guard import HEADS, embed_cached, train_head
 
@@ -132,6 +134,70 @@ def latency(name: str, embedder: Embedder, texts: list[str]) -> dict[str, float]
     return {"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))], "prompts": len(times)}
 
 
+class _Recorded(Guard):
+    """A guard that answers from verdicts already computed, so the cascade is scored without running the judge
+    twice on a text (the cascade's own `check` logic, unchanged, decides which verdict it uses)."""
+
+    def __init__(self, verdicts: dict[str, Verdict], name: str) -> None:
+        self.verdicts, self.name = verdicts, name
+
+    def _check(self, text: str, kind: Kind, context: str | None) -> Verdict:
+        return self.verdicts[text]
+
+
+def judge_slice(
+    config: str, n_items: int, embedder: Embedder, *, low: float = 0.2, high: float = 0.8
+) -> dict[str, Any]:
+    """The config's judge (the edge model, one forward pass per check) and the cascade (the classifier decides
+    outside [low, high], the judge inside) on a small slice of the by-source test: a third unsafe, a third
+    benign, a third sensitive-but-benign."""
+    from tandemlm.config import Runtime, load_config
+
+    _, test = data.splits("harm", "source")
+    third = max(n_items // 3, 1)
+    parts = [
+        data.sample_items([i for i in test if i.label == 1], third),
+        data.sample_items([i for i in test if i.label == 0 and i.source != data.SENSITIVE], third),
+        data.sample_items([i for i in test if i.source == data.SENSITIVE], third),
+    ]
+    items = [i for part in parts for i in part]
+    classifier = ClassifierGuard(embedder=embedder)
+    runtime = Runtime(load_config(config))
+    try:
+        judge = runtime.guard("judge")
+        judged: dict[str, Verdict] = {}
+        times = []
+        for item in items:
+            start = time.perf_counter()
+            judged[item.text] = judge.check(item.text)
+            times.append((time.perf_counter() - start) * 1000)
+    finally:
+        runtime.close()
+    cheap = {i.text: classifier.check(i.text) for i in items}
+    cascade = CascadeGuard(_Recorded(cheap, "classifier"), _Recorded(judged, "judge"), low=low, high=high)
+    rows: dict[str, dict[str, Any]] = {}
+    sensitive = np.array([i.source == data.SENSITIVE for i in items])
+    y = np.array([i.label for i in items])
+    for name, verdicts in (
+        ("classifier", [cheap[i.text] for i in items]),
+        ("judge", [judged[i.text] for i in items]),
+        ("cascade", [cascade.check(i.text) for i in items]),
+    ):
+        flagged = np.array([v.unsafe for v in verdicts])
+        scores = np.array([v.score for v in verdicts])
+        m = binary_metrics(np.where(flagged, 1.0, 0.0)[~sensitive], y[~sensitive], 0.5)
+        m["auprc"] = average_precision(scores[~sensitive], y[~sensitive])
+        m["over_refusal"] = float(flagged[sensitive].mean())
+        rows[name] = m
+    in_band = [low <= cheap[i.text].score <= high for i in items]
+    times.sort()
+    return {
+        "config": config, "items": len(items), "band": [low, high], "methods": rows,
+        "judge_share": float(np.mean(in_band)), "judge_p50_ms": statistics.median(times),
+        "judge_p95_ms": times[int(0.95 * (len(times) - 1))],
+    }  # fmt: skip
+
+
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     try:
         import matplotlib
@@ -159,7 +225,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 def run_guard_bench(
     guards: list[str], splits: list[str], plots: Path | None, *, latency_prompts: int = LATENCY_PROMPTS,
-    progress: bool = False,
+    progress: bool = False, judge_config: str | None = None, judge_items: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     load_before = os.getloadavg()[0]  # latencies are wall-clock on a machine others may share
     embedder = MiniLM(max_tokens=EMBED_TOKENS)
@@ -171,7 +237,9 @@ def run_guard_bench(
         lat[g] = latency(g, embedder, texts)
     if plots is not None:
         plot(results, plots / "guard_curves.png")
+    judged = judge_slice(judge_config, judge_items, embedder) if judge_config and judge_items else None
     return {
+        "judge_slice": judged,
         "machine": f"{platform.machine()}, {platform.python_version()}, {os.cpu_count()} CPUs",
         "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
@@ -213,5 +281,16 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
                   "| source | items | label | flagged |", "|---|---|---|---|"]  # fmt: skip
         for source, v in r["per_source"].items():
             lines.append(f"| {source} | {v['items']} | {'unsafe' if v['label'] else 'benign'} | {v['flagged']:.3f} |")
+    if j := result.get("judge_slice"):
+        lines += ["", f"## Judge and cascade on a slice ({j['items']} items of the by-source test: a third unsafe, "
+                  f"a third benign, a third sensitive-but-benign; the `{j['config']}` config's judge)", "",
+                  f"Cascade: the classifier decides outside [{j['band'][0]}, {j['band'][1]}], the judge inside; "
+                  f"share sent to the judge {j['judge_share']:.2f}. Judge p50 {j['judge_p50_ms']:.0f} ms, "
+                  f"p95 {j['judge_p95_ms']:.0f} ms per check. A slice this small gives wide intervals.", "",
+                  "| guard | precision | recall | F1 | FPR | AUPRC | over-refusal |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, m in j["methods"].items():
+            lines.append(f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['fpr']:.3f} | "
+                         f"{m['auprc']:.3f} | {m['over_refusal']:.3f} |")  # fmt: skip
     lines += ["", "Curves: `guard_curves.png` (ROC with a log FPR axis, and precision-recall).", ""]
     return "\n".join(lines)
