@@ -34,9 +34,10 @@ def test_the_tandem_field_carries_the_verification_plain_and_streamed(
     r = client.chat.completions.create(model="verified-cloud", messages=MESSAGES)
     assert r.choices[0].message.content == ANSWER
     report = (r.model_extra or {})["tandem"]["verification"]
-    assert report["grounded"] is True and report["threshold"] == 0.5
+    spec = tiny.pipelines["verified-cloud"].verify
+    assert spec is not None and report["grounded"] is True and report["threshold"] == spec.threshold
     assert [s["text"] for s in report["sentences"]] == ["The Eiffel Tower is in Paris.", "It was finished in 1889."]
-    assert all(0 <= s["score"] <= 1 and s["supported"] == (s["score"] >= 0.5) for s in report["sentences"])
+    assert all(0 <= s["score"] <= 1 and s["supported"] == (s["score"] >= spec.threshold) for s in report["sentences"])
     assert report["unsupported"] == sum(not s["supported"] for s in report["sentences"])
     assert r.model_extra["tandem"]["decision"].startswith("verify: ")
     assert [c["role"] for c in r.model_extra["tandem"]["calls"]].count("verify") == 2
