@@ -16,6 +16,7 @@ import click
 
 from tandemlm.config import LlamaCppConfig, Runtime, TandemConfig, load_config
 from tandemlm.errors import ConfigError, ModelNotFoundError, TandemError, ValidationError, missing_extra
+from tandemlm.guard.cli import guard_group
 from tandemlm.guard.verify_cli import bench_verify, verify_command
 from tandemlm.models import LanguageModel
 from tandemlm.models.catalog import CATALOG, catalog_entry
@@ -774,6 +775,7 @@ def _trace_row(e: TraceEvent) -> tuple[str, ...]:
 main.add_command(train_group)
 main.add_command(verify_command)
 bench.add_command(bench_verify)
+main.add_command(guard_group)
 
 if __name__ == "__main__":
     main()
