@@ -13,6 +13,7 @@ draft's too) and the time is the answer's own (the modes also alternate which go
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import sys
@@ -118,6 +119,7 @@ def score(task: Task, text: str, finish: str) -> dict[str, Any]:
 
 def run_structured_bench(config: str, n_items: int, max_tokens: int, pipelines: list[str]) -> dict[str, Any]:
     tasks = [t for pair in zip(contact_tasks(n_items), number_tasks(n_items), strict=True) for t in pair]
+    load_before = os.getloadavg()[0]
     runtime = Runtime(load_config(config))
     rows = []
     try:
@@ -164,7 +166,9 @@ def run_structured_bench(config: str, n_items: int, max_tokens: int, pipelines: 
         runtime.close()
     models = {n: getattr(m, "source", "") for n, m in runtime.config.models.items()}
     settings = {"config": config, "items_per_task": n_items, "max_tokens": max_tokens, "models": models,
-                "machine": platform.machine(), "llama_cpp_python": version("llama-cpp-python")}  # fmt: skip
+                "machine": platform.machine(), "llama_cpp_python": version("llama-cpp-python"),
+                "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+                "cpus": os.cpu_count()}  # fmt: skip
     return {"rows": rows, "grammar_cost": grammar_cost(rows), "settings": settings}
 
 
@@ -210,6 +214,9 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         )
     cost = ", ".join(f"{name} {value:+.1%}" for name, value in result["grammar_cost"].items())
     lines += ["", f"Grammar decode cost (1 − tok/s with ÷ without): {cost}."]
+    if "load_average" in cfg:  # tok/s are wall-clock: on a shared machine they move with its load
+        before, after = cfg["load_average"]
+        lines += ["", f"Load average (1 min) {before} at the start and {after} at the end, on {cfg['cpus']} CPUs."]
     refusals = {r["pipeline"]: r["refusal"] for r in result["rows"] if "refusal" in r}
     lines += [f"{name}: {why}" for name, why in refusals.items()]
     return "\n".join(lines) + "\n"
