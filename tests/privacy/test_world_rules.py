@@ -162,6 +162,10 @@ def test_number_and_capitals_without_an_address_shape_are_not_addresses(text: st
         ("Das Passwort für den Router ist Sonne#2024.", "Sonne#2024"),
         ("a senha do cofre é 8842-Kx!", "8842-Kx!"),
         ('{"mot_de_passe": "Chat noir 77"}', "Chat noir 77"),
+        ("New password - Sunshine1987!", "Sunshine1987!"),
+        ("the password (Sunshine1987!) expires", "Sunshine1987!"),
+        ("pw: Sunshine1987!", "Sunshine1987!"),
+        ("A sua palavra-passe: Sunshine1987!", "Sunshine1987!"),
     ],
 )
 def test_secrets_in_prose_and_split_keys(text: str, secret: str) -> None:
@@ -175,6 +179,8 @@ def test_secrets_in_prose_and_split_keys(text: str, secret: str) -> None:
         "The password for the wifi is changed weekly.",
         "def login(token: str) -> bool:",
         "the token is self.token",
+        "The password reset takes 2 minutes.",
+        "Choose a password with 8 characters.",
     ],
 )
 def test_prose_about_secrets_is_not_a_secret(text: str) -> None:

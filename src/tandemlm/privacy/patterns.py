@@ -49,7 +49,7 @@ KEY_PREFIXES = re.compile(
     r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----"
 )
-TOKEN = re.compile(r"(?<![\w/+=-])[A-Za-z0-9_+/-]{20,}={0,2}(?![\w/+=-])")
+TOKEN = re.compile(r"(?<![\w/+-])[A-Za-z0-9_+/-]{20,}={0,2}(?![\w/+=-])")  # `session=<token>` too
 SECRET_PARAMS = frozenset(
     ["token", "access_token", "refresh_token", "id_token", "api_key", "apikey", "key", "secret", "client_secret",
      "password", "pwd", "pass", "sig", "signature", "auth", "code", "session", "sessionid", "sid",

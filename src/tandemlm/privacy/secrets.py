@@ -30,7 +30,8 @@ from tandemlm.privacy.spans import Span, span_at
 KEY_HINT = re.compile(r"pass|pwd|secret|token|key|credential|auth|cookie|contrase|clave|senha|kennw|wachtw")
 #: Cheap prefilter (substrings of the lower-cased text): a text without any of these has no secret here.
 HINTS = ("pass", "pwd", "secret", "token", "key", "credential", "auth", "cookie", "contrase", "clave", "senha",
-         "kennw", "wachtw", "://", "identified", "mysql", "mariadb", "login", "curl", "wget")  # fmt: skip
+         "kennw", "wachtw", "://", "identified", "mysql", "mariadb", "login", "curl", "wget", "pw", "pin", "mdp",
+         "palavra")  # fmt: skip
 # `key = v`, `key: v`, `key := v`, `key => v`, and a type annotation: `KEY: str = v`, `key: Optional[str] = v`
 SEP = re.compile(
     r"[ \t]*(?:(?P<ann>:[ \t]*[A-Za-z_][\w.]*(?:\[[\w\[\], .|]*])?(?:[ \t]*\|[ \t]*[A-Za-z_][\w.]*)*[ \t]+=(?![=>~]))"
@@ -165,10 +166,11 @@ def is_secret_key(key: str) -> bool:
 # in prose, a secret word, up to four words about it, then "is"/"es"/"est"/"ist"/"è"/"é"/":" and the value:
 # "la contraseña del router es Fussball2012%", "the wifi password for guests is P@ss!"
 PROSE_SECRET = re.compile(
-    r"(?i:\b(?:password|passwort|passphrase|passcode|pin|contraseña|contrasena|clave|mot de passe|mdp|wachtwoord"
-    r"|senha|kennwort|parola d'ordine|token|api key|access key|secret key))(?![\w])"
+    r"(?i:\b(?:password|passwort|passphrase|passcode|passwd|pwd|pw|pin|contraseña|contrasena|clave|mot de passe|mdp"
+    r"|wachtwoord|senha|palavra-passe|kennwort|parola d'ordine|token|api key|access key|secret key))(?![\w])"
     r"(?:[ \t]+[^\W\d][\w'’-]*){0,4}?"
-    r"(?:[ \t]+(?i:is|es|est|ist|lautet|è|é|e|era|was|c'est|c’est|it's|zijn|sind)(?![\w])|[ \t]*:)"
+    r"(?:[ \t]+(?i:is|es|est|ist|lautet|è|é|e|era|was|c'est|c’est|it's|zijn|sind)(?![\w])|[ \t]*[:=(\-–]"
+    r"|[ \t](?=[^\s\d]*\d|\S*[^\w\s]))"  # or a bare space before a value with a digit or a symbol
     r"[ \t]*[:\"'“«]?[ \t]*"
     r"(?P<v>[^\s\"'”»]+)"
 )
@@ -180,6 +182,8 @@ def find_prose_secrets(text: str) -> Iterator[Span]:
         value = m["v"]
         if len(value) > 1 and value[-1] in ".,;:" and text[m.end() : m.end() + 1] in ("", " ", "\n", "\t"):
             value = value[:-1]  # the sentence's punctuation, not the password's
+        if value.endswith(")") and m.group().count("(") == 1:
+            value = value[:-1]  # "the password (Sunshine1987!) expires"
         if any(c in value for c in "()[]{}<>") or DOTTED.fullmatch(value):
             continue  # code: `token: str)`, `password: Optional[str]`, `token: self.token`
         if _keep(value, quoted=False, strict=True):
