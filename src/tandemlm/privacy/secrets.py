@@ -166,11 +166,11 @@ def is_secret_key(key: str) -> bool:
 # in prose, a secret word, up to four words about it, then "is"/"es"/"est"/"ist"/"è"/"é"/":" and the value:
 # "la contraseña del router es Fussball2012%", "the wifi password for guests is P@ss!"
 PROSE_SECRET = re.compile(
-    r"(?i:\b(?:password|passwort|passphrase|passcode|passwd|pwd|pw|pin|contraseña|contrasena|clave|mot de passe|mdp"
+    r"(?i:\b(?:password|passwort|passphrase|passcode|passwd|pw|pin|contraseña|contrasena|clave|mot de passe|mdp"
     r"|wachtwoord|senha|palavra-passe|kennwort|parola d'ordine|token|api key|access key|secret key))(?![\w])"
     r"(?:[ \t]+[^\W\d][\w'’-]*){0,4}?"
     r"(?:[ \t]+(?i:is|es|est|ist|lautet|è|é|e|era|was|c'est|c’est|it's|zijn|sind)(?![\w])|[ \t]*[:=(\-–]"
-    r"|[ \t](?=[^\s\d]*\d|\S*[^\w\s]))"  # or a bare space before a value with a digit or a symbol
+    r"|[ \t](?=[^\s\d]*\d))"  # or a bare space before a value with a digit
     r"[ \t]*[:\"'“«]?[ \t]*"
     r"(?P<v>[^\s\"'”»]+)"
 )
@@ -184,7 +184,7 @@ def find_prose_secrets(text: str) -> Iterator[Span]:
             value = value[:-1]  # the sentence's punctuation, not the password's
         if value.endswith(")") and m.group().count("(") == 1:
             value = value[:-1]  # "the password (Sunshine1987!) expires"
-        if any(c in value for c in "()[]{}<>") or DOTTED.fullmatch(value):
+        if any(c in value for c in "()[]{}<>") or DOTTED.fullmatch(value) or re.match(r"[/~]|[A-Za-z]:\\", value):
             continue  # code: `token: str)`, `password: Optional[str]`, `token: self.token`
         if _keep(value, quoted=False, strict=True):
             yield span_at(text, m.start("v"), m.start("v") + len(value), "SECRET", score=0.8)
