@@ -90,7 +90,10 @@ def test_packaged_configs_load() -> None:
                  "verified-cloud"}  # fmt: skip
     assert default.default == "edge" and set(default.pipelines) == pipelines
     assert default.models["cloud"].location == "cloud" and default.models["cloud"].price.output == 0.6
-    assert load_config("tiny").models["edge"].source == "catalog:smollm2-135m"  # type: ignore[union-attr]
+    tiny = load_config("tiny")
+    assert tiny.models["edge"].source == "catalog:smollm2-135m"  # type: ignore[union-attr]
+    # tiny holds one pipeline of each mechanism (the serving probe sends every pipeline of it within its budget)
+    assert set(tiny.pipelines) == pipelines - {"hinted", "llm-guided"}
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

@@ -327,6 +327,35 @@ def _in_thread(token: CancelToken, job: Callable[[], None]) -> None:
     _threads.submit(partial(context.run, run))
 
 
+def in_parallel(*calls: Callable[[], T]) -> list[T]:
+    """Run blocking `calls` at once (each on a pooled thread, in a copy of the caller's context) and return their
+    results in order. A strategy asks its children together this way, so children on different models work at
+    the same time. The first failure cancels the others (a child token) and is raised once all have stopped."""
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    token = CancelToken(parent=current_token())
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+    left = threading.Semaphore(0)
+
+    def job(i: int, call: Callable[[], T]) -> None:
+        try:
+            results[i] = call()
+        except BaseException as e:  # handed to the caller below
+            errors.append(e)
+            token.cancel("a parallel sibling failed")
+        finally:
+            left.release()
+
+    for i, call in enumerate(calls):
+        _in_thread(token, partial(job, i, call))
+    for _ in calls:
+        left.acquire()
+    if errors:
+        raise errors[0]  # the first failure; the others are its cancellation
+    return results
+
+
 async def run_in_thread(fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` in a worker thread, under a child token of the current one. If the awaiting task is
     cancelled, the token fires and this returns at once; the thread stops at its next check."""

@@ -17,17 +17,20 @@ KINDS = {
     "super-icl": SuperICL, "guided-cot": GuidedCoT, "hinted": GuidedCoT, "llm-guided": LLMGuided, "vote": Vote,
     "cross-verify": CrossVerify, "rank": Rank, "plan-execute": PlanExecute,
 }  # fmt: skip
+TINY_LEAVES_OUT = ("hinted", "llm-guided")  # variants of guided-cot and super-icl's families; tests add them back
 
 
 @pytest.mark.parametrize("packaged", ["tiny", "default"])
 def test_packaged_collaborations_build_over_the_configs_models(packaged: str) -> None:
     models = {"edge": ScriptedModel("4", name="edge"), "cloud": ScriptedModel("4", name="cloud", location="cloud")}
     runtime = Runtime(load_config(packaged), models)
-    for name, kind in KINDS.items():
+    kinds = KINDS if packaged == "default" else {n: k for n, k in KINDS.items() if n not in TINY_LEAVES_OUT}
+    for name, kind in kinds.items():
         pipeline = runtime.pipeline(name)
         assert isinstance(pipeline, kind) and pipeline.name == name
     vote = runtime.pipeline("vote")
-    assert isinstance(vote, Vote) and [m.name for m in vote.members] == ["cloud", "edge"] and vote.samples == 2
+    samples = 2 if packaged == "default" else 1
+    assert isinstance(vote, Vote) and [m.name for m in vote.members] == ["cloud", "edge"] and vote.samples == samples
 
 
 def test_a_collaboration_answers_through_the_runtime(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from tandemlm.cli import main
@@ -30,9 +31,16 @@ STREAMED = ("super-icl", "guided-cot", "hinted", "llm-guided", "plan-execute")
 
 def tiny_yaml(cache: Path) -> str:
     """The tiny config with the LLM-guided pipeline's guides cached under `cache` and one thread per model."""
-    text = resources.files("tandemlm.data").joinpath("tiny.yaml").read_text(encoding="utf-8")
-    text = text.replace("guide_tokens: 48}", f'guide_tokens: 48, cache_dir: "{cache}"}}')
-    return text.replace("    n_ctx: 2048\n", "    n_ctx: 2048\n    n_threads: 1\n")
+    config = yaml.safe_load(resources.files("tandemlm.data").joinpath("tiny.yaml").read_text(encoding="utf-8"))
+    for model in config["models"].values():
+        model["n_threads"] = 1
+    # the two variants the packaged tiny config leaves out (it keeps one pipeline per mechanism)
+    config["pipelines"]["hinted"] = {"strategy": {"guided_cot": {"guide": "cloud", "answerer": "edge", "style": "hint",
+                                                                 "guide_tokens": 24}}}  # fmt: skip
+    config["pipelines"]["llm-guided"] = {
+        "strategy": {"llm_guided": {"large": "cloud", "small": "edge", "guide_tokens": 48, "cache_dir": str(cache)}}
+    }
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def test_every_collaboration_answers_through_tandem_run(smollm2_path: str, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Literal
 
 from tandemlm.collab.base import decided
@@ -24,6 +25,7 @@ from tandemlm.collab.confidence import QUOTES, answer_key, token_confidence
 from tandemlm.collab.guidance import PromptLevel
 from tandemlm.collab.prompting import ask, question
 from tandemlm.errors import UnsupportedOperationError, ValidationError
+from tandemlm.execution import in_parallel
 from tandemlm.models.base import LanguageModel
 from tandemlm.sandbox import code_of, passes
 from tandemlm.types import Chunk, Completion, Request
@@ -95,13 +97,17 @@ class Vote(Whole):
         self.weighted, self.temperature = weighted, temperature
 
     def ballots(self, request: Request) -> list[Ballot]:
-        out = []
-        for i, member in enumerate(self.members):
-            for s in range(self.samples):
-                r = request if s == 0 else _sampled(request, self.temperature, s)
-                answer = member.generate(r, role=f"member {i}" + (f" sample {s}" if s else ""))
-                weight = confidence_of(member, request, answer.text) if self.weighted else 1.0
-                out.append(Ballot(i, s, self._key(request, answer.text), weight, answer))
+        """Every member's ballots, in member order; the members answer at the same time (their samples in turn)."""
+        by_member = in_parallel(*(partial(self._member_ballots, request, i) for i in range(len(self.members))))
+        return [b for ballots in by_member for b in ballots]
+
+    def _member_ballots(self, request: Request, i: int) -> list[Ballot]:
+        member, out = self.members[i], []
+        for s in range(self.samples):
+            r = request if s == 0 else _sampled(request, self.temperature, s)
+            answer = member.generate(r, role=f"member {i}" + (f" sample {s}" if s else ""))
+            weight = confidence_of(member, request, answer.text) if self.weighted else 1.0
+            out.append(Ballot(i, s, self._key(request, answer.text), weight, answer))
         return out
 
     def _key(self, request: Request, answer: str) -> str:
@@ -151,13 +157,20 @@ class CrossVerify(Whole):
         self.a, self.b, self.rounds, self.key = a, b, rounds, key
 
     def _generate(self, request: Request) -> Completion:
-        ans_a, ans_b = self.a.generate(request, role="a"), self.b.generate(request, role="b")
+        ans_a, ans_b = in_parallel(
+            partial(self.a.generate, request, role="a"), partial(self.b.generate, request, role="b")
+        )
         for r in range(1, self.rounds + 1):
             if self._agree(ans_a, ans_b):
                 return decided(ans_b, f"cross_verify: agreed after {r - 1} reconsideration rounds")
-            new_a = self.a.generate(ask(request, "reconsider", own=ans_a.text, other=ans_b.text), role=f"a round {r}")
-            new_b = self.b.generate(ask(request, "reconsider", own=ans_b.text, other=ans_a.text), role=f"b round {r}")
-            ans_a, ans_b = new_a, new_b
+            ans_a, ans_b = in_parallel(
+                partial(
+                    self.a.generate, ask(request, "reconsider", own=ans_a.text, other=ans_b.text), role=f"a round {r}"
+                ),
+                partial(
+                    self.b.generate, ask(request, "reconsider", own=ans_b.text, other=ans_a.text), role=f"b round {r}"
+                ),
+            )
         if self._agree(ans_a, ans_b):
             return decided(ans_b, f"cross_verify: agreed after {self.rounds} reconsideration rounds")
         return decided(ans_b, f"cross_verify: still disagree after {self.rounds} rounds; {self.b.name} breaks the tie")
@@ -177,7 +190,9 @@ class Rank(Whole):
         self.candidates, self.judge = tuple(candidates), judge
 
     def _generate(self, request: Request) -> Completion:
-        answers = [m.generate(request, role=f"candidate {i}") for i, m in enumerate(self.candidates)]
+        answers = in_parallel(
+            *(partial(m.generate, request, role=f"candidate {i}") for i, m in enumerate(self.candidates))
+        )
         scores = [token_confidence(self.judge, request, a.text).mean_logprob for a in answers]
         best = max(range(len(answers)), key=lambda i: (scores[i], -i))  # ties: the earlier candidate
         shown = ", ".join(f"{m.name} {s:.3f}" for m, s in zip(self.candidates, scores, strict=True))
