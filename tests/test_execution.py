@@ -16,6 +16,7 @@ from tandemlm.execution import (
     ModelWorker,
     cancel_scope,
     current_token,
+    in_parallel,
     iterate_in_thread,
     run_in_thread,
     use_token,
@@ -285,3 +286,34 @@ def test_short_operations_go_before_generations_unless_a_generation_waited_too_l
         t.join(5)
     assert order == ["first", "long", "short"]
     worker.close()
+
+
+def test_in_parallel_runs_the_calls_at_once_in_the_callers_context_and_keeps_their_order() -> None:
+    barrier = threading.Barrier(3, timeout=5)  # passes only when all three run at the same time
+
+    def call(i: int) -> tuple[int, CancelToken]:
+        barrier.wait()
+        return i, current_token()
+
+    with cancel_scope(timeout=60) as token:
+        results = in_parallel(*(lambda i=i: call(i) for i in range(3)))
+    assert [i for i, _ in results] == [0, 1, 2]
+    assert all(t.parent is token for _, t in results)  # each under a child of the caller's token
+
+
+def test_in_parallel_the_first_failure_cancels_the_others_and_is_raised() -> None:
+    stopped = threading.Event()
+
+    def fails() -> None:
+        raise EngineError("boom")
+
+    def waits() -> None:
+        try:
+            current_token().sleep(30)
+        finally:
+            stopped.set()
+
+    t0 = time.monotonic()
+    with pytest.raises(EngineError, match="boom"):
+        in_parallel(waits, fails)
+    assert stopped.is_set() and time.monotonic() - t0 < 5
