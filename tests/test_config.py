@@ -92,8 +92,8 @@ def test_packaged_configs_load() -> None:
     assert default.models["cloud"].location == "cloud" and default.models["cloud"].price.output == 0.6
     tiny = load_config("tiny")
     assert tiny.models["edge"].source == "catalog:smollm2-135m"  # type: ignore[union-attr]
-    # tiny holds one pipeline of each mechanism (the serving probe sends every pipeline of it within its budget)
-    assert set(tiny.pipelines) == pipelines - {"hinted", "llm-guided"}
+    # tiny keeps one pipeline per family of mechanisms (a client can try every pipeline of it within seconds)
+    assert set(tiny.pipelines) == pipelines - {"hinted", "llm-guided", "cross-verify", "rank"}
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

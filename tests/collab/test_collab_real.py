@@ -34,12 +34,14 @@ def tiny_yaml(cache: Path) -> str:
     config = yaml.safe_load(resources.files("tandemlm.data").joinpath("tiny.yaml").read_text(encoding="utf-8"))
     for model in config["models"].values():
         model["n_threads"] = 1
-    # the two variants the packaged tiny config leaves out (it keeps one pipeline per mechanism)
+    # the pipelines the packaged tiny config leaves out (it keeps one per family of mechanisms)
     config["pipelines"]["hinted"] = {"strategy": {"guided_cot": {"guide": "cloud", "answerer": "edge", "style": "hint",
                                                                  "guide_tokens": 24}}}  # fmt: skip
     config["pipelines"]["llm-guided"] = {
         "strategy": {"llm_guided": {"large": "cloud", "small": "edge", "guide_tokens": 48, "cache_dir": str(cache)}}
     }
+    config["pipelines"]["cross-verify"] = {"strategy": {"cross_verify": {"a": "edge", "b": "cloud", "rounds": 1}}}
+    config["pipelines"]["rank"] = {"strategy": {"rank": {"candidates": ["edge", "cloud"], "judge": "cloud"}}}
     return yaml.safe_dump(config, sort_keys=False)
 
 
