@@ -121,10 +121,15 @@ WOVEN_TYPES = ("PERSON", "EMAIL", "PHONE", "CREDIT_CARD")  # the types of the va
 
 def woven_items(n_items: int, seed: int) -> list[tuple[Any, list[str]]]:
     """GSM8K items with PII woven into the question, and the inserted values (of WOVEN_TYPES, in order)."""
+    return woven(load("gsm8k")[:n_items], seed)
+
+
+def woven(items: Sequence[Any], seed: int) -> list[tuple[Any, list[str]]]:
+    """Each item with a name, an e-mail, a phone and a card number woven into its question, and the values."""
     faker = pii_data.Faker(seed)
     rng = random.Random(seed)
     out = []
-    for item in load("gsm8k")[:n_items]:
+    for item in items:
         faker.new_person()
         name, email = faker.value("person"), faker.value("email")
         tel, cc = pii_data.phone(rng), pii_data.card(rng)

@@ -13,17 +13,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from tandemlm.bench import pii_data
 from tandemlm.bench.datasets import Item, chat_prompt, load, sample, split_of
+from tandemlm.bench.privacy import woven
 from tandemlm.bench.scoring import correct
 from tandemlm.config import DEFAULT_DETECTORS, Runtime, TandemConfig
 from tandemlm.models.base import LanguageModel
@@ -36,21 +34,6 @@ from tandemlm.trace import Recorder
 from tandemlm.types import Request
 
 UTILITY_POLICIES = ("none", "pseudonymize", "disclosure", "guardian")
-
-
-def woven(items: Sequence[Item], seed: int) -> list[tuple[Item, list[str]]]:
-    """Each item with a name, an e-mail, a phone and a card number woven into its question (the template of
-    `bench.privacy.woven_items`), and the values inserted."""
-    faker, rng = pii_data.Faker(seed), random.Random(seed)
-    out = []
-    for item in items:
-        faker.new_person()
-        name, email = faker.value("person"), faker.value("email")
-        tel, cc = pii_data.phone(rng), pii_data.card(rng)
-        prompt = (f"Hi, I'm {name} ({email}, phone {tel}). I'll pay with card {cc}. {item.prompt} "
-                  f"Please send the result to {email}.")  # fmt: skip
-        out.append((replace(item, prompt=prompt), [name, email, tel, cc]))
-    return out
 
 
 def utility_items(n_items: int, split: str, seed: int) -> list[tuple[Item, list[str]]]:
