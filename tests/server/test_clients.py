@@ -98,7 +98,7 @@ def test_langchain_bind_tools_round_trip(serve: Serve, stream: bool) -> None:
 @pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")  # LiteLLM's own, at import and use
 def test_litellm_structured_output_and_tools(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # its price list, not fetched over the network
-    litellm = pytest.importorskip("litellm")
+    import litellm  # a dev dependency; imported here, as it takes seconds to import
 
     def replies(request: Request) -> str:
         return '{"city": "Paris", "country": "France"}' if request.params.response_format else weather_call(request)
