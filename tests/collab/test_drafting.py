@@ -8,15 +8,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
+from scripted_vocab import END, VOCAB, greedy_reference, scripted
 
-from tandemlm import Request, ScriptedModel
+from tandemlm import Request
 from tandemlm.collab.drafting import PromptLookup, next_lookup_k
 from tandemlm.collab.speculative import SpeculativeDecoder, _accept
 from tandemlm.config import SpeculativeSpec
 from tandemlm.types import GenerationParams, LogProbs
-
-VOCAB = ("<unk>", "a", "b", "c", "d", "e", "<end>")
-END = 6
 
 
 def test_lookup_proposes_what_followed_the_latest_match_of_the_longest_suffix() -> None:
@@ -67,20 +65,6 @@ class Counted:
     def __call__(self, prefix: Sequence[int]) -> list[float]:
         self.calls += 1
         return self.logits(prefix)
-
-
-def scripted(logits: Callable[[Sequence[int]], list[float]], name: str) -> ScriptedModel:
-    return ScriptedModel(name=name, vocab=VOCAB, logits=logits, end_token=END)
-
-
-def greedy_reference(target: ScriptedModel, prompt: list[int], max_tokens: int) -> list[int]:
-    out: list[int] = []
-    while len(out) < max_tokens:
-        token = target.next_token_logprobs(prompt + out).argmax()
-        if token == END:
-            break
-        out.append(token)
-    return out
 
 
 @pytest.mark.parametrize("drafter", ["lookup", "hybrid"])

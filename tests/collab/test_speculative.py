@@ -7,13 +7,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
+from scripted_vocab import END, VOCAB, greedy_reference, scripted
 
 from tandemlm import Request, ScriptedModel
 from tandemlm.collab.speculative import SpeculativeDecoder, speedup_bound
 from tandemlm.errors import VocabularyMismatchError
-
-VOCAB = ("<unk>", "a", "b", "c", "d", "e", "<end>")
-END = 6
 
 
 def noisy(seed: str, spread: float = 3.0) -> Callable[[Sequence[int]], list[float]]:
@@ -26,20 +24,6 @@ def noisy(seed: str, spread: float = 3.0) -> Callable[[Sequence[int]], list[floa
         return values
 
     return logits
-
-
-def scripted(logits: Callable[[Sequence[int]], list[float]], name: str) -> ScriptedModel:
-    return ScriptedModel(name=name, vocab=VOCAB, logits=logits, end_token=END)
-
-
-def greedy_reference(target: ScriptedModel, prompt: list[int], max_tokens: int) -> list[int]:
-    out: list[int] = []
-    while len(out) < max_tokens:
-        token = target.next_token_logprobs(prompt + out).argmax()
-        if token == END:
-            break
-        out.append(token)
-    return out
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
