@@ -10,6 +10,7 @@ import pytest
 from tandemlm import Recorder, Request, ScriptedModel
 from tandemlm.privacy import PatternDetector, PiiGatekeeper
 from tandemlm.privacy.facts import FALLBACK_ROLE, RETRY_ROLE, facts_of, final_number, normalise_number, numbers_in
+from tandemlm.privacy.gatekeeper import _count
 from tandemlm.types import Completion
 
 EMAIL, PHONE, CARD = "ann.lee@example.com", "+44 20 7946 0958", "4111 1111 1111 1111"
@@ -65,6 +66,17 @@ def test_the_question_is_the_last_question_else_the_last_sentence_with_words_out
     assert facts_of(text, spans).question == "Mail …"  # "Mail" is a content word; the e-mail itself is cut out
     assert facts_of("3 + 4", []).question == ""  # no word to keep: only its numbers are facts
     assert facts_of("3 + 4", []).numbers == ("3", "4")
+
+
+def test_the_pii_free_sentences_after_the_question_are_instructions_a_rewrite_keeps() -> None:
+    instruction = "Solve it briefly and end with: The answer is <number>."
+    text = f"Ann pays 3 for 4 apples. How much is one apple?\n\n{instruction} Mail {EMAIL}."
+    facts = facts_of(text, PatternDetector().detect(text))
+    assert [sentence for sentence, _ in facts.instructions] == [instruction]
+    kept = "Ann pays 3 for 4 apples. How much is one apple? Solve it briefly; end with: The answer is <number>."
+    assert facts.missing(kept) == []  # the mail sentence holds PII: it may go
+    dropped = "Ann pays 3 for 4 apples. How much is one apple?"
+    assert facts.missing(dropped) == [f"the instruction ({instruction})"]
 
 
 def test_final_number() -> None:
@@ -201,3 +213,16 @@ def test_the_expert_result_is_never_a_digit_of_a_restored_value() -> None:
     answer = gatekeeper(edge, cloud("$40 a day; call <PHONE_1>"), "guardian").generate(PROMPT)
     assert answer.text == "Dear Ann, you make $40 a day."
     assert f"$40 a day; call {PHONE}" in edge.requests[1].messages[-1].content
+
+
+@pytest.mark.parametrize(
+    ("missing", "said"),
+    [
+        (["the number 3"], "1 number"),
+        (["the number 3", "the number 4", "the question (q?)"], "2 numbers and the question"),
+        (["the question (q?)", "the instruction (a.)", "the instruction (b.)"], "the question and 2 instructions"),
+        (["the number 3", "the question (q?)", "the instruction (a.)"], "1 number, the question and 1 instruction"),
+    ],
+)
+def test_the_trace_counts_what_a_rewrite_dropped_without_naming_it(missing: list[str], said: str) -> None:
+    assert _count(missing) == said

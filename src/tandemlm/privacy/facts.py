@@ -2,13 +2,16 @@
 
 A rewrite may drop what the cloud needs to solve the task. The facts of a request are every number in its
 last user message that is not personal data (quantities, amounts, dates, percentages: any run of digits not
-inside a detected PII span) and its question (the last sentence ending in "?", else the last sentence that
-is not only PII). A rewrite keeps a number when the same value appears in it, compared after normalisation:
-digit grouping ("1,000" and "1 000" are 1000), a currency sign or unit beside it, trailing zeros of a
-decimal ("2.50" is 2.5). Spelled-out numbers are not read (a rewrite that writes "twelve" for "12" drops
-12). It keeps the question when at least `QUESTION_SHARE` of the question's content words (not stop words,
-not PII) appear in it, compared by a light stem. The guardian's compose step keeps the expert's result when
-the final number of the expert's answer appears in the composed answer.
+inside a detected PII span), its question (the last sentence ending in "?", else the last sentence that
+is not only PII) and its instructions: the sentences after the question that hold no PII, which say what
+form the answer takes ("Solve it step by step and end with: The answer is <number>.").
+
+A rewrite keeps a number when the same value appears in it, compared after normalisation: digit grouping
+("1,000" and "1 000" are 1000), a currency sign or unit beside it, trailing zeros of a decimal ("2.50" is
+2.5). Spelled-out numbers are not read (a rewrite that writes "twelve" for "12" drops 12). It keeps the
+question, and each instruction, when at least `QUESTION_SHARE` of its content words (not stop words, not
+PII) appear in it, compared by a light stem. The guardian's compose step keeps the expert's result when the
+final number of the expert's answer appears in the composed answer.
 """
 
 from __future__ import annotations
@@ -42,23 +45,25 @@ _STOP = frozenset(_STOP_WORDS.split())
 
 @dataclass(frozen=True)
 class Facts:
-    """What a rewrite of one request must keep: its non-personal numbers (normalised) and its question's
-    content words (stemmed); `question` is the question with its PII cut out ("…")."""
+    """What a rewrite of one request must keep: its non-personal numbers (normalised), its question's
+    content words (stemmed) and its instructions' (sentences after the question with no PII); `question` is
+    the question with its PII cut out ("…")."""
 
     numbers: tuple[str, ...]
     question: str
     question_words: tuple[str, ...]
+    instructions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (sentence, its content words)
 
     def missing(self, rewrite: str) -> list[str]:
         """The facts `rewrite` drops, in words a prompt and a trace can show (no PII: only non-personal
-        numbers and the request's own question)."""
-        kept = set(numbers_in(rewrite))
+        numbers, the request's own question and its PII-free instructions)."""
+        kept, words = set(numbers_in(rewrite)), set(stems(rewrite))
         out = [f"the number {n}" for n in self.numbers if n not in kept]
-        if self.question_words:
-            words = set(stems(rewrite))
-            share = sum(w in words for w in self.question_words) / len(self.question_words)
-            if share < QUESTION_SHARE:
-                out.append(f"the question ({self.question})")
+        sentences = [("question", self.question, self.question_words)]
+        sentences += [("instruction", text, stemmed) for text, stemmed in self.instructions]
+        for kind, text, stemmed in sentences:
+            if stemmed and sum(w in words for w in stemmed) / len(stemmed) < QUESTION_SHARE:
+                out.append(f"the {kind} ({text})")
         return out
 
 
@@ -124,9 +129,15 @@ def facts_of(text: str, spans: Sequence[Span]) -> Facts:
     if not question:
         return Facts(tuple(numbers_in(text, spans)), "", ())
     start = text.rfind(question)
-    words = stems(_without(text, start, start + len(question), spans))
-    shown = _without(text, start, start + len(question), spans, "…")  # the question without its PII
-    return Facts(tuple(numbers_in(text, spans)), shown, tuple(dict.fromkeys(words)))
+    end = start + len(question)
+    words = stems(_without(text, start, end, spans))
+    shown = _without(text, start, end, spans, "…")  # the question without its PII
+    instructions = tuple(
+        (m.group().strip(), tuple(dict.fromkeys(stems(m.group()))))
+        for m in _SENTENCE.finditer(text, end)
+        if stems(m.group()) and not any(s.start < m.end() and m.start() < s.end for s in spans)
+    )
+    return Facts(tuple(numbers_in(text, spans)), shown, tuple(dict.fromkeys(words)), instructions)
 
 
 def final_number(text: str) -> str | None:

@@ -344,11 +344,13 @@ class PiiGatekeeper(Strategy):
 
 
 def _count(missing: Sequence[str]) -> str:
-    """What a rewrite dropped, counted (the trace names no values): `2 numbers and the question`."""
+    """What a rewrite dropped, counted (the trace names no values): `2 numbers, the question and 1 instruction`."""
     numbers = sum(m.startswith("the number ") for m in missing)
+    instructions = sum(m.startswith("the instruction ") for m in missing)
     parts = [f"{numbers} number{'s' if numbers != 1 else ''}"] if numbers else []
-    parts += ["the question"] if len(missing) > numbers else []
-    return " and ".join(parts)
+    parts += ["the question"] if any(m.startswith("the question ") for m in missing) else []
+    parts += [f"{instructions} instruction{'s' if instructions != 1 else ''}"] if instructions else []
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
 
 
 def _restored(answer: Completion, p: Pseudonymizer, request: Request) -> Completion:
