@@ -14,7 +14,7 @@ import pytest
 
 from tandemlm.bench import pii_world
 from tandemlm.bench.pii_world import Gold, WorldSample, is_held_out, world_samples
-from tandemlm.bench.privacy import score_pii_free, score_world, world_leakage
+from tandemlm.bench.privacy import score_pii_free, score_world, world_leakage, world_markdown, world_targets
 from tandemlm.privacy import Detector
 from tandemlm.privacy.spans import Span, span_at
 
@@ -310,6 +310,78 @@ def test_the_held_out_split_is_fixed_by_the_template_id_and_covers_every_style()
     assert len({t.id for t in TEMPLATES}) == len(TEMPLATES)
 
 
+def test_fresh_templates_fill_every_slot_and_hold_every_kind_in_every_locale() -> None:
+    import json
+
+    import yaml
+
+    from tandemlm.bench.pii_world_fresh import FRESH_TEMPLATES
+
+    assert len(FRESH_TEMPLATES) >= 60 and len({t.id for t in FRESH_TEMPLATES}) == len(FRESH_TEMPLATES)
+    assert {t.style for t in FRESH_TEMPLATES} == set(pii_world.STYLES)
+    assert {t.langs[0] for t in FRESH_TEMPLATES} == {"en", "es", "fr", "de", "it", "nl", "pt", "*"}
+    fresh = world_samples(60, seed=3, fresh=True)
+    assert {s.template for s in fresh} == {t.id for t in FRESH_TEMPLATES}  # every template drawn
+    seen = {(g.kind, s.locale) for s in fresh for g in s.gold}
+    for kind in pii_world.KINDS:
+        for locale in pii_world.LOCALES:
+            if kind != "phone_fictional" or locale in ("en_US", "en_GB", "en_AU", "fr_FR"):
+                assert (kind, locale) in seen, (kind, locale)
+    for s in fresh:
+        assert not re.search(r"\{\{\w+(\|\w+)?\}\}", s.text), s.template  # every slot filled
+        assert s.gold and all(s.text[g.start : g.end] == g.text and g.text.strip() == g.text for g in s.gold)
+        if s.style == "json":
+            json.loads(s.text)
+        if s.style == "yaml":
+            yaml.safe_load(s.text)
+
+
+def test_fresh_templates_never_enter_dev_and_are_scored_apart() -> None:
+    from tandemlm.bench.pii_world_fresh import FRESH_TEMPLATES
+    from tandemlm.bench.pii_world_templates import TEMPLATES
+
+    assert all(t.fresh and t.held_out and t.split == "fresh" for t in FRESH_TEMPLATES)
+    assert not {t.id for t in FRESH_TEMPLATES} & {t.id for t in TEMPLATES}
+    assert not {t.text for t in FRESH_TEMPLATES} & {t.text for t in TEMPLATES}
+    assert {t.split for t in TEMPLATES} == {"dev", "held_out"}
+    # the dev/held-out draw is what it was before the fresh templates came
+    assert not any(s.fresh or s.template.startswith("fresh.") for s in world_samples(60, seed=3))
+    fresh = world_samples(2, seed=3, fresh=True)
+    assert all(s.split == "fresh" and s.held_out for s in fresh)  # code keeping to `not held_out` never fits on them
+    scores = score_world(fresh, [[] for _ in fresh])
+    assert scores["recall"]["dev"] == {} and scores["recall"]["held_out"] == {} and scores["recall"]["fresh"]
+    assert all(r["all"]["recall"] == 0.0 for r in scores["recall"]["fresh"].values())
+
+
+def test_world_targets_are_judged_on_held_out_and_fresh_and_the_report_shows_fresh() -> None:
+    a, b, c = "Jo Bloggs", "Ann Lee", "Kim Park"
+    shares = [(a, False, False), (b, True, False), (c, True, True)]  # dev, held-out, fresh
+    samples = [WorldSample(t, (_gold(t, t, "person"),), (), "en_GB", f"t.{i}", "chat", held, fresh)
+               for i, (t, held, fresh) in enumerate(shares)]  # fmt: skip
+    for found, verdict in (({a, b, c}, True), ({a, b}, False), ({a, c}, False)):
+        predicted = [[span_at(s.text, 0, len(s.text), "PERSON")] if s.text in found else [] for s in samples]
+        result = {"detection": score_world(samples, predicted), "pii_free": {"per_100": 0.0},
+                  "latency": {"added_p50_ms": 1.0}}  # fmt: skip
+        person = next(t for t in world_targets(result, with_slm=False) if t["target"].startswith("person"))
+        assert person["pass"] is verdict and person["fresh"] == (1.0 if c in found else 0.0), found
+    assert person["dev"] == 1.0 and person["held_out"] == 0.0
+    smp = {"total": 3, "held_out": 2, "fresh": 1, "templates": 2, "held_out_templates": 1, "fresh_templates": 1,
+           "by_style": {"dev": {"chat": 1}, "held_out": {"chat": 1}, "fresh": {"chat": 1}},
+           "values": {split: {"person": {loc: int(loc == "en_GB") for loc in pii_world.LOCALES}}
+                      for split in ("dev", "held_out", "fresh")}}  # fmt: skip
+    free = {"prompts": 1, "per_100": 0.0, "spans": 0, "prompts_flagged": 0, "by_dataset": {}, "by_type": {},
+            "top": []}  # fmt: skip
+    world = {**result, "samples": smp, "targets": world_targets(result, False), "pii_free": free,
+             "leakage": {"kind": {}, "locale": {}},
+             "latency": {"prompts": 1, "repeats": 1, "added_p50_ms": 1.0, "added_p95_ms": 1.0, "detect_p50_ms": 1.0,
+                         "detect_p95_ms": 1.0}}  # fmt: skip
+    text = "\n".join(world_markdown(world, {"world_detectors": "x", "faker": "0", "world_samples": 1, "seed": 0}))
+    assert "| target | dev | held-out | fresh | verdict |" in text
+    assert "| person recall >= 0.95 | 1 | 0 | 1 | **FAIL** |" in text
+    assert "### Recall (covered, any type), fresh templates" in text and "fresh n | fresh recall" in text
+    assert "fresh spans | fresh false | fresh precision" in text
+
+
 # ---- scoring ------------------------------------------------------------------------------------------
 
 
@@ -403,7 +475,8 @@ def test_bench_privacy_world_part_end_to_end(dataset: Callable[[str], object], t
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     data = json.loads(js.read_text())["world"]
-    assert data["samples"]["total"] == 3 * len(pii_world.LOCALES) and data["pii_free"]["prompts"] == 6
+    assert data["samples"]["total"] == 4 * len(pii_world.LOCALES) and data["pii_free"]["prompts"] == 6
+    assert data["samples"]["fresh"] == len(pii_world.LOCALES)  # half of 3 per locale, at least one
     assert {t["target"].split()[0] for t in data["targets"]} >= set(pii_world.KINDS)
     text = out.read_text()
-    assert "### Targets" in text and "held-out templates" in text and "Date:" in text
+    assert "### Targets" in text and "held-out templates" in text and "fresh templates" in text and "Date:" in text

@@ -16,7 +16,9 @@ that is natural (the cue words differ: "número de pasaporte", "numéro de sécu
 A fixed ~30% of them, chosen by a hash of the template id, is HELD OUT: the authors of the finders under
 test (privacy/identifiers.py, secrets.py, addresses.py, names.py) did not see those templates, and no rule
 may be tuned on them; the report scores the development and held-out shares separately, so phrasing that
-only the development templates use shows up as a gap. Faker's output depends on its version (recorded in
+only the development templates use shows up as a gap. A third set, the fresh templates (pii_world_fresh.py,
+written after the finders and never shown to their authors; `world_samples(fresh=True)`), is scored apart as
+`fresh` (the held-out share has since been looked at). Faker's output depends on its version (recorded in
 the report); the same seed and version give the same samples.
 """
 
@@ -33,12 +35,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from tandemlm.bench.pii_world_fresh import FRESH_TEMPLATES
 from tandemlm.bench.pii_world_templates import STYLES, TEMPLATES, Template, is_held_out
 from tandemlm.errors import missing_extra
 from tandemlm.privacy.spans import Span
 
-__all__ = ["KINDS", "LOCALES", "STRUCTURED", "STYLES", "TEMPLATES", "Gold", "Template", "WorldSample", "is_held_out",
-           "world_samples"]  # fmt: skip
+__all__ = ["FRESH_TEMPLATES", "KINDS", "LOCALES", "STRUCTURED", "STYLES", "TEMPLATES", "Gold", "Template",
+           "WorldSample", "is_held_out", "world_samples"]  # fmt: skip
 
 LOCALES: tuple[str, ...] = ("en_US", "en_GB", "en_AU", "en_IN", "es_ES", "fr_FR", "de_DE", "it_IT", "nl_NL", "pt_PT")
 #: The detector types that count as the right type for each kind of value (type-exact recall).
@@ -71,7 +74,8 @@ class Gold:
 
 @dataclass(frozen=True)
 class WorldSample:
-    """A filled template: text, gold values, regions not scored (usernames, hosts, bank codes), and where from."""
+    """A filled template: text, gold values, regions not scored (usernames, hosts, bank codes), and where from
+    (a fresh template's samples are held out too)."""
 
     text: str
     gold: tuple[Gold, ...]
@@ -80,6 +84,11 @@ class WorldSample:
     template: str
     style: str
     held_out: bool
+    fresh: bool = False
+
+    @property
+    def split(self) -> str:
+        return "fresh" if self.fresh else "held_out" if self.held_out else "dev"
 
 
 # ---- checksums and formats ----------------------------------------------------------------------------
@@ -567,21 +576,21 @@ def address(fake: Any, rng: random.Random, locale: str, multiline: bool) -> str:
 SLOT = re.compile(r"\{\{(\w+)(?:\|(\w+))?\}\}")
 
 
-def templates_for(locale: str) -> list[Template]:
+def templates_for(locale: str, templates: Sequence[Template] = TEMPLATES) -> list[Template]:
     lang = locale.split("_")[0]
-    return [t for t in TEMPLATES if "*" in t.langs or lang in t.langs]
+    return [t for t in templates if "*" in t.langs or lang in t.langs]
 
 
 class _Filler:
     """Fills templates for one locale with one seeded generator (and one seeded Faker)."""
 
-    def __init__(self, locale: str, seed: int) -> None:
+    def __init__(self, locale: str, seed: int, stream: str = "tandem-world") -> None:
         try:
             from faker import Faker
         except ImportError:
             raise missing_extra("faker", "bench") from None
         self.locale, self.lang = locale, locale.split("_")[0]
-        self.rng = random.Random(f"tandem-world/{seed}/{locale}")
+        self.rng = random.Random(f"{stream}/{seed}/{locale}")
         self.fake = Faker(locale)
         self.fake.seed_instance(self.rng.getrandbits(32))
 
@@ -603,7 +612,8 @@ class _Filler:
                 elif role == "ignore" and piece:
                     ignore.append((start, len(text)))
         text += template.text[last:]
-        return WorldSample(text, tuple(gold), tuple(ignore), locale, template.id, template.style, template.held_out)
+        return WorldSample(text, tuple(gold), tuple(ignore), locale, template.id, template.style, template.held_out,
+                           template.fresh)  # fmt: skip
 
     def _value(self, slot: str, esc: str, style: str, who: _Person, other: _Person, nid: IdSpec,
                mrn: IdSpec) -> list[tuple[str, str, str, str]]:  # fmt: skip
@@ -665,13 +675,15 @@ class _Filler:
         raise KeyError(f"template slot {slot!r} has no generator")
 
 
-def world_samples(per_locale: int = 400, seed: int = 0, locales: Sequence[str] = LOCALES) -> list[WorldSample]:
+def world_samples(per_locale: int = 400, seed: int = 0, locales: Sequence[str] = LOCALES,
+                  fresh: bool = False) -> list[WorldSample]:  # fmt: skip
     """`per_locale` filled templates for each locale, cycling through a seeded shuffle of that locale's templates
-    (its language's and the language-neutral ones), dev and held-out alike."""
+    (its language's and the language-neutral ones), dev and held-out alike; with `fresh`, of the fresh templates
+    instead (bench/pii_world_fresh.py), from a random stream of their own."""
     out: list[WorldSample] = []
     for locale in locales:
-        filler = _Filler(locale, seed)
-        pool = templates_for(locale)
+        filler = _Filler(locale, seed, "tandem-world-fresh" if fresh else "tandem-world")
+        pool = templates_for(locale, FRESH_TEMPLATES if fresh else TEMPLATES)
         filler.rng.shuffle(pool)
         out += [filler.fill(pool[i % len(pool)]) for i in range(per_locale)]
     return out

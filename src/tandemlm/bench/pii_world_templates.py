@@ -27,10 +27,16 @@ class Template:
     style: str
     langs: tuple[str, ...]
     text: str
+    fresh: bool = False  # from pii_world_fresh: a third split, held out too, written after the finders were
 
     @property
     def held_out(self) -> bool:
-        return is_held_out(self.id)
+        return self.fresh or is_held_out(self.id)
+
+    @property
+    def split(self) -> str:
+        """`dev`, `held_out` (by the hash) or `fresh`."""
+        return "fresh" if self.fresh else "held_out" if self.held_out else "dev"
 
 
 def is_held_out(template_id: str) -> bool:

@@ -10,7 +10,8 @@
     normalised, as `tandem audit` matches), utility the accuracy relative to sending the raw text.
 (c) Latency: the gatekeeper (no SLM detector) around an instant cloud, minus that cloud alone.
 (d) World: the default detectors (config.DEFAULT_DETECTORS, optionally with the SLM) on multinational synthetic
-    PII (bench/pii_world.py), scored on the development and the held-out templates apart: recall per kind of
+    PII (bench/pii_world.py), scored on the development, the held-out and the fresh templates apart (the fresh
+    ones, bench/pii_world_fresh.py, written after the finders and never shown to their authors): recall per kind of
     value and locale (covered, and covered by the right type), precision, false positives per 100 PII-free
     GSM8K/MMLU/HumanEval prompts, what `pseudonymize` lets out in its exact egress, and the added latency.
 """
@@ -234,10 +235,11 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
 
-# ---- (d) world: multinational PII, dev and held-out templates --------------------------------------
+# ---- (d) world: multinational PII, dev, held-out and fresh templates ------------------------------
 
 
-SPLITS = ("dev", "held_out")
+SPLITS = ("dev", "held_out", "fresh")
+JUDGED = ("held_out", "fresh")  # the splits the targets are judged on
 TARGETS = {"structured_recall": 0.99, "name_recall": 0.95, "fp_per_100": 1.0, "added_p50_ms": 25.0}
 
 
@@ -262,7 +264,7 @@ def score_world(samples: Sequence[pii_world.WorldSample], predicted: Sequence[Se
     precision: dict[tuple[str, str, str], list[int]] = {}  # (split, "type"/"locale", key) -> [pred, tp]
     fps: Counter[tuple[str, str]] = Counter()
     for s, spans in zip(samples, predicted, strict=True):
-        split = SPLITS[s.held_out]
+        split = s.split
         for g in s.gold:
             hit = (1, int(_covered(g.span, spans)), int(_typed(g, spans)))
             for key, table in (((split, g.kind, s.locale), cells), ((split, g.kind, "all"), cells),
@@ -392,28 +394,31 @@ def _best_ms(call: Callable[[], object], repeats: int) -> float:
 
 
 def world_targets(result: dict[str, Any], with_slm: bool) -> list[dict[str, Any]]:
-    """The issue's targets, judged on the held-out templates (the development share shown beside)."""
+    """The issue's targets; recall judged on the held-out and the fresh templates, each on its own (the
+    development share shown beside)."""
     rows = []
     for kind in pii_world.KINDS:
-        dev = result["detection"]["recall"]["dev"].get(kind, {}).get("all", {})
-        held = result["detection"]["recall"]["held_out"].get(kind, {}).get("all", {})
         goal = TARGETS["name_recall"] if kind == "person" else TARGETS["structured_recall"]
-        value = held.get("recall")
-        rows.append({"target": f"{kind} recall >= {goal}", "dev": dev.get("recall"), "held_out": value,
-                     "pass": value is not None and value >= goal})  # fmt: skip
+        value = {split: result["detection"]["recall"][split].get(kind, {}).get("all", {}).get("recall")
+                 for split in SPLITS}  # fmt: skip
+        rows.append({"target": f"{kind} recall >= {goal}", **value,
+                     "pass": all(value[split] is not None and value[split] >= goal for split in JUDGED)})  # fmt: skip
     fp = result["pii_free"]["per_100"]
     rows.append({"target": f"false positives per 100 PII-free prompts <= {TARGETS['fp_per_100']:g}", "dev": None,
-                 "held_out": fp, "pass": fp <= TARGETS["fp_per_100"]})  # fmt: skip
+                 "held_out": fp, "fresh": None, "pass": fp <= TARGETS["fp_per_100"]})  # fmt: skip
     p50 = result["latency"]["added_p50_ms"]
     rows.append({"target": f"added p50 <= {TARGETS['added_p50_ms']:g} ms without the SLM", "dev": None,
-                 "held_out": p50, "pass": None if with_slm else p50 <= TARGETS["added_p50_ms"]})  # fmt: skip
+                 "held_out": p50, "fresh": None,
+                 "pass": None if with_slm else p50 <= TARGETS["added_p50_ms"]})  # fmt: skip
     return rows
 
 
 def world_bench(detector: Detector, per_locale: int, n_free: int, seed: int, with_slm: bool = False,
                 n_latency: int = 300, progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:  # fmt: skip
-    """The world part: detection, PII-free false positives, leakage and latency for one detector."""
-    samples = pii_world.world_samples(per_locale, seed)
+    """The world part: detection, PII-free false positives, leakage and latency for one detector; `per_locale`
+    samples from the dev and held-out templates and half as many again from the fresh ones."""
+    samples = pii_world.world_samples(per_locale, seed) + pii_world.world_samples(max(1, per_locale // 2), seed,
+                                                                                  fresh=True)  # fmt: skip
     free = pii_free_prompts(n_free, seed)
     detector.detect(samples[0].text)  # loads spaCy before anything is timed
     progress(f"world detection on {len(samples)} samples and {len(free)} PII-free prompts")
@@ -421,12 +426,14 @@ def world_bench(detector: Detector, per_locale: int, n_free: int, seed: int, wit
     predicted = [detector.detect(text) for text in tqdm(texts, desc="world detect", file=sys.stderr)]
     counts: Counter[tuple[str, str, str]] = Counter()
     for s in samples:
-        counts.update((SPLITS[s.held_out], g.kind, s.locale) for g in s.gold)
+        counts.update((s.split, g.kind, s.locale) for g in s.gold)
+    by_split = Counter(s.split for s in samples)
     result: dict[str, Any] = {
-        "samples": {"total": len(samples), "held_out": sum(s.held_out for s in samples),
+        "samples": {"total": len(samples), "held_out": by_split["held_out"], "fresh": by_split["fresh"],
                     "templates": len(pii_world.TEMPLATES),
                     "held_out_templates": sum(t.held_out for t in pii_world.TEMPLATES),
-                    "by_style": {split: dict(Counter(s.style for s in samples if s.held_out == (split == "held_out")))
+                    "fresh_templates": len(pii_world.FRESH_TEMPLATES),
+                    "by_style": {split: dict(Counter(s.style for s in samples if s.split == split))
                                  for split in SPLITS},
                     "values": {split: {kind: {loc: counts[(split, kind, loc)] for loc in pii_world.LOCALES}
                                        for kind in pii_world.KINDS} for split in SPLITS}},
@@ -448,55 +455,59 @@ def world_markdown(world: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
     det, smp = world["detection"], world["samples"]
     cell = lambda v: "–" if v is None else f"{v:.3f}".rstrip("0").rstrip(".") if v < 1 else "1"  # noqa: E731
     verdict = lambda ok: "n/a" if ok is None else "**PASS**" if ok else "**FAIL**"  # noqa: E731
-    lines = [f"## World: multinational PII ({smp['total']} samples, {smp['held_out']} from held-out templates)", "",
+    name = lambda split: split.replace("_", "-")  # noqa: E731
+    lines = [f"## World: multinational PII ({smp['total']} samples, {smp['held_out']} from held-out templates, "
+             f"{smp['fresh']} from fresh ones)", "",
              f"Detectors: `{cfg['world_detectors']}`; {len(locales)} Faker locales (faker {cfg['faker']}), "
              f"{smp['templates']} templates of which {smp['held_out_templates']} held out (the finders' authors "
-             f"did not see them); {cfg['world_samples']} samples per locale, seed {cfg['seed']}.", "",
-             "### Targets (judged on the held-out templates)", "", "| target | dev | held-out | verdict |",
-             "|---|---:|---:|---|"]  # fmt: skip
+             f"did not see them), and {smp['fresh_templates']} fresh templates (written after the finders, "
+             "never shown to their authors); "
+             f"{cfg['world_samples']} samples per locale and half as many fresh ones, seed {cfg['seed']}.", "",
+             "### Targets (recall judged on the held-out and the fresh templates, each on its own)", "",
+             "| target | " + " | ".join(map(name, SPLITS)) + " | verdict |",
+             "|---|" + "---:|" * len(SPLITS) + "---|"]  # fmt: skip
     for t in world["targets"]:
         recall = "recall" in t["target"]
-        lines.append(f"| {t['target']} | {cell(t['dev'])} | {cell(t['held_out']) if recall else t['held_out']} "
-                     f"| {verdict(t['pass'])} |")  # fmt: skip
+        values = [cell(t.get(split)) if recall else "–" if t.get(split) is None else t[split] for split in SPLITS]
+        lines.append(f"| {t['target']} | " + " | ".join(map(str, values)) + f" | {verdict(t['pass'])} |")
     lines += ["", "Recall: a value counts as found when every letter and digit of it is inside some detected span, "
               "whatever its type; type-exact: inside spans of the kind's types "
               f"({'; '.join(k + ' ' + '/'.join(v) for k, v in pii_world.KINDS.items())}).", ""]  # fmt: skip
     for split in SPLITS:
-        lines += [f"### Values per kind and locale, {split.replace('_', '-')}", "",
+        lines += [f"### Values per kind and locale, {name(split)}", "",
                   "| kind | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]  # fmt: skip
         for kind, by in smp["values"][split].items():
             lines.append(f"| {kind} | " + " | ".join(str(by[loc] or "–") for loc in locales) + " |")
         lines.append("")
-    lines += ["Samples by style: " + "; ".join(f"{split.replace('_', '-')}: " + ", ".join(
+    lines += ["Samples by style: " + "; ".join(f"{name(split)}: " + ", ".join(
         f"{k} {v}" for k, v in sorted(smp["by_style"][split].items())) for split in SPLITS), ""]  # fmt: skip
     for measure, title in (("recall", "Recall (covered, any type)"), ("typed", "Type-exact recall")):
         for split in SPLITS:
-            lines += [f"### {title}, {split.replace('_', '-')} templates", "",
+            lines += [f"### {title}, {name(split)} templates", "",
                       "| kind | all | " + " | ".join(short) + " |", "|---|---:|" + "---:|" * len(short)]  # fmt: skip
             for kind in pii_world.KINDS:
                 by = det["recall"][split].get(kind, {})
                 row = [cell(by.get(w, {}).get(measure)) for w in ["all", *locales]]
                 lines.append(f"| {kind} | " + " | ".join(row) + " |")
             lines.append("")
+    by_detail = [det["by_detail"][split] for split in SPLITS]
+    columns = " | ".join(f"{name(s)} {m}" for s in SPLITS for m in ("n", "recall", "typed"))
     lines += ["### Recall by detail (which ID, which secret format, which phone range)", "",
-              "| detail | kind | dev n | dev recall | dev typed | held-out n | held-out recall | held-out typed |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    dev, held = det["by_detail"]["dev"], det["by_detail"]["held_out"]
-    for detail in sorted(set(dev) | set(held), key=lambda d: ((dev.get(d) or held[d])["kind"], d)):
-        a, b = dev.get(detail, {}), held.get(detail, {})
-        lines.append(f"| {detail} | {(a or b)['kind']} | {a.get('n', 0)} | {cell(a.get('recall'))} | "
-                     f"{cell(a.get('typed'))} | {b.get('n', 0)} | {cell(b.get('recall'))} | "
-                     f"{cell(b.get('typed'))} |")  # fmt: skip
+              f"| detail | kind | {columns} |", "|---|---|" + "---:|" * 3 * len(SPLITS)]  # fmt: skip
+    kind_of = {d: r["kind"] for table in by_detail for d, r in table.items()}
+    for detail in sorted(kind_of, key=lambda d: (kind_of[d], d)):
+        row = [str(c) for r in (t.get(detail, {}) for t in by_detail)
+               for c in (r.get("n", 0), cell(r.get("recall")), cell(r.get("typed")))]  # fmt: skip
+        lines.append(f"| {detail} | {kind_of[detail]} | " + " | ".join(row) + " |")
+    columns = " | ".join(f"{name(s)} {m}" for s in SPLITS for m in ("spans", "false", "precision"))
     lines += ["", "### Precision on the PII-bearing samples (a span overlapping no gold value is false)", "",
-              "| detected type | dev spans | dev false | dev precision | held-out spans | held-out false "
-              "| held-out precision |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+              f"| detected type | {columns} |", "|---|" + "---:|" * 3 * len(SPLITS)]  # fmt: skip
+    precision = [det["precision"][split] for split in SPLITS]
     for axis in ("type", "locale"):
-        keys = sorted(set(det["precision"]["dev"][axis]) | set(det["precision"]["held_out"][axis]))
-        for key in keys:
-            a, b = det["precision"]["dev"][axis].get(key, {}), det["precision"]["held_out"][axis].get(key, {})
-            lines.append(f"| {key if axis == 'type' else 'locale ' + key} | {a.get('predicted', 0)} | "
-                         f"{a.get('false', 0)} | {cell(a.get('precision'))} | {b.get('predicted', 0)} | "
-                         f"{b.get('false', 0)} | {cell(b.get('precision'))} |")  # fmt: skip
+        for key in sorted({k for table in precision for k in table[axis]}):
+            row = [str(c) for r in (t[axis].get(key, {}) for t in precision)
+                   for c in (r.get("predicted", 0), r.get("false", 0), cell(r.get("precision")))]  # fmt: skip
+            lines.append(f"| {key if axis == 'type' else 'locale ' + key} | " + " | ".join(row) + " |")
     lines += ["", "Commonest false positives on PII-bearing samples: " + ", ".join(
         f"`{_md(f['text'])}` {f['entity']} ×{f['count']}" for f in det["false_positives"][:20]), ""]  # fmt: skip
     free = world["pii_free"]
