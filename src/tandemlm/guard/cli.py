@@ -37,7 +37,7 @@ def guard_check(config: str, name: str | None, kind: str, context: str | None, a
 
     Exit code 0 when the text is safe, 1 when it is unsafe (as `tandem audit` exits 1 on a leak), 2 for a usage
     or config error; a guard that fails is an error message with exit code 1."""
-    from tandemlm.cli import errors_to_exit_codes
+    from tandemlm.cli_support import errors_to_exit_codes
 
     if text == "-":
         text = sys.stdin.read()

@@ -51,7 +51,7 @@ def read_document(value: str) -> str:
 @click.argument("claim")
 def verify_command(config: str, pipeline: str | None, document: str, as_json: bool, claim: str) -> None:
     """Whether DOCUMENT supports CLAIM: P(supported) from the edge verifier, max over the document's chunks."""
-    from tandemlm.cli import errors_to_exit_codes
+    from tandemlm.cli_support import errors_to_exit_codes
     from tandemlm.config import Runtime, load_config
 
     with errors_to_exit_codes():
@@ -82,7 +82,7 @@ def verify_command(config: str, pipeline: str | None, document: str, as_json: bo
 def bench_verify(config: str, n_docs: int, chunk_tokens: int, seed: int, json_out: str, out: str) -> None:
     """Balanced accuracy of the verifier on claims generated from GSM8K problems (dev-fitted threshold)."""
     from tandemlm.bench.verify import run_verify_bench, to_markdown
-    from tandemlm.cli import _write_report, errors_to_exit_codes
+    from tandemlm.cli_support import errors_to_exit_codes, write_report
 
     with errors_to_exit_codes():
-        _write_report(run_verify_bench(config, n_docs, chunk_tokens, seed), json_out, out, to_markdown)
+        write_report(run_verify_bench(config, n_docs, chunk_tokens, seed), json_out, out, to_markdown)

@@ -23,7 +23,7 @@ def train() -> None:
 def train_guard(out_dir: str | None, heads: str, hidden: int, epochs: int, seed: int) -> None:
     """Train the classifier (harmful requests) and injection heads on the training sources of the split by
     source; write NAME.npz and a JSON card (data, pins, split, validation metrics, this command)."""
-    from tandemlm.cli import errors_to_exit_codes
+    from tandemlm.cli_support import errors_to_exit_codes
     from tandemlm.collab.routing.embeddings import MiniLM
     from tandemlm.guard.classifier import EMBED_TOKENS
     from tandemlm.train.guard import HEADS, TrainSettings, train_guards
