@@ -305,7 +305,7 @@ def bench_collab(
 @click.option("--parts", default="detection,masking,leakage,latency", show_default=True,
               help="Which parts to run (also: world, multinational PII on the default detectors).")  # fmt: skip
 @click.option("--world-samples", default=600, show_default=True, type=click.IntRange(min=1),
-              help="world: samples per locale.")  # fmt: skip
+              help="world: samples per locale (dev and held-out; fresh adds half as many).")  # fmt: skip
 @click.option("--pii-free", default=300, show_default=True, type=click.IntRange(min=3),
               help="world: PII-free GSM8K/MMLU/HumanEval prompts (false positives).")  # fmt: skip
 @click.option("--with-slm", is_flag=True, help="world: add the slm detector (the --edge model).")
