@@ -88,7 +88,7 @@ def test_packaged_configs_load() -> None:
     pipelines = {"edge", "cloud", "speculative", "token-routing", "cascade", "private-cloud", "super-icl", "guided-cot",
                  "hinted", "llm-guided", "vote", "cross-verify", "rank", "plan-execute", "guarded-cloud",
                  "verified-cloud"}  # fmt: skip
-    assert default.default == "edge" and set(default.pipelines) == pipelines
+    assert default.default == "edge" and set(default.pipelines) == pipelines | {"fusion", "contrastive"}
     assert default.models["cloud"].location == "cloud" and default.models["cloud"].price.output == 0.6
     tiny = load_config("tiny")
     assert tiny.models["edge"].source == "catalog:smollm2-135m"  # type: ignore[union-attr]

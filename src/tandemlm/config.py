@@ -34,11 +34,15 @@ from pydantic import ValidationError as PydanticValidationError
 from tandemlm.collab.fallback import Fallback
 from tandemlm.config_collab import (
     CollabSpec,
+    ContrastiveSpec,
     CrossVerifySpec,
+    FusionSpec,
     GuidedCoTSpec,
     LLMGuidedSpec,
     PlanExecuteSpec,
+    ProxyTunedSpec,
     RankSpec,
+    SafetyGuidedSpec,
     SuperICLSpec,
     TTSSpec,
     VoteSpec,
@@ -223,6 +227,10 @@ class StrategyConfig(_Strict):
     rank: RankSpec | None = None
     plan_execute: PlanExecuteSpec | None = None
     tts: TTSSpec | None = None
+    fusion: FusionSpec | None = None
+    proxy_tuned: ProxyTunedSpec | None = None
+    contrastive: ContrastiveSpec | None = None
+    safety_guided: SafetyGuidedSpec | None = None
 
     @model_validator(mode="after")
     def _one(self) -> StrategyConfig:

@@ -1,4 +1,5 @@
-"""The pipeline-file specs of the performance collaborations (collab/guidance.py, ensemble.py, pipeline.py, tts.py).
+"""The pipeline-file specs of the performance collaborations (collab/guidance.py, ensemble.py, pipeline.py, tts.py,
+fusion.py).
 
 Each names its models by config name; `refs` lists the fields that hold model names (a string or a list of them),
 so the config can check every reference; `build` makes the strategy.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tandemlm.models.base import LanguageModel
 
@@ -164,6 +165,93 @@ class TTSSpec(_Strict):
                               cap=self.cap, name=name)  # fmt: skip
 
 
+class FusionSpec(_Strict):
+    """Logit fusion (collab/fusion.py): each token from log-softmax(Σ weight · member logprobs), one vocabulary."""
+
+    members: list[str] = Field(min_length=1)
+    weights: list[float] | None = Field(None, description="non-negative, one per member (default equal)")
+    trace_tokens: int = Field(16, ge=0, le=256, description="tokens whose contributions the trace lists")
+    refs: ClassVar[tuple[str, ...]] = ("members",)
+
+    @model_validator(mode="after")
+    def _weights(self) -> FusionSpec:
+        if self.weights is not None and len(self.weights) != len(self.members):
+            raise ValueError(f"{len(self.members)} members but {len(self.weights)} weights")
+        if self.weights is not None and (any(w < 0 for w in self.weights) or sum(self.weights) <= 0):
+            raise ValueError("weights must be non-negative with a positive sum")
+        return self
+
+    def build(self, model: Build, name: str) -> LanguageModel:
+        from tandemlm.collab.fusion import LogitFusion
+
+        return LogitFusion([model(m) for m in self.members], self.weights, name=name, trace_tokens=self.trace_tokens)
+
+
+class ProxyTunedSpec(_Strict):
+    """Proxy-tuning: `large` + alpha · (`tuned_small` − `base_small`) in log-probabilities, token by token."""
+
+    large: str
+    tuned_small: str
+    base_small: str
+    alpha: float = Field(1.0, ge=-8, le=8)
+    trace_tokens: int = Field(16, ge=0, le=256)
+    refs: ClassVar[tuple[str, ...]] = ("large", "tuned_small", "base_small")
+
+    def build(self, model: Build, name: str) -> LanguageModel:
+        from tandemlm.collab.fusion import ProxyTuned
+
+        return ProxyTuned(model(self.large), model(self.tuned_small), model(self.base_small), alpha=self.alpha,
+                          name=name, trace_tokens=self.trace_tokens)  # fmt: skip
+
+
+class ContrastiveSpec(_Strict):
+    """Contrastive decoding: tokens the `expert` gives >= alpha_mask · its top probability, scored
+    (1 + beta) · expert − beta · `amateur`."""
+
+    expert: str
+    amateur: str
+    beta: float = Field(0.5, ge=0, le=8)
+    alpha_mask: float = Field(0.1, ge=0, le=1)
+    trace_tokens: int = Field(16, ge=0, le=256)
+    refs: ClassVar[tuple[str, ...]] = ("expert", "amateur")
+
+    def build(self, model: Build, name: str) -> LanguageModel:
+        from tandemlm.collab.fusion import Contrastive
+
+        return Contrastive(model(self.expert), model(self.amateur), beta=self.beta, alpha_mask=self.alpha_mask,
+                           name=name, trace_tokens=self.trace_tokens)  # fmt: skip
+
+
+class SafetyGuidedSpec(_Strict):
+    """Safety-guided decoding: `model` + alpha · (`safe_small` − `base_small`) for the first `first_m` answer tokens
+    (null: all of them), then `model` alone."""
+
+    model: str
+    safe_small: str
+    base_small: str
+    alpha: float = Field(1.0, ge=-8, le=8)
+    first_m: int | None = Field(2, ge=0, description="guided answer tokens; null guides every token")
+    trace_tokens: int = Field(16, ge=0, le=256)
+    refs: ClassVar[tuple[str, ...]] = ("model", "safe_small", "base_small")
+
+    def build(self, model: Build, name: str) -> LanguageModel:
+        from tandemlm.collab.fusion import SafetyGuided
+
+        return SafetyGuided(model(self.model), model(self.safe_small), model(self.base_small), alpha=self.alpha,
+                            first_m=self.first_m, name=name, trace_tokens=self.trace_tokens)  # fmt: skip
+
+
 CollabSpec = (
-    SuperICLSpec | GuidedCoTSpec | LLMGuidedSpec | VoteSpec | CrossVerifySpec | RankSpec | PlanExecuteSpec | TTSSpec
+    SuperICLSpec
+    | GuidedCoTSpec
+    | LLMGuidedSpec
+    | VoteSpec
+    | CrossVerifySpec
+    | RankSpec
+    | PlanExecuteSpec
+    | TTSSpec
+    | FusionSpec
+    | ProxyTunedSpec
+    | ContrastiveSpec
+    | SafetyGuidedSpec
 )
