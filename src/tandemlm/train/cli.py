@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from tandemlm.cli_support import config_option
+
 
 @click.group()
 def train() -> None:
@@ -41,3 +43,113 @@ def train_guard(out_dir: str | None, heads: str, hidden: int, epochs: int, seed:
         train_guards(target, MiniLM(max_tokens=EMBED_TOKENS), settings, command=command, which=chosen,
                      progress=lambda s: click.echo(s, err=True), bars=True)  # fmt: skip
         click.echo(f"wrote {', '.join(f'{h}.npz' for h in chosen)} to {target}")
+
+
+@train.command("distill")
+@click.option("--out", "out_dir", required=True, help="Directory for the examples, the selection and the adapter.")
+@click.option("--dataset", default="gsm8k", show_default=True, type=click.Choice(["gsm8k"]))
+@click.option("--train-items", default=None, type=click.IntRange(min=1),
+              help="The first N train-split items of the seeded sample (default: those the teacher has).")  # fmt: skip
+@click.option("--select", "which", default="selected", show_default=True, type=click.Choice(["all", "selected"]))
+@click.option("--source", default="teacher", show_default=True,
+              type=click.Choice(["teacher", "reference", "teacher+reference"]),
+              help="Targets: the teacher's answers, GSM8K's references, or the teacher's where right.")  # fmt: skip
+@click.option("--student-sure", default=0.9, show_default=True, type=click.FloatRange(0, 1),
+              help="A right student answer at least this confident (exp mean token logprob) is dropped.")  # fmt: skip
+@click.option("--teacher-sure", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="A right teacher answer below this confidence is dropped (where measured).")  # fmt: skip
+@click.option("--outcomes", "outcomes_dir", default="bench/outcomes", show_default=True)
+@click.option("--teacher-table", default="cloud", show_default=True, help="Outcome table of the teacher's answers.")
+@click.option("--student-table", default="edge", show_default=True, help="Outcome table of the student's answers.")
+@click.option("--teacher", default=None, help="A config model that answers the items its table lacks (appended).")
+@click.option("--student", default=None, help="A config model that answers the items its table lacks (appended).")
+@click.option("--base", default=None, help="The model to tune (default: the source of the config's edge model).")
+@click.option("--steps", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--rank", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=2e-4, show_default=True, type=float)
+@click.option("--max-length", default=1024, show_default=True, type=click.IntRange(min=16))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="torch and llama.cpp threads.")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
+@click.option("--no-gguf", is_flag=True, help="Skip the llama.cpp adapter (adapter.gguf).")
+@config_option
+def train_distill(out_dir: str, dataset: str, train_items: int | None, which: str, source: str, student_sure: float,
+                  teacher_sure: float, outcomes_dir: str, teacher_table: str, student_table: str, teacher: str | None,
+                  student: str | None, base: str | None, steps: int, rank: int, lr: float, max_length: int, seed: int,
+                  threads: int | None, resume: bool, no_gguf: bool, config: str) -> None:  # fmt: skip
+    """Selective distillation (LLKD-style): keep the train items where the teacher is right and the student
+    wrong or unsure, and LoRA-tune the student on the teacher's answers to them (sequence-level KD)."""
+    from tandemlm.cli_support import errors_to_exit_codes, with_threads
+    from tandemlm.config import Runtime, load_config
+    from tandemlm.train.distill import SelectionSettings, distill, train_pool
+    from tandemlm.train.lora import LoraSettings
+
+    with errors_to_exit_codes():
+        from tandemlm.bench.outcomes import build_table, read_table
+
+        cfg = load_config(config)
+        tables = {role: Path(outcomes_dir) / dataset / f"{name}.jsonl"
+                  for role, name in (("teacher", teacher_table), ("student", student_table))}  # fmt: skip
+        covered = sum(o.split == "train" for o in read_table(tables["teacher"]))
+        items = train_pool(dataset, train_items or covered or None)
+        for role, model_name in (("teacher", teacher), ("student", student)):
+            if model_name:
+                cfg_t = with_threads(cfg, model_name, threads)
+                runtime = Runtime(cfg_t)
+                try:
+                    for _ in build_table(runtime.model(model_name), items, tables[role]):
+                        pass
+                finally:
+                    runtime.close()
+        rows = {role: {o.id: o for o in read_table(path)} for role, path in tables.items()}
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        edge = cfg.models.get("edge")
+        base_model = base or getattr(edge, "source", None)
+        if not base_model:
+            raise click.BadParameter("name the model to tune with --base (the config has no edge model source)")
+        lora = LoraSettings(rank=rank, lr=lr, steps=steps, max_length=max_length, seed=seed)
+        picked, report = distill(
+            items, rows["teacher"], rows["student"], base_model, out_dir, lora, which=which, source=source,  # type: ignore[arg-type]
+            settings=SelectionSettings(student_sure, teacher_sure), resume=resume, gguf=not no_gguf,
+            command=" ".join(["tandem", *sys.argv[1:]]), log=lambda s: click.echo(s, err=True),
+        )  # fmt: skip
+        click.echo(f"{which}: kept {picked['kept']} of {picked['with_target']} items with a target "
+                   f"({picked['share_kept']:.1%}; {picked['items']} in the pool); {report.trained_tokens} answer "
+                   f"tokens of {report.tokens} in {report.seconds:.0f} s; adapter in {out_dir}")  # fmt: skip
+
+
+@train.command("curate")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, help="The kept examples (JSONL); scores are cached beside it.")
+@click.option("--by", default="perplexity", show_default=True, type=click.Choice(["perplexity", "gap"]))
+@click.option("--keep", "fraction", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True))
+@click.option("--order", default="mid", show_default=True, type=click.Choice(["low", "mid", "high"]),
+              help="Which part of the ranking to keep (Ankner et al.: mid/high best for perplexity).")  # fmt: skip
+@click.option("--model", "model_name", default="edge", show_default=True, help="The scoring (student) model.")
+@click.option("--teacher", default="cloud", show_default=True, help="The teacher model, for --by gap.")
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="llama.cpp threads.")
+@config_option
+def train_curate(data: str, out: str, by: str, fraction: float, order: str, model_name: str, teacher: str,
+                 threads: int | None, config: str) -> None:  # fmt: skip
+    """SLM-guided curation: score a chat JSONL by the edge model's perplexity of each answer (Ankner et al.) or
+    by the student-teacher loss gap (SALT-style) and keep a fraction of it."""
+    from tandemlm.cli_support import errors_to_exit_codes, with_threads
+    from tandemlm.config import Runtime, load_config
+    from tandemlm.train.curate import curate
+
+    with errors_to_exit_codes():
+        cfg = with_threads(load_config(config), model_name, threads)
+        if by == "gap":
+            cfg = with_threads(cfg, teacher, threads)
+        runtime = Runtime(cfg)
+        try:
+            report = curate(data, out, runtime.model(model_name), by=by, fraction=fraction, order=order,  # type: ignore[arg-type]
+                            teacher=runtime.model(teacher) if by == "gap" else None)  # fmt: skip
+        finally:
+            runtime.close()
+        click.echo(f"kept {report['kept']} of {report['examples']} examples ({by} {order}, scores "
+                   f"{report['score_kept'][0]:.3g}..{report['score_kept'][1]:.3g} of "
+                   f"{report['score_all'][0]:.3g}..{report['score_all'][1]:.3g}) in {out}")  # fmt: skip
