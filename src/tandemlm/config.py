@@ -88,6 +88,19 @@ class LlamaCppConfig(_ModelBase):
     )
     n_batch: int = Field(512, ge=1)
     chat_template: bool | str = True
+    adapter: str | None = Field(None, description="a GGUF LoRA adapter file (tandem train lora writes adapter.gguf)")
+
+
+class HFConfig(_ModelBase):
+    """The torch engine (models/hf.py): the same sources, plus a peft LoRA adapter directory."""
+
+    engine: Literal["hf"]
+    source: str = Field(description="catalog:NAME, path:/file.gguf or an HF model directory")
+    adapter: str | None = Field(None, description="a peft LoRA adapter directory (tandem train lora --out)")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    n_ctx: int = Field(4096, ge=256)
+    n_threads: int | None = Field(None, ge=1, description="torch's intra-op threads (process-wide)")
+    chat_template: bool | str = True
 
 
 class OpenAIConfig(_ModelBase):
@@ -110,7 +123,7 @@ class ScriptedConfig(_ModelBase):
     max_concurrency: int | None = Field(default=None, ge=1)
 
 
-ModelConfig = Annotated[LlamaCppConfig | OpenAIConfig | ScriptedConfig, Field(discriminator="engine")]
+ModelConfig = Annotated[LlamaCppConfig | HFConfig | OpenAIConfig | ScriptedConfig, Field(discriminator="engine")]
 
 
 class SpeculativeSpec(_Strict):

@@ -18,6 +18,12 @@ def _llamacpp(**options: Any) -> LanguageModel:
     return load_llamacpp(**options)
 
 
+def _hf(**options: Any) -> LanguageModel:
+    from tandemlm.models.hf import load_hf
+
+    return load_hf(**options)
+
+
 def _openai(**options: Any) -> LanguageModel:
     from tandemlm.models.openai import OpenAIModel
 
@@ -26,6 +32,7 @@ def _openai(**options: Any) -> LanguageModel:
 
 ENGINES: dict[str, Callable[..., LanguageModel]] = {
     "llamacpp": _llamacpp,
+    "hf": _hf,
     "openai": _openai,
     "scripted": ScriptedModel,
 }

@@ -58,6 +58,7 @@ class LlamaCppModel(LanguageModel):
 
     chat_template: use the template stored in the GGUF (True), a Jinja template string of your own,
         or none (False: messages are joined by blank lines, for base models such as gemma3-270m).
+    adapter: a GGUF LoRA adapter file (llama.cpp's `lora_path`; `tandem train lora` writes one), applied at scale 1.
 
     Reusing a cached prefix evaluates the rest of the prompt in a different batch shape than a fresh
     run, which changes the low bits of the logits; at a near-tie that can flip a greedy choice.
@@ -84,6 +85,7 @@ class LlamaCppModel(LanguageModel):
         n_threads: int | None = None,
         n_batch: int = 512,
         chat_template: bool | str = True,
+        adapter: str | Path | None = None,
         verbose: bool = False,
     ) -> None:
         super().__init__(name or Path(path).stem, location=location, price=price)
@@ -102,6 +104,7 @@ class LlamaCppModel(LanguageModel):
                 n_threads=threads,
                 n_threads_batch=threads,
                 logits_all=False,
+                lora_path=str(Path(adapter).expanduser()) if adapter else None,
                 verbose=verbose,
             )
         except (ValueError, RuntimeError) as err:

@@ -1,4 +1,4 @@
-"""`tandem train`: the group every trainer hangs off (`tandem train guard`; `train lora` is to come)."""
+"""`tandem train`: the group every trainer hangs off (guard heads, LoRA adapters, distillation, curation)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from tandemlm.cli_support import config_option
+from tandemlm.train.lora import DEFAULT_TARGETS
 
 
 @click.group()
@@ -43,6 +44,50 @@ def train_guard(out_dir: str | None, heads: str, hidden: int, epochs: int, seed:
         train_guards(target, MiniLM(max_tokens=EMBED_TOKENS), settings, command=command, which=chosen,
                      progress=lambda s: click.echo(s, err=True), bars=True)  # fmt: skip
         click.echo(f"wrote {', '.join(f'{h}.npz' for h in chosen)} to {target}")
+
+
+@train.command("lora")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--base", default="catalog:smollm2-135m", show_default=True,
+              help="The model to tune: catalog:NAME, a GGUF file or an HF directory.")  # fmt: skip
+@click.option("--out", "out_dir", required=True, help="Directory for the adapter, checkpoints and run.json.")
+@click.option("--steps", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--rank", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--alpha", default=16.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--targets", default=",".join(DEFAULT_TARGETS), show_default=True, help="Linear layers to adapt.")
+@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--max-length", default=1024, show_default=True, type=click.IntRange(min=16))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--checkpoint-every", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="torch threads (1 is fastest on a loaded machine: spinning OpenMP threads contend).")  # fmt: skip
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
+@click.option("--gguf/--no-gguf", default=True, show_default=True, help="Also write adapter.gguf for llama.cpp.")
+def train_lora_command(data: str, base: str, out_dir: str, steps: int, batch_size: int, rank: int, alpha: float,
+                       dropout: float, targets: str, lr: float, max_length: int, seed: int, checkpoint_every: int,
+                       threads: int | None, resume: bool, gguf: bool) -> None:  # fmt: skip
+    """Supervised LoRA on a JSONL of chat examples ({"messages": [...]}; loss on the assistant turns), on CPU.
+    Writes the peft adapter (for `engine: hf`, `adapter: DIR`) and adapter.gguf (for `engine: llamacpp`,
+    `adapter: DIR/adapter.gguf`)."""
+    from tandemlm.cli_support import errors_to_exit_codes
+    from tandemlm.train.lora import LoraSettings, train_lora
+
+    with errors_to_exit_codes():
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        chosen = tuple(t.strip() for t in targets.split(",") if t.strip())
+        settings = LoraSettings(rank=rank, alpha=alpha, dropout=dropout, targets=chosen, lr=lr, steps=steps,
+                                batch_size=batch_size, max_length=max_length, seed=seed,
+                                checkpoint_every=checkpoint_every)  # fmt: skip
+        command = " ".join(["tandem", *sys.argv[1:]])
+        report = train_lora(base, data, out_dir, settings, resume=resume, gguf=gguf, command=command,
+                            log=lambda s: click.echo(s, err=True))  # fmt: skip
+        click.echo(f"loss {report.losses[0]:.3f} -> {report.losses[-1]:.3f} over {report.steps} steps, "
+                   f"{report.tokens} tokens in {report.seconds:.0f} s; adapter in {out_dir}")  # fmt: skip
 
 
 @train.command("distill")

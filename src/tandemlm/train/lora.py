@@ -1,0 +1,353 @@
+"""Supervised LoRA tuning on CPU: chat examples in, a peft adapter and a GGUF adapter for llama.cpp out.
+
+The data is a JSONL file, one `{"messages": [...]}` per line. Each conversation is rendered with the model's
+chat template turn by turn, as the engines render prompts, so the tuned model sees at inference exactly the
+token layout it was trained on; the loss is on the assistant turns only (their text and the end-of-turn
+token that stops generation). The run is reproducible: a fixed seed sets the LoRA initialisation and the
+order of the examples (a permutation per epoch), dropout defaults to 0, and a checkpoint holds the
+optimizer state and the step, so `resume` continues the same run rather than starting a similar one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tandemlm.errors import ModelSourceError, ValidationError, missing_extra
+
+CHECKPOINTS = "checkpoints"
+STATE = "trainer_state.pt"
+RUN = "run.json"
+GGUF_NAME = "adapter.gguf"
+IGNORE = -100  # the label torch's cross-entropy skips
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """What a run trains and how. Everything but `steps` and `checkpoint_every` must match to resume a run."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    lr: float = 2e-4
+    steps: int = 100
+    batch_size: int = 1
+    max_length: int = 1024
+    seed: int = 0
+    checkpoint_every: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("rank", "steps", "batch_size", "max_length", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValidationError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1 or self.lr <= 0 or self.alpha <= 0:
+            raise ValidationError("dropout must be in [0, 1), lr and alpha positive")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the checkpoint's."""
+        out = asdict(self)
+        out.pop("steps"), out.pop("checkpoint_every")
+        out["targets"] = list(self.targets)
+        return out
+
+
+@dataclass
+class Example:
+    """One tokenized conversation: ids, and labels (IGNORE where no loss is taken)."""
+
+    ids: list[int]
+    labels: list[int]
+
+    @property
+    def trained(self) -> int:
+        return sum(1 for x in self.labels if x != IGNORE)
+
+
+@dataclass
+class RunReport:
+    """What `run.json` records about a run."""
+
+    base: str
+    data: str
+    data_sha256: str
+    examples: int
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    tokens: int = 0  # tokens read (prompt and answer) over all steps
+    trained_tokens: int = 0  # tokens with a loss
+    seconds: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    resumed_from: int | None = None
+    adapter: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def read_conversations(path: str | Path) -> list[list[dict[str, str]]]:
+    """The `messages` of each line of a JSONL file; each must hold at least one assistant turn."""
+    out: list[list[dict[str, str]]] = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise ModelSourceError(f"could not read the training data {path}: {err}") from err
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            messages = json.loads(line)["messages"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValidationError(f"{path}:{n}: expected a JSON object with 'messages': {err}") from err
+        if not isinstance(messages, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages
+        ):
+            raise ValidationError(f"{path}:{n}: messages must be a list of {{'role', 'content'}} strings")
+        if not any(m["role"] == "assistant" for m in messages):
+            raise ValidationError(f"{path}:{n}: no assistant message to learn from")
+        out.append([{"role": m["role"], "content": m["content"]} for m in messages])
+    if not out:
+        raise ValidationError(f"{path} holds no examples")
+    return out
+
+
+def encode_chat(tokenizer: Any, messages: Sequence[dict[str, str]], *, template: str | None, ends: set[int],
+                max_length: int) -> Example:  # fmt: skip
+    """Token ids and labels of one conversation. Text is rendered up to each assistant turn with the generation
+    prompt (what the engine feeds), then with the turn (what the model should write): the difference is the
+    answer, labelled up to and including its end token; the rest is context. Without a template (base models)
+    the turns are joined by blank lines, as the engines do, and the answer ends with the EOS token."""
+    ids: list[int] = []
+    labels: list[int] = []
+    covered = ""
+
+    def add(text: str, learn: bool) -> None:
+        piece = list(tokenizer(text, add_special_tokens=False).input_ids) if text else []
+        if learn:
+            cut = next((i + 1 for i, t in enumerate(piece) if t in ends), len(piece))
+            labels.extend(piece[:cut] + [IGNORE] * (len(piece) - cut))
+        else:
+            labels.extend([IGNORE] * len(piece))
+        ids.extend(piece)
+
+    if template is None:
+        bos = tokenizer.bos_token_id
+        if bos is not None and getattr(tokenizer, "add_bos_token", False):
+            ids.append(int(bos))
+            labels.append(IGNORE)
+        for i, m in enumerate(messages):
+            text = ("\n\n" if i else "") + m["content"]
+            add(text, learn=m["role"] == "assistant")
+            if m["role"] == "assistant" and tokenizer.eos_token_id is not None:
+                ids.append(int(tokenizer.eos_token_id))
+                labels.append(int(tokenizer.eos_token_id))
+        return Example(ids[:max_length], labels[:max_length])
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prompt = _render(tokenizer, messages[:i], template, generation=True)
+        full = _render(tokenizer, messages[: i + 1], template, generation=False)
+        if not prompt.startswith(covered) or not full.startswith(prompt):
+            raise ValidationError("the chat template does not render conversations prefix by prefix")
+        add(prompt[len(covered) :], learn=False)
+        add(full[len(prompt) :], learn=True)
+        covered = full
+    return Example(ids[:max_length], labels[:max_length])
+
+
+def _render(tokenizer: Any, messages: Sequence[dict[str, str]], template: str, *, generation: bool) -> str:
+    return str(
+        tokenizer.apply_chat_template(
+            list(messages), chat_template=template, tokenize=False, add_generation_prompt=generation
+        )
+    )
+
+
+def batch_order(n: int, steps: int, batch_size: int, seed: int) -> list[list[int]]:
+    """The example indices of every step: epochs of seeded permutations, cut into batches (so step s is the
+    same batch whether the run was resumed or not)."""
+    rng = np.random.default_rng(seed)
+    need = steps * batch_size
+    order: list[int] = []
+    while len(order) < need:
+        order += rng.permutation(n).tolist()
+    return [order[s * batch_size : (s + 1) * batch_size] for s in range(steps)]
+
+
+def train_lora(
+    base: str,
+    data: str | Path,
+    out: str | Path,
+    settings: LoraSettings,
+    *,
+    resume: bool = False,
+    gguf: bool = True,
+    command: str = "",
+    bar: bool = True,
+    log: Callable[[str], object] | None = None,
+) -> RunReport:
+    """Tune a LoRA adapter of `base` (catalog:NAME, a GGUF or an HF directory) on the chat examples in `data`.
+    Writes into `out`: the peft adapter (adapter_config.json, adapter_model.safetensors), `run.json`,
+    checkpoints every `checkpoint_every` steps, and with `gguf` the llama.cpp adapter `adapter.gguf`."""
+    try:
+        import torch
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+        from safetensors.torch import load_file
+    except ImportError:
+        raise missing_extra("torch, transformers and peft", "hf") from None
+    from tqdm import tqdm
+
+    from tandemlm.models.hf import END_TEXTS, hf_directory, load_causal_lm
+
+    say = log or (lambda _: None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    conversations = read_conversations(data)
+    torch.manual_seed(settings.seed)
+    model, tokenizer = load_causal_lm(base)
+    template = None if _plain(base) else tokenizer.chat_template
+    texts = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    ends = {i for i, t in enumerate(texts) if t in END_TEXTS} | (
+        {int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()
+    )
+    examples = [
+        encode_chat(tokenizer, m, template=template, ends=ends, max_length=settings.max_length) for m in conversations
+    ]
+    if not any(e.trained for e in examples):
+        raise ValidationError(f"{data}: no answer tokens left to learn from (max_length {settings.max_length})")
+    options: dict[str, Any] = {"r": settings.rank, "lora_alpha": settings.alpha, "lora_dropout": settings.dropout}
+    lora = LoraConfig(**options, target_modules=list(settings.targets), bias="none", task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, lora)
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
+    report = RunReport(
+        base=base, data=str(data), data_sha256=_sha256(Path(data)), examples=len(examples), steps=0,
+        settings={**settings.identity(), "steps": settings.steps, "checkpoint_every": settings.checkpoint_every},
+        command=command,
+    )  # fmt: skip
+    if resume and (last := _latest_checkpoint(out)) is not None:
+        state = torch.load(last / STATE, weights_only=True)
+        if state["identity"] != json.loads(json.dumps(settings.identity())) or state["data_sha256"] != (
+            report.data_sha256
+        ):
+            raise ValidationError(f"{last} was trained with other settings or data; resume with the same ones")
+        set_peft_model_state_dict(peft_model, load_file(str(last / "adapter_model.safetensors")))
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        report.steps, report.losses = int(state["step"]), list(state["losses"])
+        report.tokens, report.trained_tokens = int(state["tokens"]), int(state["trained_tokens"])
+        report.seconds, report.resumed_from = float(state["seconds"]), int(state["step"])
+        say(f"resumed from {last} (step {report.steps})")
+    order = batch_order(len(examples), settings.steps, settings.batch_size, settings.seed)
+    peft_model.train()
+    pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    progress = tqdm(total=settings.steps, initial=report.steps, desc="lora", unit="step", disable=not bar)
+    try:
+        for step in range(report.steps, settings.steps):
+            began = time.perf_counter()
+            batch = [examples[i] for i in order[step]]
+            ids, labels, mask = _collate(torch, batch, pad)
+            loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            report.seconds += time.perf_counter() - began
+            report.steps = step + 1
+            report.losses.append(round(float(loss.item()), 6))
+            report.tokens += int(mask.sum().item())
+            report.trained_tokens += sum(e.trained for e in batch)
+            progress.update(1)
+            progress.set_postfix(loss=f"{report.losses[-1]:.3f}", tok_s=f"{report.tokens_per_s:.0f}")
+            if report.steps % settings.checkpoint_every == 0 and report.steps < settings.steps:
+                _checkpoint(torch, out, peft_model, optimizer, report, settings)
+    finally:
+        progress.close()
+    peft_model.save_pretrained(str(out))
+    card = out / "README.md"  # peft's model card template: nothing the run does not say better in run.json
+    if card.is_file() and card.read_text(encoding="utf-8").startswith("---"):
+        card.unlink()
+    _checkpoint(torch, out, peft_model, optimizer, report, settings)
+    files = ["adapter_model.safetensors", "adapter_config.json"]
+    if gguf:
+        from tandemlm.train.lora_gguf import export_gguf_adapter
+
+        export_gguf_adapter(out, hf_directory(base), out / GGUF_NAME)
+        files.append(GGUF_NAME)
+    report.adapter = {name: {"bytes": (out / name).stat().st_size, "sha256": _sha256(out / name)} for name in files}
+    (out / RUN).write_text(json.dumps(_report_json(report), indent=2) + "\n")
+    say(f"{report.steps} steps, loss {report.losses[0]:.3f} -> {report.losses[-1]:.3f}, {report.tokens} tokens "
+        f"in {report.seconds:.1f} s ({report.tokens_per_s:.0f} tokens/s); adapter in {out}")  # fmt: skip
+    return report
+
+
+def _plain(base: str) -> bool:
+    """Whether the base model is a catalog model without a chat template (messages joined by blank lines)."""
+    from tandemlm.models.catalog import CATALOG
+
+    scheme, _, rest = base.partition(":")
+    return scheme in ("catalog", "pypi") and rest in CATALOG and not CATALOG[rest].chat_template
+
+
+def _collate(torch: Any, batch: list[Example], pad: int) -> tuple[Any, Any, Any]:
+    """Right-padded tensors of a batch: ids, labels (IGNORE on padding) and the attention mask."""
+    width = max(len(e.ids) for e in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, e in enumerate(batch):
+        ids[row, : len(e.ids)] = torch.tensor(e.ids)
+        labels[row, : len(e.ids)] = torch.tensor(e.labels)
+        mask[row, : len(e.ids)] = 1
+    return ids, labels, mask
+
+
+def _checkpoint(torch: Any, out: Path, model: Any, optimizer: Any, report: RunReport, settings: LoraSettings) -> None:
+    """The adapter and everything needed to continue: optimizer state, step, losses, RNG, written then renamed."""
+    target = out / CHECKPOINTS / f"step-{report.steps:06d}"
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(str(partial))
+    state = {
+        "step": report.steps, "losses": report.losses, "tokens": report.tokens,
+        "trained_tokens": report.trained_tokens, "seconds": report.seconds, "optimizer": optimizer.state_dict(),
+        "rng": torch.get_rng_state(), "identity": settings.identity(), "data_sha256": report.data_sha256,
+    }  # fmt: skip
+    torch.save(state, partial / STATE)
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    partial.replace(target)
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    found = sorted(p for p in (out / CHECKPOINTS).glob("step-*") if not p.name.endswith(".partial"))
+    return found[-1] if found else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _report_json(report: RunReport) -> dict[str, Any]:
+    out = asdict(report)
+    out["tokens_per_s"] = round(report.tokens_per_s, 1)
+    out["seconds"] = round(report.seconds, 2)
+    out["loss_first"], out["loss_last"] = report.losses[0], report.losses[-1]
+    out["perplexity_last"] = round(math.exp(min(report.losses[-1], 50.0)), 3)
+    return out
