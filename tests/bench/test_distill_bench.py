@@ -1,0 +1,62 @@
+"""The distillation benchmark's arithmetic: the cascade fitted on train and read on test, paired gains."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tandemlm.bench import distill as bench
+from tandemlm.bench.outcomes import Outcome
+
+
+def test_the_threshold_is_the_least_cloud_share_that_reaches_the_target() -> None:
+    scores = np.array([0.1, 0.4, 0.3, 0.2])  # higher goes to the cloud first: items 1, 2, 3, 0
+    edge = np.array([1.0, 0.0, 0.0, 1.0])
+    cloud = np.array([1.0, 1.0, 0.0, 1.0])
+    # edge alone 0.5; item 1 to the cloud: 0.75 (share 0.25)
+    assert bench.fitted_threshold(scores, edge, cloud, 0.5) == pytest.approx(0.4)  # nothing to the cloud
+    assert bench.fitted_threshold(scores, edge, cloud, 0.75) == pytest.approx(0.3)
+    assert bench.fitted_threshold(scores, edge, cloud, 0.9) == -math.inf  # unreachable: all to the cloud
+
+
+def out(item_id: str, correct: bool, prob: float | None = None, split: str = "test") -> Outcome:
+    lp = None if prob is None else math.log(prob)
+    return Outcome(item_id, split, "a", correct, 1, 1, 0.0, 0.0, mean_logprob=lp)
+
+
+def test_cascade_point_applies_the_train_threshold_to_test() -> None:
+    train = [({"correct": False, "mean_logprob": math.log(0.5)}, out("a", True)),
+             ({"correct": True, "mean_logprob": math.log(0.9)}, out("b", True))]  # fmt: skip
+    test = [({"correct": False, "mean_logprob": math.log(0.6)}, out("c", True)),
+            ({"correct": True, "mean_logprob": math.log(0.95)}, out("d", False)),
+            ({"correct": False, "mean_logprob": math.log(0.4)}, out("e", False))]  # fmt: skip
+    point = bench.cascade_point(train, test)
+    # train: the 0.5-confident item must go to the cloud to reach 0.95 x 1.0; threshold at -0.9 (score = -prob)
+    assert point["threshold"] == pytest.approx(0.9)
+    assert (point["share"], point["accuracy"]) == (0.6667, 0.6667)  # c and e go up (rounded to 4 places)
+
+
+def test_summary_pairs_the_variants_on_common_items(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = ["gsm8k/1", "gsm8k/2", "gsm8k/3", "gsm8k/4"]
+    monkeypatch.setattr(bench, "test_items", lambda dataset, n, seed=0: [type("I", (), {"id": i})() for i in ids])
+    monkeypatch.setattr(bench, "split_of", lambda i: "test")
+    (tmp_path / "gsm8k").mkdir()
+    for role in ("edge", "cloud"):
+        (tmp_path / "gsm8k" / f"{role}.jsonl").write_text("")
+    right = {"student_before": [0, 1, 0, 0], "student_after": [1, 1, 1, 0], "teacher": [1, 1, 1, 1]}
+    rows = [{"variant": v, "id": i, "correct": bool(c), "mean_logprob": -0.1}
+            for v, cs in right.items() for i, c in zip(ids, cs, strict=True)]  # fmt: skip
+    rows = [r for r in rows if not (r["variant"] == "teacher" and r["id"] == "gsm8k/4")]  # one item missing
+    s = bench.DistillBench(work=tmp_path, rows=tmp_path / "rows.jsonl", outcomes=tmp_path,
+                           variants=("student_before", "student_after", "teacher"))  # fmt: skip
+    got = bench.summarise(rows, s)
+    assert got["test_items"] == 3  # the item the teacher lacks is left out of every variant
+    assert got["student_before"]["accuracy"] == 0.3333
+    assert got["student_after"]["accuracy"] == 1.0 and got["teacher"]["accuracy"] == 1.0
+    assert got["gain_all"]["gain"] == 0.6667
+    assert got["gain_all"]["ci_low"] <= got["gain_all"]["gain"] <= got["gain_all"]["ci_high"]
+    json.dumps(got)  # the report is plain JSON
