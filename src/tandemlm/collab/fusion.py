@@ -28,7 +28,7 @@ import numpy as np
 
 from tandemlm.collab.base import TOKEN_LEVEL, Strategy, token_level_features
 from tandemlm.collab.decoding import Decoded
-from tandemlm.collab.speculative import warp
+from tandemlm.collab.speculative import _masked, warp
 from tandemlm.errors import UnsupportedOperationError, ValidationError, VocabularyMismatchError
 from tandemlm.models.base import LanguageModel, final_completion
 from tandemlm.structured import response_grammar
@@ -219,7 +219,8 @@ class FusedDecoder(Strategy):
             for i in self.active(step):
                 calls[i] += 1
             fused = self._fused(dists, step)
-            choose = rules.mask(fused) if rules is not None else fused
+            # under a grammar: greedy checks the fused argmax first (one check), sampling masks the whole vector
+            choose = _masked(rules, fused, params) if rules is not None else fused
             if params.temperature == 0:
                 token = choose.argmax()
             else:
