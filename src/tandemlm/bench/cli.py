@@ -225,10 +225,19 @@ def bench_outcomes(
 @click.option("--out", default="bench/results/route.md", show_default=True)
 @click.option("--save-routers", default=None, help="Directory to save the fitted routers in (for `route` pipelines).")
 @click.option("--embed-tokens", default=256, show_default=True, type=click.IntRange(3, 256),
-              help="Cut prompts to this many tokens before MiniLM embeds them (fewer: faster decisions).")  # fmt: skip
+              help="With --embedder minilm: cut prompts to this many tokens (fewer: faster decisions).")  # fmt: skip
+@click.option(
+    "--embedder",
+    default="static",
+    show_default=True,
+    type=click.Choice(["static", "minilm"]),
+    help="What the embedding routers read: MiniLM's distilled token table, or the MiniLM transformer.",
+)
+@click.option("--latency/--no-latency", default=True, show_default=True,
+              help="Time one routing decision per embedder config (the report's latency table).")  # fmt: skip
 def bench_route(
     datasets: tuple[str, ...], outcomes: str, plots: str, json_out: str, out: str, save_routers: str | None,
-    embed_tokens: int,
+    embed_tokens: int, embedder: str, latency: bool,
 ) -> None:  # fmt: skip
     """Cascades and query routers on the test split of stored outcome tables: APGR, CPT, AIQ with bootstrap 95%
     intervals, plots."""
@@ -237,7 +246,9 @@ def bench_route(
     with errors_to_exit_codes():
         names = list(datasets or ("gsm8k", "mmlu", "humaneval"))
         saved = Path(save_routers) if save_routers else None
-        result = run_route_bench(names, Path(outcomes), Path(plots), saved, embed_tokens=embed_tokens)
+        result = run_route_bench(
+            names, Path(outcomes), Path(plots), saved, embed_tokens=embed_tokens, embedder=embedder, latency=latency
+        )
         write_report(result, json_out, out, to_markdown)
 
 
@@ -399,3 +410,57 @@ def bench_guard(
 
 
 bench.add_command(bench_verify)
+
+
+@bench.command("distill")
+@click.option("--items", "n_items", default=20, show_default=True, type=click.IntRange(min=1),
+              help="GSM8K test items (the first N of the seeded sample; the outcome tables' come first).")  # fmt: skip
+@click.option("--train-items", default=None, type=click.IntRange(min=1),
+              help="Train items to distill from (default: those the teacher's outcome table covers).")  # fmt: skip
+@click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1), help="LoRA steps per variant.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="torch and llama.cpp.")
+@click.option("--source", default="teacher", show_default=True,
+              type=click.Choice(["teacher", "reference", "teacher+reference"]))  # fmt: skip
+@click.option("--student-sure", default=0.9, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--teacher-sure", default=0.0, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--keep", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="The curated variant's share of the `all` examples.")  # fmt: skip
+@click.option("--order", default="mid", show_default=True, type=click.Choice(["low", "mid", "high"]))
+@click.option("--lr", default=3e-4, show_default=True, type=float)
+@click.option("--rank", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-length", default=512, show_default=True, type=click.IntRange(min=16))
+@click.option("--cascade-items", default=None, type=click.IntRange(min=1),
+              help="Train items the tuned student answers to refit the cascade (default: all).")  # fmt: skip
+@click.option("--variants", default="student_before,student_after,student_selected,student_curated,teacher",
+              show_default=True, help="Which models to compare (a rerun with more resumes).")  # fmt: skip
+@click.option("--outcomes", default="bench/outcomes", show_default=True)
+@click.option("--work", default=None, help="Training runs (default: $TANDEM_HOME/distill).")
+@click.option("--rows", default="bench/results/distill.jsonl", show_default=True,
+              help="Per-item answers; a rerun resumes from them.")  # fmt: skip
+@click.option("--json", "json_out", default="bench/results/distill.json", show_default=True)
+@click.option("--out", default="bench/results/distill.md", show_default=True)
+@config_option
+def bench_distill(n_items: int, train_items: int | None, steps: int, threads: int, source: str, student_sure: float,
+                  teacher_sure: float, keep: float, order: str, lr: float, rank: int, max_length: int,
+                  cascade_items: int | None, variants: str, outcomes: str, work: str | None, rows: str,
+                  json_out: str, out: str, config: str) -> None:  # fmt: skip
+    """Selective distillation on GSM8K: the student before, after tuning on all / selected / curated teacher
+    answers (same steps), and the teacher, with bootstrap 95% intervals; training tokens and time; the
+    cascade's cloud share refitted after tuning (resumable)."""
+    from tandemlm.bench.distill import VARIANTS, DistillBench, run_distill_bench, to_markdown
+    from tandemlm.models.sources import tandem_home
+    from tandemlm.train.distill import SelectionSettings
+
+    names = tuple(v.strip() for v in variants.split(",") if v.strip())
+    if not names or set(names) - set(VARIANTS) or "student_before" not in names:
+        raise click.BadParameter(f"variants must include student_before, of {', '.join(VARIANTS)}; got {variants!r}")
+    with errors_to_exit_codes():
+        cfg = with_threads(with_threads(load_config(config), "edge", threads), "cloud", threads)
+        settings = DistillBench(
+            work=Path(work) if work else tandem_home() / "distill", rows=Path(rows), outcomes=Path(outcomes),
+            items=n_items, train_items=train_items, steps=steps, threads=threads, source=source,  # type: ignore[arg-type]
+            selection=SelectionSettings(student_sure, teacher_sure), keep=keep, order=order, rank=rank, lr=lr,
+            max_length=max_length, cascade_items=cascade_items, variants=tuple(v for v in VARIANTS if v in names),
+        )  # fmt: skip
+        result = run_distill_bench(cfg, settings, label=config, log=lambda s: click.echo(s, err=True))
+        write_report(result, json_out, out, to_markdown)

@@ -33,6 +33,8 @@ from tandemlm.bench.datasets import chat_prompt, load
 from tandemlm.bench.outcomes import Outcome, read_table
 from tandemlm.collab.routing import ROUTERS, MiniLM, Router, threshold_for_share
 from tandemlm.collab.routing.embeddings import MAX_SEQ_LENGTH, Embedder
+from tandemlm.collab.routing.neural import MlpRouter
+from tandemlm.collab.routing.static import StaticMiniLM
 from tandemlm.errors import ModelSourceError, missing_extra
 
 RESAMPLES, SEED = 1000, 0  # bootstrap resamples of the test items for the 95% intervals, and their seed
@@ -49,6 +51,7 @@ CASCADE_SIGNALS: dict[str, Callable[[Outcome], float | None]] = {
 }
 ROUTER_NAMES = ("length", "knn", "logistic", "mf", "mlp", "signals")
 EMBEDDING_ROUTERS = ("knn", "logistic", "mf", "mlp")
+EMBEDDERS = ("static", "minilm")  # the embedding routers read: MiniLM's distilled token table, or MiniLM itself
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,8 @@ def method_scores(
     signals: dict[str, dict[str, np.ndarray]] = {"train": {}, "test": {}}
     for name, read in CASCADE_SIGNALS.items():
         values = [read(o) for o in train.edge + test.edge]
-        if any(v is None for v in values) or len(set(values)) == 1:
-            continue  # not measured for this dataset (no samples taken, no code examples), or constant
+        if any(v is None for v in values) or len(set(values[: len(train.edge)])) == 1:
+            continue  # not measured for this dataset (no samples taken, no code examples), or constant on train
         for split, rows in (("train", train.edge), ("test", test.edge)):
             signals[split][name.split(":")[1]] = np.array([read(o) for o in rows], dtype=np.float64)
         out[name] = {"train": -signals["train"][name.split(":")[1]], "test": -signals["test"][name.split(":")[1]]}
@@ -173,12 +176,14 @@ def evaluate(
     save_routers: Path | None = None,
     resamples: int = RESAMPLES,
     embed_tokens: int = MAX_SEQ_LENGTH,
+    embedder: str = "static",
 ) -> dict[str, Any]:
     """Every method's test curve and metrics on one dataset, with bootstrap 95% intervals. The embedding
-    routers read MiniLM embeddings of the prompts cut to `embed_tokens` tokens."""
+    routers read `embedder`'s embeddings: "static" (MiniLM's distilled token table, the whole prompt) or
+    "minilm" (the transformer, prompts cut to `embed_tokens` tokens)."""
     splits = load_splits(dataset, outcomes)
     train, test = splits["train"], splits["test"]
-    memo = _Memo(MiniLM(max_tokens=embed_tokens)) if any(n in EMBEDDING_ROUTERS for n in routers) else None
+    memo = _Memo(make_embedder(embedder, embed_tokens)) if any(n in EMBEDDING_ROUTERS for n in routers) else None
     e_acc, c_acc = float(test.edge_correct.mean()), float(test.cloud_correct.mean())
     draws = np.random.default_rng(SEED).integers(0, len(test.prompts), size=(resamples, len(test.prompts)))
     rows: dict[str, dict[str, Any]] = {}
@@ -219,8 +224,66 @@ def evaluate(
     return {
         "dataset": dataset, "train_items": len(train.prompts), "test_items": len(test.prompts),
         "edge_accuracy": e_acc, "cloud_accuracy": c_acc, "cloud_cost_usd": float(test.cloud_cost.sum()),
-        "resamples": resamples, "embed_tokens": embed_tokens, "best_on_train": best, "methods": rows,
+        "resamples": resamples, "embedder": memo.spec if memo else None, "best_on_train": best, "methods": rows,
     }  # fmt: skip
+
+
+def make_embedder(name: str, embed_tokens: int = MAX_SEQ_LENGTH) -> Embedder:
+    """The embedder the bench's embedding routers read (see `EMBEDDERS`)."""
+    if name == "static":
+        return StaticMiniLM()
+    if name == "minilm":
+        return MiniLM(max_tokens=embed_tokens)
+    raise ValueError(f"unknown embedder {name!r}; known: {', '.join(EMBEDDERS)}")
+
+
+#: One routing decision's embedder, timed in the report: (label, embedder factory). The first row is the
+#: MiniLM decision as it was (full 256-token cut, BLAS's own threads), the others what replaced it.
+LATENCY_CONFIGS: tuple[tuple[str, Callable[[], Embedder]], ...] = (
+    ("MiniLM, 256 tokens, BLAS default threads (before)", lambda: MiniLM(decision_threads=None)),
+    ("MiniLM, 256 tokens, 1 BLAS thread", lambda: MiniLM()),
+    ("MiniLM, 64 tokens, 1 BLAS thread", lambda: MiniLM(max_tokens=64)),
+    ("MiniLM, 32 tokens, 1 BLAS thread", lambda: MiniLM(max_tokens=32)),
+    ("static MiniLM table, whole prompt", StaticMiniLM),
+)
+
+
+def decision_latency(
+    prompts: list[str], configs: Sequence[tuple[str, Callable[[], Embedder]]] = LATENCY_CONFIGS, rounds: int = 1
+) -> list[dict[str, Any]]:
+    """p50/p90 wall and p50 CPU milliseconds of one routing decision (tokenize, embed, MLP score) per embedder
+    config, over `prompts` one at a time. The configs take turns prompt by prompt, so a change in the machine's
+    load falls on all of them alike; the MLP's weights are random (the cost does not depend on them)."""
+    rng = np.random.default_rng(SEED)
+    routers = []
+    for _, factory in configs:
+        router = MlpRouter(embedder=factory())
+        d, hidden = router.embedder.embed(["warm up"]).shape[1], router.hidden
+        router.set_state({
+            "w1": rng.normal(size=(d, hidden)), "b1": np.zeros(hidden), "w2": rng.normal(size=hidden),
+            "b2": np.zeros(1), "mean": np.zeros(d), "std": np.ones(d),
+        })  # fmt: skip
+        routers.append(router)
+    wall: list[list[float]] = [[] for _ in configs]
+    cpu: list[list[float]] = [[] for _ in configs]
+    for _ in range(rounds):
+        for prompt in prompts:
+            for i, router in enumerate(routers):
+                start, start_cpu = time.perf_counter(), time.process_time()
+                router.score([prompt])
+                wall[i].append((time.perf_counter() - start) * 1000)
+                cpu[i].append((time.process_time() - start_cpu) * 1000)
+    return [
+        {
+            "config": label,
+            "spec": router.embedder.spec,
+            "decisions": len(w),
+            "p50_ms": float(np.percentile(w, 50)),
+            "p90_ms": float(np.percentile(w, 90)),
+            "cpu_p50_ms": float(np.percentile(c, 50)),
+        }
+        for (label, _), router, w, c in zip(configs, routers, wall, cpu, strict=True)
+    ]
 
 
 def curve_arrays(scores: np.ndarray, edge: np.ndarray, cloud: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -275,6 +338,30 @@ def bootstrap(
     return out
 
 
+def _embedder_spec(result: dict[str, Any]) -> str:
+    specs = {d.get("embedder") for d in result["datasets"]} - {None}
+    return ", ".join(sorted(specs)) or "no"
+
+
+def _latency_markdown(timed: dict[str, Any] | None) -> list[str]:
+    if not timed:
+        return []
+    lines = [
+        "## One routing decision", "",
+        f"Tokenize, embed and score one prompt with the MLP router, for {timed['rows'][0]['decisions']} test "
+        f"prompts (the first {LATENCY_PROMPTS} of each dataset's test split) one at a time, the configs taking "
+        "turns prompt by prompt; "
+        f"1-minute load average {timed['load_average'][0]:.2f}, {timed['load_average'][1]:.2f} (start, end). "
+        "Wall time is what a request waits and grows with the load others put on the 2 CPUs; CPU time is this "
+        "process's own (of all its threads).", "",
+        "| embedder | spec | p50 ms | p90 ms | CPU p50 ms |", "|---|---|---|---|---|",
+    ]  # fmt: skip
+    for row in timed["rows"]:
+        times = f"{row['p50_ms']:.2f} | {row['p90_ms']:.2f} | {row['cpu_p50_ms']:.2f}"
+        lines.append(f"| {row['config']} | `{row['spec']}` | {times} |")
+    return [*lines, ""]
+
+
 def _load(result: dict[str, Any]) -> str:
     load = result.get("load_average")
     return "not recorded" if not load else f"{load[0]:.2f}, {load[1]:.2f}"
@@ -317,18 +404,32 @@ def run_route_bench(
     plots: Path | None,
     save_routers: Path | None = None,
     embed_tokens: int = MAX_SEQ_LENGTH,
+    embedder: str = "static",
+    latency: bool = True,
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]  # decision times are wall-clock times on a machine others may share
-    results = [evaluate(d, outcomes, save_routers=save_routers, embed_tokens=embed_tokens) for d in datasets]
+    results = [
+        evaluate(d, outcomes, save_routers=save_routers, embed_tokens=embed_tokens, embedder=embedder) for d in datasets
+    ]
     if plots is not None:
         for result in results:
             plot(result, plots / f"route_{result['dataset']}.png")
+    timed: dict[str, Any] | None = None
+    if latency:
+        prompts = [p for d in datasets for p in load_splits(d, outcomes)["test"].prompts[:LATENCY_PROMPTS]]
+        load_latency = os.getloadavg()[0]
+        rows = decision_latency(prompts)
+        timed = {"load_average": [round(load_latency, 2), round(os.getloadavg()[0], 2)], "rows": rows}
     return {
         "machine": f"{platform.machine()}, {platform.python_version()}, {os.cpu_count()} CPUs",
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "budget_share": BUDGET,
         "datasets": results,
+        "decision_latency": timed,
     }
+
+
+LATENCY_PROMPTS = 20  # test prompts per dataset timed in the decision-latency table
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -380,11 +481,12 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         f"({result['datasets'][0]['resamples'] if result['datasets'] else RESAMPLES} resamples, seed {SEED}; the "
         "scores and the train-fitted threshold held fixed). Train CV APGR: the 5-fold out-of-fold APGR on train "
         "that picks the best method. `cascade:*` rows pay the edge's answer on every item; `router:*` rows decide "
-        "from the prompt alone. Embedding routers (knn, logistic, mf, mlp) read MiniLM embeddings of the prompt "
-        f"cut to {result['datasets'][0].get('embed_tokens', 256) if result['datasets'] else 256} tokens; "
-        "decision ms: the median of one-prompt decisions on this machine, embedding included (for "
+        "from the prompt alone. Embedding routers (knn, logistic, mf, mlp) read "
+        f"`{_embedder_spec(result)}` embeddings of the prompt; "
+        "decision ms: the median wall time of one-prompt decisions on this machine, embedding included (for "
         "`cascade:signals`, given the draft's signals, whose own cost is the edge model's).", "",
     ]  # fmt: skip
+    lines += _latency_markdown(result.get("decision_latency"))
     for d in result["datasets"]:
         lines += [
             f"## {d['dataset']}", "",

@@ -18,6 +18,7 @@ from tandemlm.collab.routing.embeddings import Embedder, HashEmbedder, MiniLM, f
 from tandemlm.collab.routing.neural import MatrixFactorizationRouter, MlpRouter
 from tandemlm.collab.routing.registry import ROUTERS, router_class
 from tandemlm.collab.routing.routed import QueryRouter, RouteDecision
+from tandemlm.collab.routing.static import StaticMiniLM
 
 __all__ = [
     "ROUTERS",
@@ -34,6 +35,7 @@ __all__ = [
     "RandomRouter",
     "RouteDecision",
     "Router",
+    "StaticMiniLM",
     "cheap_features",
     "fetch_minilm",
     "router_class",

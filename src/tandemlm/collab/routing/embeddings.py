@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -70,6 +70,10 @@ class MiniLM:
     limit, by default. Fewer is faster (the cost is linear in tokens) and changes the embedding of longer
     texts only; the spec then says so ("all-minilm-l6-v2@64"), so a router fitted on cut embeddings is
     rebuilt with the same cut.
+    decision_threads: BLAS threads for embedding one text (a router's decision), 1 by default: its matrix
+    products are too small to split well, and on a CPU shared with the edge model the extra thread spins
+    waiting for a core (on a loaded 2-core machine, 2 threads made a decision ~5× slower at p50). Batches
+    keep the BLAS library's own setting. None: never change it (and no `threadpoolctl` needed).
     """
 
     dim = 384
@@ -81,6 +85,7 @@ class MiniLM:
         fetch: bool = True,
         batch_size: int = 32,
         max_tokens: int = MAX_SEQ_LENGTH,
+        decision_threads: int | None = 1,
     ) -> None:
         try:
             from safetensors.numpy import load_file
@@ -90,6 +95,16 @@ class MiniLM:
             from tokenizers import Tokenizer
         except ImportError:
             raise missing_extra("tokenizers", "router") from None
+        self._blas: Any = None
+        if decision_threads is not None:
+            if decision_threads < 1:
+                raise ValidationError(f"decision_threads must be positive or None, got {decision_threads}")
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                raise missing_extra("threadpoolctl", "router") from None
+            self._blas = ThreadpoolController()  # finds numpy's BLAS once; each limit() then costs ~20 µs
+        self.decision_threads = decision_threads
         if batch_size < 1:
             raise ValidationError(f"batch_size must be positive, got {batch_size}")
         if not 2 < max_tokens <= MAX_SEQ_LENGTH:
@@ -145,22 +160,31 @@ class MiniLM:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        # one text (a router's decision): no thread pool hand-off in the tokenizer, no padding, no mask
+        if len(texts) == 1 and self._blas is not None:
+            # one text (a router's decision): no thread pool hand-off in the tokenizer, no padding, no mask
+            with self._blas.limit(limits=self.decision_threads, user_api="blas"):
+                out[0] = self._forward(*self._encoded([self.tokenizer.encode(texts[0])], [0]))[0]
+            return out
         encodings = [self.tokenizer.encode(texts[0])] if len(texts) == 1 else self.tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            length = max(len(encodings[i].ids) for i in batch)
-            ids = np.zeros((len(batch), length), dtype=np.int64)
-            types = np.zeros((len(batch), length), dtype=np.int64)
-            mask = np.zeros((len(batch), length), dtype=np.float32)
-            for row, i in enumerate(batch):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                types[row, :n] = encodings[i].type_ids
-                mask[row, :n] = 1.0
-            out[batch] = self._forward(ids, types, mask)
+            out[batch] = self._forward(*self._encoded(encodings, batch))
         return out
+
+    @staticmethod
+    def _encoded(encodings: list[Any], batch: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Token ids, token types and attention mask of `batch` (indices into `encodings`), padded to its longest."""
+        length = max(len(encodings[i].ids) for i in batch)
+        ids = np.zeros((len(batch), length), dtype=np.int64)
+        types = np.zeros((len(batch), length), dtype=np.int64)
+        mask = np.zeros((len(batch), length), dtype=np.float32)
+        for row, i in enumerate(batch):
+            n = len(encodings[i].ids)
+            ids[row, :n] = encodings[i].ids
+            types[row, :n] = encodings[i].type_ids
+            mask[row, :n] = 1.0
+        return ids, types, mask
 
     def _forward(self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray) -> np.ndarray:
         word, position, token_type, ln_w, ln_b = self._embeddings
@@ -271,9 +295,16 @@ class HashEmbedder:
 
 def embedder_from_spec(spec: str, *, fetch: bool = True) -> Embedder:
     """Rebuild an embedder from its `spec` (as stored in a saved router): "all-minilm-l6-v2" (MiniLM from the
-    cache, fetched when `fetch` allows), "all-minilm-l6-v2@N" (the same, texts cut to N tokens) or "hash:DIM"."""
+    cache, fetched when `fetch` allows), "all-minilm-l6-v2@N" (the same, texts cut to N tokens),
+    "all-minilm-l6-v2:static" (its distilled token table, collab/routing/static.py) or "hash:DIM"."""
+    if spec == f"{MINILM_SPEC}:static":
+        from tandemlm.collab.routing.static import StaticMiniLM  # it builds on this module
+
+        return StaticMiniLM(fetch=fetch)
     if m := _MINILM_SPEC.fullmatch(spec):
         return MiniLM(fetch=fetch, max_tokens=int(m.group(1) or MAX_SEQ_LENGTH))
     if m := _HASH_SPEC.fullmatch(spec):
         return HashEmbedder(int(m.group(1)))
-    raise ValidationError(f"unknown embedder {spec!r}; known: {MINILM_SPEC!r}, '{MINILM_SPEC}@N', 'hash:DIM'")
+    raise ValidationError(
+        f"unknown embedder {spec!r}; known: {MINILM_SPEC!r}, '{MINILM_SPEC}@N', '{MINILM_SPEC}:static', 'hash:DIM'"
+    )
