@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,27 @@ def test_examples_are_the_chat_jsonl_lora_reads(tmp_path: Path) -> None:
     ]
     with pytest.raises(ValidationError, match="no examples"):
         write_examples([], tmp_path / "e.jsonl")
+
+
+@pytest.mark.slow
+def test_train_distill_tunes_smollm2_on_the_teacher_table(tmp_path: Path, dataset: Any, smollm2_path: str) -> None:
+    """End to end on the committed GSM8K tables: 4 train items, 2 LoRA steps, a GGUF adapter out."""
+    from click.testing import CliRunner
+
+    from tandemlm.cli import main
+
+    dataset("gsm8k")  # skips unless cached: the pool is read from it
+    outcomes = Path(__file__).parents[2] / "bench" / "outcomes"
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "train", "distill", "--out", str(out), "--outcomes", str(outcomes), "--train-items", "4", "--select", "all",
+        "--base", "catalog:smollm2-135m", "--steps", "2", "--max-length", "160", "--threads", "1",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    picked = json.loads((out / "selection.json").read_text())
+    assert (picked["items"], picked["kept"], picked["share_kept"]) == (4, 4, 1.0)  # the table has all 4 answers
+    assert len((out / "distill.jsonl").read_text().splitlines()) == 4
+    run = json.loads((out / "run.json").read_text())
+    assert run["steps"] == 2 and run["examples"] == 4 and run["trained_tokens"] > 0
+    assert (out / "adapter.gguf").stat().st_size > 0
+    assert "kept 4 of 4" in result.output

@@ -68,6 +68,7 @@ class DistillBench:
     max_length: int = 512
     seed: int = 0
     cascade: str = "student_after"  # the tuned student whose train answers refit the cascade
+    cascade_items: int | None = None  # train items both tables cover that refit it (None: all of them)
     variants: tuple[str, ...] = VARIANTS
 
 
@@ -179,7 +180,7 @@ def answer_all(config: TandemConfig, s: DistillBench, trained: Mapping[str, Mapp
     both = [i for i in sample(load(s.dataset), None, s.seed) if split_of(i.id) == "train"
             and i.id in tables["edge"] and i.id in tables["cloud"]]  # fmt: skip
     wanted = [(v, item) for item in tests for v in s.variants]
-    wanted += [(s.cascade, item) for item in both if s.cascade in trained]
+    wanted += [(s.cascade, item) for item in both[: s.cascade_items] if s.cascade in trained]
     models: dict[str, LanguageModel] = {}
     runtime = Runtime(config)
     s.rows.parent.mkdir(parents=True, exist_ok=True)
@@ -393,4 +394,36 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         c = result[key]
         lines.append(f"| {key.split('_')[1]} | {c['train_items']} | {c.get('share')} | {c.get('accuracy')} | "
                      f"{c.get('target_test', '—')} |")  # fmt: skip
+    lines += ["", "## Targets (issue 14)", "", *targets(result)]
     return "\n".join([*lines, ""])
+
+
+SMOKE = 100  # fewer test items than this: an interval too wide to judge the targets by
+
+
+def targets(result: Mapping[str, Any]) -> list[str]:
+    """The issue's three targets against this run's numbers, and whether the run is big enough to judge them."""
+    g_all, g_sel = result.get("gain_all") or {}, result.get("gain_selected") or {}
+    share = (result.get("selection") or {}).get("selected", {}).get("share_kept")
+    before, after = result.get("cascade_share_before"), result.get("cascade_share_after")
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else "met" if ok else "not met"
+
+    gain_ok = None if g_all.get("gain") is None else g_all["gain"] >= 0.05 and g_all["ci_low"] > 0
+    kept_ok = None
+    if g_sel.get("gain") is not None and g_all.get("gain") is not None and share is not None:
+        kept_ok = g_all["gain"] > 0 and g_sel["gain"] >= 0.8 * g_all["gain"] and share <= 0.5
+    cascade_ok = None if before is None or after is None else after < before
+    out = [
+        f"- tuned student gains >= 5 points, 95% interval above 0: {verdict(gain_ok)} "
+        f"(gain {g_all.get('gain')}, interval [{g_all.get('ci_low')}, {g_all.get('ci_high')}])",
+        f"- selected keeps >= 80% of the gain with <= 50% of the data: {verdict(kept_ok)} "
+        f"(selected gain {g_sel.get('gain')}, share of data {share})",
+        f"- the cascade's cloud share falls: {verdict(cascade_ok)} (before {before}, after {after})",
+    ]
+    if result.get("test_items", 0) < SMOKE:
+        out += ["", f"**Smoke-sized run** ({result.get('test_items')} test items, a few LoRA steps): it shows that "
+                "the commands work end to end; the targets cannot be judged at this size (a 95% interval on so few "
+                "items spans tens of points)."]  # fmt: skip
+    return out
