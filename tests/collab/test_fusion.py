@@ -16,6 +16,8 @@ from tandemlm import Recorder, Request, ScriptedModel
 from tandemlm.collab.fusion import Contrastive, FusedDecoder, LogitFusion, ProxyTuned, SafetyGuided
 from tandemlm.config import Runtime, load_config, parse_config
 from tandemlm.errors import ConfigError, UnsupportedOperationError, ValidationError, VocabularyMismatchError
+from tandemlm.models.base import LanguageModel
+from tandemlm.types import Location
 
 VOCAB = ("<unk>", "a", "b", "c", "d", "e", "<end>")
 END = 6
@@ -39,8 +41,8 @@ class Cached(ScriptedModel):
     """A scripted model that counts the tokens a KV cache would evaluate: those past the prefix shared with the
     previous call (as llama.cpp's engine and a gateway session do)."""
 
-    def __init__(self, seed: str, name: str, **kwargs: object) -> None:
-        super().__init__(name=name, vocab=VOCAB, logits=noisy(seed), end_token=END, **kwargs)
+    def __init__(self, seed: str, name: str, location: Location = "edge") -> None:
+        super().__init__(name=name, vocab=VOCAB, logits=noisy(seed), end_token=END, location=location)
         self.evaluated = 0
         self.prefixes: list[list[int]] = []
         self._held: list[int] = []
@@ -230,6 +232,7 @@ def test_each_member_evaluates_each_token_once() -> None:
     fused = LogitFusion([twice, twice], [0.5, 0.5])
     c = fused.generate(Request.of("abcd", max_tokens=16))
     assert len(twice.prefixes) == fused.last_stats.steps and twice.evaluated == len(twice.prefixes[-1])
+    assert fused.roles == ("member 0", "member 1") and LogitFusion(list(three())).roles == ("large", "tuned", "base")
     assert c.text == ProxyTuned(*three(), alpha=0.0).generate(Request.of("abcd", max_tokens=16)).text  # = large
 
 
@@ -270,7 +273,7 @@ def test_the_trace_shows_contributions_and_what_left_the_device() -> None:
     assert report["roles"] == ["large", "tuned", "base"] and len(report["tokens"]) == 3
     assert report["tokens"][0]["fused"] == round(first.fused, 4) and report["more_tokens"] == s.tokens - 3
     # the cloud member's calls carry what left: token ids, never the small models' logits
-    sent = [json.loads(e.egress) for e in rec.events if e.model == "cloud"]
+    sent = [json.loads(e.egress or "") for e in rec.events if e.model == "cloud"]
     assert len(sent) == s.steps and sent[-1] == {"tokens": large.prefixes[-1]}
     assert all(e.egress is None for e in rec.events if e.model != "cloud")
     local = ProxyTuned(*three()).generate("abcd")
@@ -289,7 +292,8 @@ pipelines:
   c: {strategy: {contrastive: {expert: big, amateur: small, beta: 0.25}}}
   s: {strategy: {safety_guided: {model: big, safe_small: tuned, base_small: small, first_m: null}}}
 """
-    models = {"big": Cached("large", "big"), "small": Cached("base", "small"), "tuned": Cached("tuned", "tuned")}
+    models: dict[str, LanguageModel] = {"big": Cached("large", "big"), "small": Cached("base", "small"),
+                                        "tuned": Cached("tuned", "tuned")}  # fmt: skip
     runtime = Runtime(parse_config(text), models)
     f, p, c, s = (runtime.pipeline(n) for n in "fpcs")
     assert isinstance(f, LogitFusion) and f.weights == (0.75, 0.25) and f.name == "f"
@@ -297,7 +301,7 @@ pipelines:
     assert isinstance(c, Contrastive) and (c.beta, c.alpha_mask) == (0.25, 0.1)
     assert isinstance(s, SafetyGuided) and s.first_m is None and s.alpha == 1.0
     for pipeline in (f, p, c, s):
-        assert pipeline.generate(Request.of("abc", max_tokens=6)).decision.startswith(pipeline.kind)
+        assert (pipeline.generate(Request.of("abc", max_tokens=6)).decision or "").startswith(pipeline.kind)
     for bad, message in (("{fusion: {members: [big, small], weights: [1]}}", "2 members but 1 weights"),
                          ("{contrastive: {expert: big, amateur: nope}}", "'nope' is not defined"),
                          ("{proxy_tuned: {large: big, tuned_small: big, base_small: big, alpha: 1, x: 1}}",
@@ -308,7 +312,8 @@ pipelines:
 
 
 def test_the_default_config_fuses_the_qwen_pair() -> None:
-    models = {"edge": ScriptedModel("4", name="edge"), "cloud": ScriptedModel("4", name="cloud", location="cloud")}
+    models: dict[str, LanguageModel] = {"edge": ScriptedModel("4", name="edge"),
+                                        "cloud": ScriptedModel("4", name="cloud", location="cloud")}  # fmt: skip
     runtime = Runtime(load_config("default"), models)
     fusion, contrastive = runtime.pipeline("fusion"), runtime.pipeline("contrastive")
     assert isinstance(fusion, LogitFusion) and [m.name for m in fusion.members] == ["cloud", "edge"]

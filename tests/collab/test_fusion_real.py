@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 #: pipeline -> (its strategy block, the start of its decision, the roles its trace holds)
 FUSED: dict[str, tuple[dict[str, object], str, set[str]]] = {
     "fusion": ({"fusion": {"members": ["edge", "cloud"], "weights": [0.5, 0.5]}}, "fusion: weights=edge:0.5,cloud:0.5",
-               {"member 0", "member 1"}),
+               {"edge", "cloud"}),
     "contrastive": ({"contrastive": {"expert": "cloud", "amateur": "edge", "beta": 0.5}}, "contrastive: beta=0.5",
                     {"expert", "amateur"}),
     "proxy-tuned": ({"proxy_tuned": {"large": "cloud", "tuned_small": "edge", "base_small": "edge"}},

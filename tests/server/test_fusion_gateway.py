@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from tandemlm import Recorder, Request, Runtime, ScriptedModel
 from tandemlm.collab.fusion import LogitFusion, ProxyTuned
 from tandemlm.config import parse_config
+from tandemlm.models.base import LanguageModel
 from tandemlm.models.openai import OpenAIModel
 from tandemlm.server import create_app
 
@@ -49,7 +50,7 @@ def scripted(seed: str, name: str) -> ScriptedModel:
     return ScriptedModel(name=name, vocab=VOCAB, logits=noisy(seed), end_token=END)
 
 
-def models() -> dict[str, ScriptedModel]:
+def models() -> dict[str, LanguageModel]:
     return {"big": scripted("big", "big"), "small": scripted("small", "small"), "tuned": scripted("tuned", "tuned")}
 
 
@@ -65,7 +66,7 @@ def test_a_remote_member_sends_only_new_token_ids(serve: Serve) -> None:
             c = fused.generate(request)
         assert c.text == expected.text and len(c.text) > 3
         steps = fused.last_stats.steps
-        sent = [json.loads(e.egress) for e in rec.events if e.model == "remote"]
+        sent = [json.loads(e.egress or "") for e in rec.events if e.model == "remote"]
         assert len(sent) == steps and sent[0]["offset"] == 0 and sent[0]["tokens"] == [1, 2, 3, 4]
         assert all(len(s["tokens"]) == 1 and s["offset"] == 4 + i for i, s in enumerate(sent[1:]))  # the new one
         assert all(s["top_k"] is None for s in sent)  # the whole vector comes back: fusion needs every token

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from tandemlm.collab.base import TOKEN_LEVEL, Strategy, token_level_features
 from tandemlm.collab.decoding import Decoded
 from tandemlm.collab.speculative import _masked, warp
 from tandemlm.errors import UnsupportedOperationError, ValidationError, VocabularyMismatchError
+from tandemlm.execution import in_parallel
 from tandemlm.models.base import LanguageModel, final_completion
 from tandemlm.structured import response_grammar
 from tandemlm.types import Chunk, Completion, LogProbs, Request
@@ -177,17 +179,19 @@ class FusedDecoder(Strategy):
     # ---- decoding ---------------------------------------------------------------------------------
 
     def _ask(self, prefix: list[int], step: int) -> list[np.ndarray | None]:
-        """Each active member's dense next-token log-probabilities after `prefix`, one call per distinct model."""
-        seen: dict[int, np.ndarray] = {}
-        out: list[np.ndarray | None] = []
+        """Each active member's dense next-token log-probabilities after `prefix`, one call per distinct model, the
+        models asked at once (each engine owns its handle: two local models decode in parallel, and a remote one
+        does not wait for them)."""
+        active = set(self.active(step))
+        first: dict[int, int] = {}  # model id -> the first active member slot naming it
         for i, m in enumerate(self.members):
-            if i not in self.active(step):
-                out.append(None)
-                continue
-            if id(m) not in seen:
-                # the whole vector: a fusion needs every token's log-probability, not a top-k list
-                seen[id(m)] = m.next_token_logprobs(prefix, top_k=None, role=self.roles[i]).dense()
-            out.append(seen[id(m)])
+            if i in active:
+                first.setdefault(id(m), i)
+        # the whole vector: a fusion needs every token's log-probability, not a top-k list
+        asks = [partial(self.members[i].next_token_logprobs, prefix, top_k=None, role=self.roles[i])
+                for i in first.values()]  # fmt: skip
+        got = {model: lp.dense() for model, lp in zip(first, in_parallel(*asks), strict=True)}
+        out = [got[id(m)] if i in active else None for i, m in enumerate(self.members)]
         sizes = {len(d) for d in out if d is not None}
         if len(sizes) > 1:
             raise VocabularyMismatchError(f"{self.name}: the members' distributions have sizes {sorted(sizes)}")
@@ -293,7 +297,7 @@ class LogitFusion(FusedDecoder):
         self.weights = tuple(w)
         super().__init__(
             name or f"fusion({'+'.join(m.name for m in members)})", members,
-            [f"member {i}" for i in range(len(members))], trace_tokens=trace_tokens,
+            _member_roles(members), trace_tokens=trace_tokens,
         )  # fmt: skip
 
     def combine(self, dists: Sequence[np.ndarray | None], step: int) -> np.ndarray:
@@ -301,6 +305,12 @@ class LogitFusion(FusedDecoder):
 
     def summary(self) -> str:
         return "weights=" + ",".join(f"{m.name}:{w:g}" for m, w in zip(self.members, self.weights, strict=True))
+
+
+def _member_roles(members: Sequence[LanguageModel]) -> list[str]:
+    """Each member's role on the trace: its name, or "member i" when a name repeats."""
+    names = [m.name for m in members]
+    return names if len(set(names)) == len(names) else [f"member {i}" for i in range(len(names))]
 
 
 class ProxyTuned(FusedDecoder):
