@@ -148,8 +148,9 @@ def encode_chat(tokenizer: Any, messages: Sequence[dict[str, str]], *, template:
             ids.append(int(bos))
             labels.append(IGNORE)
         for i, m in enumerate(messages):
-            text = ("\n\n" if i else "") + m["content"]
-            add(text, learn=m["role"] == "assistant")
+            if i:
+                add("\n\n", learn=False)
+            add(m["content"], learn=m["role"] == "assistant")
             if m["role"] == "assistant" and tokenizer.eos_token_id is not None:
                 ids.append(int(tokenizer.eos_token_id))
                 labels.append(int(tokenizer.eos_token_id))
