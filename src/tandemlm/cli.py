@@ -87,11 +87,11 @@ def data() -> None:
 @click.argument("names", nargs=-1, type=click.Choice(["gsm8k", "humaneval", "mmlu", "pii", "minilm", "guard"]))
 def data_pull(names: tuple[str, ...]) -> None:
     """Fetch datasets (gsm8k, humaneval, mmlu, pii: presidio-evaluator's synthetic-PII data) and the MiniLM
-    embedding model of the query routers (minilm) and the guard datasets (guard) into the cache, verifying their
-    SHA-256. Default: all."""
+    embedding model of the query routers (minilm, with its distilled static table) and the guard datasets (guard)
+    into the cache, verifying their SHA-256. Default: all."""
     from tandemlm.bench import pii_data
     from tandemlm.bench.datasets import SOURCES, load
-    from tandemlm.collab.routing import fetch_minilm
+    from tandemlm.collab.routing import StaticMiniLM, fetch_minilm
 
     with errors_to_exit_codes():
         for name in names or (*SOURCES, "pii", "minilm", "guard"):
@@ -101,6 +101,7 @@ def data_pull(names: tuple[str, ...]) -> None:
                 click.echo(f"guard: {', '.join(f'{k} {v}' for k, v in pull_all().items())}")
             elif name == "minilm":
                 click.echo(f"minilm: {fetch_minilm()}")
+                StaticMiniLM()  # the routers' static table: distilled once from the files just verified (~1 min)
             elif name == "pii":
                 click.echo(f"pii: {len(pii_data.templates())} sentence templates")
             else:
