@@ -6,6 +6,7 @@ Nothing happens at import; all state lives on `app.state.tandem`. Each pipeline 
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -23,8 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tandemlm.config import Runtime, TandemConfig
 from tandemlm.errors import ModelLoadingError, TandemError
 from tandemlm.server.errors import AuthError, PayloadTooLargeError, QueueFullError, ShuttingDownError, error_response
-from tandemlm.server.protocol import error_body
-from tandemlm.server.routes import PUBLIC_PATHS, router
+from tandemlm.server.protocol import ChatCompletionRequest, CompletionRequest, error_body
+from tandemlm.server.routes import PUBLIC_PATHS, answer, router
 from tandemlm.server.state import GatewayState, api_keys_from
 
 log = logging.getLogger("tandemlm.server")
@@ -61,6 +62,12 @@ def create_app(config: TandemConfig | Runtime) -> FastAPI:
     return app
 
 
+#: the completion endpoints the middleware answers itself when their body is valid (GatewayMiddleware._answer)
+FAST_BODIES: dict[str, type[ChatCompletionRequest] | type[CompletionRequest]] = {
+    "/v1/chat/completions": ChatCompletionRequest, "/v1/completions": CompletionRequest,
+}  # fmt: skip
+
+
 class GatewayMiddleware:
     """Pure ASGI (no buffering, so streams and disconnects pass through): request id, auth, body limit, metrics."""
 
@@ -95,9 +102,55 @@ class GatewayMiddleware:
                 self.state.metrics.errors.labels(PayloadTooLargeError.__name__).inc()
                 await error_response(_too_large(limit))(scope, receive, send_with_id)
                 return
-            await self.app(scope, _LimitedBody(receive, limit), send_with_id)
+            limited = _LimitedBody(receive, limit)
+            body_type = FAST_BODIES.get(path) if scope["method"] == "POST" else None
+            if body_type is None:
+                await self.app(scope, limited, send_with_id)
+            else:
+                await self._answer(body_type, scope, limited, send_with_id)
         finally:
             self.state.metrics.request(endpoint, status)
+
+    async def _answer(
+        self,
+        body_type: type[ChatCompletionRequest] | type[CompletionRequest],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """A completion endpoint without FastAPI's routing, dependency solving and body handling (most of the
+        gateway's own CPU per request): a JSON body that validates is answered here by the route's own code and
+        error handler. Anything else (another content type, bad JSON, an invalid or missing body, a disconnect
+        while it arrives) goes to FastAPI with what was received replayed, so each error is the route's own."""
+        received: list[Message] = []
+        chunks: list[bytes] = []
+        try:
+            while True:
+                message = await receive()
+                received.append(message)
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+        except TandemError as err:  # over the body limit: what the route answers too (see _http_error)
+            await (await _tandem_error(HTTPRequest(scope), err))(scope, receive, send)
+            return
+        body, parsed = b"".join(chunks), None
+        if body and received[-1]["type"] == "http.request" and _is_json(scope):
+            try:
+                parsed = body_type.model_validate(json.loads(body))
+            except Exception:  # refused below by FastAPI, in its words (a RecursionError too)
+                parsed = None
+        if parsed is None:
+            await self.app(scope, _Replay(received, receive), send)
+            return
+        http = HTTPRequest(scope, receive)
+        try:
+            response = await answer(parsed, http)
+        except (TandemError, TimeoutError) as err:  # as the route's exception handlers answer them
+            response = await _tandem_error(http, err)
+        await response(scope, receive, send)
 
     def _authorized(self, scope: Scope) -> bool:
         for name, value in scope.get("headers", []):
@@ -123,6 +176,25 @@ class _LimitedBody:
             if self.received > self.limit:
                 raise _too_large(self.limit)
         return message
+
+
+class _Replay:
+    """A `receive` that gives the messages already read again, then reads on."""
+
+    def __init__(self, messages: list[Message], receive: Receive) -> None:
+        self.messages = messages
+        self.receive = receive
+
+    async def __call__(self) -> Message:
+        return self.messages.pop(0) if self.messages else await self.receive()
+
+
+def _is_json(scope: Scope) -> bool:
+    """Whether the body is declared `application/json` (FastAPI reads other JSON types too; they go its way)."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return value.partition(b";")[0].strip().lower() == b"application/json"
+    return False
 
 
 def _declared_length(scope: Scope) -> int:

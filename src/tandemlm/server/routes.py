@@ -87,12 +87,18 @@ async def model_info(name: str, http: HTTPRequest) -> dict[str, Any]:
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(body: p.ChatCompletionRequest, http: HTTPRequest) -> Response:
-    return await _complete(http, body.model, body.to_request(), body.stream, body.include_usage, chat=True, n=body.n)
+    return await answer(body, http)
 
 
 @router.post("/v1/completions", response_model=None)
 async def completions(body: p.CompletionRequest, http: HTTPRequest) -> Response:
-    return await _complete(http, body.model, body.to_request(), body.stream, body.include_usage, chat=False, n=body.n)
+    return await answer(body, http)
+
+
+async def answer(body: p.ChatCompletionRequest | p.CompletionRequest, http: HTTPRequest) -> Response:
+    """A chat or text completion for a validated body (the gateway's fast path calls this too, see app.py)."""
+    chat = isinstance(body, p.ChatCompletionRequest)
+    return await _complete(http, body.model, body.to_request(), body.stream, body.include_usage, chat=chat, n=body.n)
 
 
 async def _complete(
