@@ -464,3 +464,68 @@ def bench_distill(n_items: int, train_items: int | None, steps: int, threads: in
         )  # fmt: skip
         result = run_distill_bench(cfg, settings, label=config, log=lambda s: click.echo(s, err=True))
         write_report(result, json_out, out, to_markdown)
+
+
+@bench.command("fusion")
+@click.option("--items", "n_items", default=20, show_default=True, type=click.IntRange(min=1),
+              help="GSM8K test items (the first N of the seeded sample).")  # fmt: skip
+@click.option("--train-items", default=60, show_default=True, type=click.IntRange(min=1),
+              help="GSM8K train items the small and large models are tuned on (proxy).")  # fmt: skip
+@click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1), help="LoRA steps per adapter.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="torch and llama.cpp.")
+@click.option("--parts", default="proxy,contrastive,safety,cost", show_default=True)
+@click.option("--source", default="reference", show_default=True,
+              type=click.Choice(["teacher", "reference", "teacher+reference"]),
+              help="GSM8K tuning targets.")  # fmt: skip
+@click.option("--max-tokens", default=320, show_default=True, type=click.IntRange(min=1),
+              help="GSM8K answer budget (at 320 the outcome tables stand in for the base models).")  # fmt: skip
+@click.option("--alpha", default=1.0, show_default=True, type=float, help="Proxy-tuning's alpha.")
+@click.option("--beta", default=0.5, show_default=True, type=float)
+@click.option("--alpha-mask", default=0.1, show_default=True, type=float)
+@click.option("--safety-alpha", default=1.0, show_default=True, type=float)
+@click.option("--first-m", default=4, show_default=True, type=click.IntRange(min=0),
+              help="Guided answer tokens (0: every token).")  # fmt: skip
+@click.option(
+    "--safety-items",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Held-out harmful prompts (each plain and jailbreak-wrapped), and sensitive-but-benign ones.",
+)
+@click.option("--safety-train", default=40, show_default=True, type=click.IntRange(min=1),
+              help="Harmful and benign prompts each in the safety-tuning data.")  # fmt: skip
+@click.option("--safety-tokens", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=3e-4, show_default=True, type=float)
+@click.option("--rank", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-length", default=512, show_default=True, type=click.IntRange(min=16))
+@click.option("--outcomes", default="bench/outcomes", show_default=True)
+@click.option("--work", default=None, help="Training runs (default: $TANDEM_HOME/fusion).")
+@click.option("--rows", default="bench/results/fusion.jsonl", show_default=True,
+              help="Per-item answers; a rerun resumes from them.")  # fmt: skip
+@click.option("--json", "json_out", default="bench/results/fusion.json", show_default=True)
+@click.option("--out", default="bench/results/fusion.md", show_default=True)
+@config_option
+def bench_fusion(n_items: int, train_items: int, steps: int, threads: int, parts: str, source: str,
+                 max_tokens: int, alpha: float, beta: float, alpha_mask: float, safety_alpha: float, first_m: int,
+                 safety_items: int, safety_train: int, safety_tokens: int, lr: float, rank: int, max_length: int,
+                 outcomes: str, work: str | None, rows: str, json_out: str, out: str, config: str) -> None:  # fmt: skip
+    """Logit fusion on the edge/cloud pair: proxy-tuning (gap closed toward the LoRA-tuned large model),
+    contrastive decoding, safety-guided decoding (attack success, over-refusal, GSM8K) and each decoder's
+    tokens/s, with bootstrap 95% intervals (resumable)."""
+    from tandemlm.bench.fusion import PARTS, FusionBench, run_fusion_bench, to_markdown
+    from tandemlm.models.sources import tandem_home
+
+    chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
+    if not chosen or set(chosen) - set(PARTS):
+        raise click.BadParameter(f"parts must be some of {', '.join(PARTS)}, got {parts!r}")
+    with errors_to_exit_codes():
+        settings = FusionBench(
+            work=Path(work) if work else tandem_home() / "fusion", rows=Path(rows), outcomes=Path(outcomes),
+            items=n_items, train_items=train_items, steps=steps, threads=threads, source=source,  # type: ignore[arg-type]
+            max_tokens=max_tokens, alpha=alpha, beta=beta, alpha_mask=alpha_mask, safety_alpha=safety_alpha,
+            first_m=first_m or None, safety_items=safety_items, safety_train=safety_train,
+            safety_tokens=safety_tokens, lr=lr, rank=rank, max_length=max_length,
+            parts=tuple(p for p in PARTS if p in chosen),
+        )  # fmt: skip
+        result = run_fusion_bench(load_config(config), settings, label=config, log=lambda s: click.echo(s, err=True))
+        write_report(result, json_out, out, to_markdown)
