@@ -212,6 +212,8 @@ class _Models:
             adapter = self.trained[key]["adapter"] if key in self.trained else None
             self.made[key] = _engine(self.config, name, adapter, self.s.threads, key)
             self.engines.append(self.made[key])
+            # a first token loads the weights, so an answer's time (the cost part's tokens/s) is decoding only
+            self.made[key].generate(Request.of("Hello", max_tokens=1))
         return self.made[key]
 
     def get(self, variant: str) -> LanguageModel:
