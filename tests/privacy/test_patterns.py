@@ -226,7 +226,8 @@ def test_adversarial_inputs_stay_fast() -> None:
     import time
 
     for text in ("1 " * 5000, "12345 " * 2000, "020 7946 0958, " * 300, "passport number " * 1000 + "X1234567",
-                 "number no. " * 2000 + "12345", "AB 12 " * 3000, "7" * 20000):  # fmt: skip
+                 "number no. " * 2000 + "12345", "AB 12 " * 3000, "7" * 20000, "Ann Lee\n\n" * 3000,
+                 "customer Ann " * 3000, "for Ann Lee, 12345 " * 1000, "passport " * 3000):  # fmt: skip
         start = time.perf_counter()
         DETECT.detect(text)
         assert time.perf_counter() - start < 3.0, text[:40]
@@ -235,4 +236,4 @@ def test_adversarial_inputs_stay_fast() -> None:
 @pytest.mark.parametrize("text", ["call 555-0143 maybe", "Next of kin: Ann Lee, 555-0199", "cell: 212-4567"])
 def test_seven_digit_us_local_numbers_after_a_phone_word_or_in_the_fiction_range(text: str) -> None:
     # a number that looks like a phone is personal data whether or not it is assigned (issue 11)
-    assert [s.entity for s in PatternDetector().detect(text)] == ["PHONE"]
+    assert [s.entity for s in PatternDetector().detect(text) if s.entity != "PERSON"] == ["PHONE"]  # Ann Lee: a name

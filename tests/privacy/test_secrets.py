@@ -74,6 +74,33 @@ def values(text: str) -> list[str]:
         ("password: s3cr3tPass! ok", ["s3cr3tPass!"]),
         ("my password is hunter2.", ["hunter2"]),
         ("mi contraseña es Hola1234", ["Hola1234"]),
+        # calls that carry a secret literal: a key literal, a setter, a login; the default of a secret env var
+        ('props.put("password", "Shadow2002!");', ["Shadow2002!"]),
+        ('config.set("db", "password", "Hunter2000&x")', ["Hunter2000&x"]),
+        ('password = os.getenv("DB_PASSWORD", "Fallback1999!")', ["Fallback1999!"]),
+        ('user.setPassword("Batman1998!");', ["Batman1998!"]),
+        ('builder.with_password("Qwerty1977!")', ["Qwerty1977!"]),
+        ('smtp.login("me@x.com", "Shadow1999!")', ["Shadow1999!"]),
+        ('assert login(user, "Winter1999!")', ["Winter1999!"]),
+        # Perl/PHP variables, C# verbatim strings, short key words
+        ('my $pass = "Letmein1999?";', ["Letmein1999?"]),
+        ('var pwd = @"Welcome1999!";', ["Welcome1999!"]),
+        ('admin_pw = "Football1999!"', ["Football1999!"]),
+        # command lines
+        ("redis-cli -a Winter1999! ping", ["Winter1999!"]),
+        ('echo "Sunshine1999!" | sudo -S apt update', ["Sunshine1999!"]),
+        ("printf 'Tr0ub4dor&3xK!' | docker login -u bob --password-stdin", ["Tr0ub4dor&3xK!"]),
+        ("htpasswd -b .htpasswd bob Shadow2001!", ["Shadow2001!"]),
+        # e-mail prose in seven languages, and a login / password pair
+        ("pwd Hunter2011!", ["Hunter2011!"]),
+        ("New password — Trustno1980#", ["Trustno1980#"]),
+        ("login: admin / Shadow1999!", ["Shadow1999!"]),
+        ("o seu código de acesso é Verano1990!", ["Verano1990!"]),
+        ("Bonjour, le mot de passe : Amore1999@", ["Amore1999@"]),
+        ("Hallo, das Passwort lautet Fussball2012%.", ["Fussball2012%"]),
+        ("Ciao, la password è Amore2001! per il wifi.", ["Amore2001!"]),
+        ("Hoi, het wachtwoord is Sommer2003&.", ["Sommer2003&"]),
+        ("Olá, a senha é Verano1990! para o portal.", ["Verano1990!"]),
     ],
 )
 def test_the_whole_value_is_the_span(text: str, expected: list[str]) -> None:
@@ -124,6 +151,13 @@ def test_the_whole_value_is_the_span(text: str, expected: list[str]) -> None:
         "secret_name: my-k8s-secret\n--password-file /run/secrets/db --password-stdin --no-password x",
         "authorization_url: https://x/auth\nauth_method: basic\nauthor: Jane Austen\n",
         "PWD=/home/bob",
+        # look-alikes of the new shapes: field lists, reads of a variable, a user without a password
+        'fields = ("password", "email")',
+        'get_token("name")',
+        "echo $PASSWORD",
+        "login: admin / then press enter",
+        "mongodb+srv://user:@cluster0/x",
+        'print("password", "is", "required")',
     ],
 )
 def test_prose_placeholders_and_code_mask_nothing(text: str) -> None:

@@ -105,6 +105,7 @@ _CITY_PARTICLES = "de|del|la|le|sur|am|an|der|di|do|da|upon|on|en|im|bei|aan|den
 CITY = (
     rf"(?:(?:{_CITY_PARTICLES})[ ](?={_CAP_CITY})|'s-)?"  # de Hoef, 's-Hertogenbosch
     rf"(?:[{UP}][a-z]{{0,2}}\.[ ])?"  # St. Kilda, Mt. Eliza, Ft. Myers
+    r"(?:\d{1,2}e[ ](?=[A-Z]))?"  # 2e Exloërmond: Dutch villages numbered by an ordinal
     rf"{_CAP_CITY}(?:(?:[ -]|[ ]&[ ])(?:{_CAP_CITY}|(?:{_CITY_PARTICLES})(?=[ ]{_CAP_CITY})))*"
 )
 _CITY_PIECE = re.compile(CITY)

@@ -21,6 +21,7 @@ from tandemlm.models.base import LanguageModel
 from tandemlm.privacy.boundary import require_edge
 from tandemlm.privacy.corroborate import corroborated, plausible
 from tandemlm.privacy.patterns import FINDERS, find_phones
+from tandemlm.privacy.public_text import drop_public_names
 from tandemlm.privacy.spans import ENTITIES, Span, span_at, union
 from tandemlm.types import Request
 
@@ -115,8 +116,9 @@ class PresidioDetector(Detector):
             return cls._shared[key]
 
     def detect(self, text: str) -> list[Span]:
-        """NER findings of a plausible shape; quasi-identifiers only next to a direct finding (corroborate.py)."""
-        return corroborated(self.candidates(text))
+        """NER findings of a plausible shape; quasi-identifiers only next to a direct finding (corroborate.py);
+        not the people a task text is about (public_text.py)."""
+        return drop_public_names(corroborated(self.candidates(text)), text)
 
     def candidates(self, text: str) -> list[Span]:
         results = self.analyzer.analyze(text, language="en", entities=self._presidio_entities)
@@ -206,7 +208,8 @@ class SlmDetector(Detector):
 
 class UnionDetector(Detector):
     """Runs every detector and merges their spans (see `spans.union` for the precedence); quasi-identifiers
-    stay only where some detector found a direct identifier in the same text (`corroborate.corroborated`)."""
+    stay only where some detector found a direct identifier in the same text (`corroborate.corroborated`), and
+    the names of the people an exam question, word problem or code example is about go (`public_text`)."""
 
     name = "union"
 
@@ -214,7 +217,7 @@ class UnionDetector(Detector):
         self.detectors = tuple(detectors)
 
     def detect(self, text: str) -> list[Span]:
-        return corroborated(union(d.candidates(text) for d in self.detectors))
+        return drop_public_names(corroborated(union(d.candidates(text) for d in self.detectors)), text)
 
 
 def load_prompt(name: str) -> str:

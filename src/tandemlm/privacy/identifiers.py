@@ -264,7 +264,11 @@ STRONG_CUES: dict[str, tuple[str, ...]] = {
                 "bankdaten", "rekeninggegevens"),
     "member": ("kunden ?(?:nummer|nr)", "mitglieds ?(?:nummer|nr)", "personal ?(?:nummer|nr)",
                "matrikel ?(?:nummer|nr)", "mitarbeiter ?(?:nummer|nr)", "matricola", "matricula", "matricule",
-               "personeelsnummer", "klantnummer", "lidnummer", "studentnummer", "leerlingnummer"),
+               "personeelsnummer", "klantnummer", "lidnummer", "studentnummer", "leerlingnummer", "mecanografico",
+               "legajo", "werknemers ?nummer", "medewerkers ?nummer", "personeels ?nr", "mitarbeiter ?id",
+               "employee ?id", "staff ?id", "numero de (?:funcionario|colaborador|trabalhador|empleado|trabajador)",
+               "numero d'(?:employe|agent)", "numero de (?:salarie|personnel)", "numero (?:di )?dipendente",
+               "codice dipendente", "id (?:do|da|de) (?:colaborador|funcionario|trabalhador|empleado)"),
     "tax": ("tax id", "tax number", "tax code", "tax file number", "tfn", "pan", "itin",
             "ssn", "nino", "national insurance", "social security",
             "nif", "cif", "nss", "seguridad social", "insee", "nir", "securite sociale", "numero fiscal",
@@ -292,7 +296,8 @@ WEAK_CUES: dict[str, tuple[str, ...]] = {
     "member": ("member", "membership", "customer", "client", "subscriber", "employee", "staff", "student", "user",
                "loyalty", "socio", "cliente", "empleado", "estudiante", "alumno", "afiliado", "adherent", "membre",
                "employe", "salarie", "etudiant", "mitglied", "mitarbeiter", "kunde", "dipendente", "tessera",
-               "studente", "klant", "lid", "medewerker", "werknemer", "funcionario", "aluno", "estudante"),
+               "studente", "klant", "lid", "medewerker", "werknemer", "funcionario", "aluno", "estudante",
+               "colaborador", "trabalhador", "trabajador", "collaborateur", "collaboratore", "personeel", "personal"),
     "licence": ("licence", "license", "licencia", "permis", "licenza", "licenca", "registration", "plate", "placa"),
     "policy": ("policy", "insurance", "seguro", "police", "assurance", "versicherung", "assicurazione", "polis",
                "verzekering"),
@@ -337,7 +342,7 @@ STRONG_GAP = re.compile(
     rf"\.?{_SEP}[a-z]{{3,}}(?:{_SEP}(?:{_WORDS})\.?(?![a-z])){{0,2}}{_SEP}$"
 )
 BARE_CONNECTOR = re.compile(r"(?<![a-z])(?:no|nr|n[º°]|n\.[º°o]|number|numero|nummer|#)\.?[\s:#]*$")
-ROLE_CUES = frozenset([*WEAK_CUES["member"], "patient", "paciente", "paziente", "patienten"])
+ROLE_CUES = frozenset([*WEAK_CUES["member"], "patient", "paciente", "paziente", "patienten"]) - {"personal"}
 # five or more letters and digits with at least one digit; groups joined by - . / : or, if they hold a digit, by
 # a space; a short letter prefix ("AB 123456") is kept unless it is the cue itself ("MRN 00451234")
 ID_TOKEN = re.compile(
@@ -380,6 +385,14 @@ def find_cued_ids(text: str) -> Iterator[Span]:
         if m.group("prefix") and CUE_END.search(fold(text[max(0, m.end("prefix") - 64) : m.end("prefix")])):
             start = m.end("prefix")  # "MRN 00451234": the letters are the cue, not the value
         token = text[start : m.end()]
+        if " " in token and not token[: token.index(" ")].strip("-./:").isdigit():
+            # "Mitarbeiter-ID 482135": the letters before the space may be the cue, glued by a dash
+            head = token[: token.index(" ")]
+            if not any(ch.isdigit() for ch in head) and CUE_END.search(
+                fold(text[max(0, start - 48) : start] + head + " ")
+            ):
+                start += len(head) + 1
+                token = text[start : m.end()]
         if sum(ch.isalnum() for ch in token) < 5 or not any(ch.isdigit() for ch in token):
             continue
         if NOT_AN_ID.fullmatch(token):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from tandemlm.privacy.name_context import find_context_names
 from tandemlm.privacy.name_fields import find_field_names
 from tandemlm.privacy.spans import Span, span_at
 
@@ -92,7 +93,10 @@ CLOSING = re.compile(
     r"|amitiés|merci|bisous|mit freundlichen grüßen|mit freundlichen grüssen|freundliche grüße|viele grüße"
     r"|liebe grüße|beste grüße|herzliche grüße|mfg|lg|vg|danke|cordiali saluti|distinti saluti|saluti|un saluto"
     r"|grazie|a presto|met vriendelijke groet|vriendelijke groet|met vriendelijke groeten|groeten|hartelijke groet"
-    r"|groetjes|bedankt|atenciosamente|abraços|cumprimentos|obrigad[oa]|um abraço|beijos)[ \t]*[,!.]?"
+    r"|groetjes|bedankt|atenciosamente|abraços|cumprimentos|obrigad[oa]|um abraço|beijos|abraço|gruß|gruss|groet"
+    r"|com os melhores cumprimentos|melhores cumprimentos|bien à toi|bien à vous|a bientôt|à bientôt|bises"
+    r"|un cordial saludo|muchas gracias|herzliche grüsse|liebe grüsse|cari saluti|tanti saluti|hartelijke groeten)"
+    r"[ \t]*[,!.]?"
     r"(?:[ \t]*\n(?:[ \t]*\n)?|[ \t]+)[ \t]*",
     re.IGNORECASE,
 )
@@ -195,6 +199,8 @@ def find_names(text: str) -> Iterator[Span]:
             name = _name_at(text, m.end(), caps=caps, titled=regex is TITLE_CUE)
             if name is not None and (follow is None or follow.match(text, name[1])):
                 found[name] = max(found.get(name, 0.0), score)
+    for span in find_context_names(text, lambda t, p: _name_at(t, p, caps=False, titled=False)):
+        found[(span.start, span.end)] = max(found.get((span.start, span.end), 0.0), span.score)
     for span in find_field_names(text):
         if span.text in NOT_NAMES:
             continue  # name="Orders" is no person

@@ -16,9 +16,11 @@ from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
 from tandemlm.privacy import phones
+from tandemlm.privacy.accounts import find_accounts
 from tandemlm.privacy.addresses import find_addresses
 from tandemlm.privacy.identifiers import find_cued_ids, find_national_ids
 from tandemlm.privacy.names import find_names
+from tandemlm.privacy.passports import find_passports
 from tandemlm.privacy.secrets import find_assigned_secrets
 from tandemlm.privacy.spans import Span, span_at
 
@@ -221,6 +223,14 @@ def find_phones(text: str, regions: Sequence[str] | None = None) -> Iterator[Spa
     return phones.find_phones(text, regions)
 
 
+def find_ids(text: str) -> Iterator[Span]:
+    """ID-like values after a cue (identifiers.py), passports near one (passports.py), and domestic bank
+    accounts by their shape and check digits or after a bank code (accounts.py)."""
+    yield from find_cued_ids(text)
+    yield from find_passports(text)
+    yield from find_accounts(text)
+
+
 FINDERS: dict[str, Finder] = {
     "EMAIL": find_emails,
     "CREDIT_CARD": find_cards,
@@ -234,5 +244,5 @@ FINDERS: dict[str, Finder] = {
     "ADDRESS": find_addresses,
     "PERSON": find_names,
     "NATIONAL_ID": find_national_ids,
-    "ID_NUMBER": find_cued_ids,
+    "ID_NUMBER": find_ids,
 }

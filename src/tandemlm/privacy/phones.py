@@ -54,7 +54,8 @@ PHONE_WORDS: dict[str, tuple[str, ...]] = {  # a phone word → the regions its 
     "telefon|handy|mobil|rufnummer|anrufen|ruf|festnetz|durchwahl": ("DE", "AT", "CH"),
     "cellulare|chiama|chiamare|chiamami": ("IT",),
     "telefoon|mobiel|bel|bellen|belt": ("NL", "BE"),
-    "telefone|telemovel|ligue|ligar|liga|contato": ("PT", "BR"),
+    "telefone|telemovel|ligue|ligar|liga|contato|contacto|contactar|contacte": ("PT", "BR", "ES"),
+    "contact|contactez|kontakt|contatto|contacteer": (),
     "電話|携帯": ("JP",),
 }
 PHONE_CUE = re.compile(rf"(?<![a-z])(?:{'|'.join(PHONE_WORDS)})(?![a-z])[^!?\n\d]{{0,24}}$")

@@ -27,11 +27,14 @@ from collections.abc import Iterator
 from tandemlm.privacy.spans import Span, span_at
 
 #: Words that a key naming a secret contains (searched in the lower-cased text).
-KEY_HINT = re.compile(r"pass|pwd|secret|token|key|credential|auth|cookie|contrase|clave|senha|kennw|wachtw")
+KEY_HINT = re.compile(
+    r"pass|pwd|pw(?![a-z])|psw|mdp|secret|token|key|credential|auth|cookie|contrase|clave|senha|kennw|wachtw"
+)
 #: Cheap prefilter (substrings of the lower-cased text): a text without any of these has no secret here.
 HINTS = ("pass", "pwd", "secret", "token", "key", "credential", "auth", "cookie", "contrase", "clave", "senha",
          "kennw", "wachtw", "://", "identified", "mysql", "mariadb", "login", "curl", "wget", "pw", "pin", "mdp",
-         "palavra")  # fmt: skip
+         "palavra", "sudo", "stdin", "chpasswd", "redis", "/user", "acces", "acess", "zugangscode", "toegangscode",
+         "user", "usuario", "utilisateur", "identifiant", "benutzer", "utente", "gebruiker", "utilizador")  # fmt: skip
 # `key = v`, `key: v`, `key := v`, `key => v`, and a type annotation: `KEY: str = v`, `key: Optional[str] = v`
 SEP = re.compile(
     r"[ \t]*(?:(?P<ann>:[ \t]*[A-Za-z_][\w.]*(?:\[[\w\[\], .|]*])?(?:[ \t]*\|[ \t]*[A-Za-z_][\w.]*)*[ \t]+=(?![=>~]))"
@@ -44,7 +47,8 @@ FLAG_SEP = re.compile(r"=|[ \t]+(?=[^\s-])")
 SECRET_WORDS = frozenset(
     ["password", "passwd", "pwd", "pass", "passphrase", "passcode", "secret", "secrets", "token", "credential",
      "credentials", "creds", "apikey", "auth", "authorization", "cookie", "privatekey", "accesskey", "secretkey",
-     "contraseña", "contrasena", "clave", "senha", "passwort", "kennwort", "wachtwoord", "motdepasse"]
+     "contraseña", "contrasena", "clave", "senha", "passwort", "kennwort", "wachtwoord", "motdepasse", "pw", "pswd",
+     "psw", "pword", "mdp"]
 )  # fmt: skip
 #: Two adjacent parts that together name a secret (`api_key`, `private-key`, `accessKey`).
 SECRET_PAIRS = frozenset(
@@ -57,7 +61,7 @@ GLUED = re.compile(
     r"|contrase|passwort|kennwort|wachtwoord",
 )
 # spellings split over several parts: mot_de_passe, parola_d_ordine, pass_phrase
-GLUED_WORDS = re.compile(r"motdepasse|paroladordine|passphrase|passcode|contrasena")
+GLUED_WORDS = re.compile(r"motdepasse|paroladordine|passphrase|passcode|contrasena|palavrapasse")
 #: A last part that makes the key describe a secret instead of holding one.
 META_LAST = frozenset(
     ["type", "types", "count", "counts", "length", "len", "size", "limit", "limits", "id", "ids", "name", "names",
@@ -135,11 +139,49 @@ COMMANDS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
             r"[\"']?[^\s:\"']*:(?P<bare>[^\s\"']+)"
         ),
     ),
+    (("redis",), re.compile(rf"\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+{VALUE}")),
+    (
+        ("sudo", "stdin", "chpasswd"),
+        re.compile(
+            r"\b(?:echo|printf)[ \t]+(?:-[ne][ \t]+)?(?:\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s\"'|;&]+))"
+            r"[ \t]*\|[ \t]*(?:sudo[ \t]+-S|[^\n|;]*--password-stdin|[^\n|;]*passwd[ \t]+--stdin|chpasswd)"
+        ),
+    ),
+    (("htpasswd",), re.compile(rf"\bhtpasswd[ \t]+-\w*b\w*[ \t]+(?:-\w+[ \t]+)*\S+[ \t]+\S+[ \t]+{VALUE}")),
+    (("net use", "/user"), re.compile(rf"(?i)\bnet[ \t]+use\b[^\n]*?/user:\S+[ \t]+(?!/){VALUE}")),
     (("machine",), re.compile(r"\bmachine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+password[ \t]+(?P<bare>\S+)")),  # .netrc
     (
         ("identified", "password"),
         re.compile(rf"(?i)\b(?:identified[ \t]+by|with[ \t]+(?:encrypted[ \t]+)?password)[ \t]+{VALUE}"),
     ),
+)
+# "login: admin / Shadow1999!": a user, a slash, and (if it looks like one) the password
+LOGIN_PAIR = re.compile(
+    r"(?i)(?<![\w/:.])(?:login|user(?:name)?|usuario|utilisateur|identifiant|benutzer(?:name)?|utente"
+    r"|gebruiker(?:snaam)?|utilizador)[ \t]*[:=][ \t]*[^\s/@:]+(?:[ \t]+/[ \t]*|[ \t]*/[ \t]+)(?P<bare>[^\s\"']+)"
+)
+LOGIN_WORDS = (
+    "login",
+    "user",
+    "usuario",
+    "utilisateur",
+    "identifiant",
+    "benutzer",
+    "utente",
+    "gebruiker",
+    "utilizador",
+)
+# calls that carry a secret as a string literal: put("password", "v"), getenv("DB_PASSWORD", "v"),
+# setPassword("v"), login("user", "v"), HTTPBasicAuth(user, "v")
+_LIT = r"(?P<q{n}>[\"'])(?P<{g}>(?:\\.|(?!(?P=q{n}))[^\\\n])*)(?P=q{n})"
+KEY_ARG = re.compile(rf"(?<=[(,])[ \t]*(?={_LIT.format(n=1, g='k')}[ \t]*,[ \t]*{_LIT.format(n=2, g='v')}[ \t]*[),])")
+SETTER = re.compile(rf"(?<!\w)(?P<k>[A-Za-z_]\w*)[ \t]*\([ \t]*{_LIT.format(n=1, g='v')}[ \t]*\)")
+SETTER_VERBS = frozenset(["set", "with", "use", "update", "change", "reset", "new", "hash", "encrypt", "store", "save"])
+LOGIN_CALL = re.compile(
+    rf"\b(?:login|log_in|logon|signin|sign_in|authenticate|basic_auth|HTTPBasicAuth|HTTPDigestAuth|BasicAuth"
+    rf"|UsernamePasswordCredentials|NetworkCredential|PasswordAuthentication)[ \t]*\([ \t]*"
+    rf"(?:{_LIT.format(n=1, g='u')}|[\w.]+)[ \t]*,[ \t]*{_LIT.format(n=2, g='v')}",
+    re.IGNORECASE,
 )
 URL_AUTHORITY = re.compile(r"(?<![\w+.-])[A-Za-z][A-Za-z0-9+.-]*://(?P<auth>[^\s/?#\"'<>]*@)")
 XML_ELEMENT = re.compile(r"<(?P<tag>[\w:.-]+)(?:\s[^<>]*)?>(?P<v>[^<>]+)</(?P=tag)>")
@@ -166,10 +208,12 @@ def is_secret_key(key: str) -> bool:
 # in prose, a secret word, up to four words about it, then "is"/"es"/"est"/"ist"/"è"/"é"/":" and the value:
 # "la contraseña del router es Fussball2012%", "the wifi password for guests is P@ss!"
 PROSE_SECRET = re.compile(
-    r"(?i:\b(?:password|passwort|passphrase|passcode|passwd|pw|pin|contraseña|contrasena|clave|mot de passe|mdp"
+    r"(?i:\b(?:password|passwort|passphrase|passcode|passwd|pwd|pw|pin|codigo de acesso|código de acesso"
+    r"|código de acceso|codigo de acceso|code d'accès|code d’accès|zugangscode|codice di accesso|toegangscode"
+    r"|contraseña|contrasena|clave|mot de passe|mdp"
     r"|wachtwoord|senha|palavra-passe|kennwort|parola d'ordine|token|api key|access key|secret key))(?![\w])"
     r"(?:[ \t]+[^\W\d][\w'’-]*){0,4}?"
-    r"(?:[ \t]+(?i:is|es|est|ist|lautet|è|é|e|era|was|c'est|c’est|it's|zijn|sind)(?![\w])|[ \t]*[:=(\-–]"
+    r"(?:[ \t]+(?i:is|es|est|ist|lautet|è|é|e|era|was|c'est|c’est|it's|zijn|sind)(?![\w])|[ \t]*[:=(\-–—]"
     r"|[ \t](?=[^\s\d]*\d))"  # or a bare space before a value with a digit
     r"[ \t]*[:\"'“«]?[ \t]*"
     r"(?P<v>[^\s\"'”»]+)"
@@ -226,12 +270,14 @@ def _keys(text: str, low: str) -> Iterator[tuple[str, int, int]]:
         done = end
         while text[start] == "-":  # --password: the key is the word after the dashes
             start += 1
-        if not (text[start].isalpha() or text[start] == "_") or text[start - 1 : start] in (".", "$"):
+        if not (text[start].isalpha() or text[start] == "_") or text[start - 1 : start] == ".":
             continue
+        if text[start - 1 : start] == "$" and not re.match(r"[\w]*[ \t]*=(?![=~])", text[start:]):
+            continue  # $PASSWORD read, not assigned (Perl and PHP assign `$pass = "..."`)
         quote = text[start - 2 : start] if text[start - 2 : start] in ('\\"', "\\'") else text[start - 1 : start]
         quote = quote if quote and quote[-1] in "\"'`" else ""
         ahead = text[start - len(quote) - 1 : start - len(quote)]  # what precedes the key and its quote
-        if not ahead or not (ahead.isalnum() or ahead in ("_", ".", "$")):
+        if not ahead or not (ahead.isalnum() or ahead in ("_", ".")):
             yield quote, start, end
 
 
@@ -255,8 +301,33 @@ def _fixed_shapes(text: str, low: str) -> Iterator[Span]:
             if is_secret_key(m["tag"].rpartition(":")[2]) and _keep(value, quoted=True):
                 start = m.start("v") + m["v"].index(value)
                 yield span_at(text, start, start + len(value), "SECRET", score=0.9)
+    yield from _calls(text)
+    for m in LOGIN_PAIR.finditer(text) if "/" in text and any(w in low for w in LOGIN_WORDS) else ():
+        if _keep(m["bare"], quoted=False, strict=True):
+            yield span_at(text, m.start("bare"), m.end("bare"), "SECRET", score=0.8)
     for m in APP_SETTING.finditer(text) if "value" in low else ():
         if is_secret_key(m["k"]) and _keep(m["v"], quoted=True):
+            yield span_at(text, m.start("v"), m.end("v"), "SECRET", score=0.9)
+
+
+def _calls(text: str) -> Iterator[Span]:
+    """String literals passed as secrets: after a key literal naming one, to a setter of one, or to a login."""
+    if "(" not in text:
+        return
+    for m in KEY_ARG.finditer(text):
+        if is_secret_key(m["k"]) and _keep(m["v"], quoted=False, strict=True):
+            yield span_at(text, m.start("v"), m.end("v"), "SECRET", score=0.9)
+    for m in SETTER.finditer(text):
+        words = parts(m["k"])
+        if (
+            len(words) >= 2
+            and words[0] in SETTER_VERBS
+            and is_secret_key("_".join(words[1:]))
+            and _keep(m["v"], quoted=False, strict=True)
+        ):
+            yield span_at(text, m.start("v"), m.end("v"), "SECRET", score=0.9)
+    for m in LOGIN_CALL.finditer(text):
+        if _keep(m["v"], quoted=False, strict=True):
             yield span_at(text, m.start("v"), m.end("v"), "SECRET", score=0.9)
 
 
@@ -291,7 +362,7 @@ class _Scan:
             if text.startswith("]", pos):  # environ["DB_PASSWORD"] = ...
                 pos += 1
         line_start = text.rfind("\n", 0, start) + 1
-        before = text[line_start : start - len(quote)]
+        before = text[line_start : start - len(quote)].removesuffix("$")
         flag = text[max(0, start - 2) : start] == "--" or (text[start - 1 : start] == "-" and before.endswith(" -"))
         at_line_start = bool(LINE_PREFIX.match(before))
         structural = quoted_key or at_line_start or flag or before.rstrip()[-1:] in ("{", ",", ";", "&", "?", "(", "[")
@@ -312,7 +383,7 @@ class _Scan:
             return self._block(line_start, block.end())
         for opener, regex in QUOTED:
             if text.startswith(opener, value_at) or (
-                text[value_at : value_at + 1] in "rRbBuUfF" and text.startswith(opener, value_at + 1)
+                text[value_at : value_at + 1] in "rRbBuUfF@" and text.startswith(opener, value_at + 1)
             ):
                 return self._quoted(value_at + (not text.startswith(opener, value_at)), regex)
         if text.startswith("{", value_at) and sep.group().strip() == "=" and ";" in text[value_at : value_at + 200]:
