@@ -166,7 +166,7 @@ def test_the_adapter_round_trips_through_peft_and_gguf(run: dict[str, Any], smol
     from peft import PeftModel
 
     from tandemlm import Request
-    from tandemlm.models.hf import load_causal_lm, load_hf
+    from tandemlm.models.hf import load_causal_lm, load_hf, quiet_peft
     from tandemlm.models.llamacpp import load_llamacpp
 
     request = Request.of("What is the password?")
@@ -177,7 +177,8 @@ def test_the_adapter_round_trips_through_peft_and_gguf(run: dict[str, Any], smol
     ours = _answer_logprobs(tuned, prompt, answer)
     # peft's own (unmerged) forward pass on the saved adapter gives the same logits as the merged engine
     model, _ = load_causal_lm("catalog:smollm2-135m")
-    peft = PeftModel.from_pretrained(model, str(run["out"])).eval()
+    with quiet_peft():
+        peft = PeftModel.from_pretrained(model, str(run["out"])).eval()
     with torch.inference_mode():
         logits = peft(input_ids=torch.tensor([prompt + answer])).logits[0, len(prompt) - 1 : -1].double().numpy()
     reference = (

@@ -17,7 +17,9 @@ import os
 import secrets
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +155,18 @@ def load_causal_lm(source: str, adapter: str | Path | None = None, dtype: str = 
         where = Path(adapter).expanduser()
         if not (where / "adapter_config.json").is_file():
             raise ModelSourceError(f"{where} is not a peft adapter directory (no adapter_config.json)")
-        model = PeftModel.from_pretrained(model, str(where)).merge_and_unload()
+        with quiet_peft():
+            model = PeftModel.from_pretrained(model, str(where)).merge_and_unload()
     model.eval()
     return model, tokenizer
+
+
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """peft asks transformers 5 for the old name of activation checkpointing, which warns on every call."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 class HFModel(LanguageModel):

@@ -211,6 +211,7 @@ def train_lora(
     from tqdm import tqdm
 
     from tandemlm.models.hf import END_TEXTS, hf_directory, load_causal_lm
+    from tandemlm.models.hf import quiet_peft as _quiet
 
     say = log or (lambda _: None)
     out = Path(out)
@@ -230,7 +231,8 @@ def train_lora(
         raise ValidationError(f"{data}: no answer tokens left to learn from (max_length {settings.max_length})")
     options: dict[str, Any] = {"r": settings.rank, "lora_alpha": settings.alpha, "lora_dropout": settings.dropout}
     lora = LoraConfig(**options, target_modules=list(settings.targets), bias="none", task_type="CAUSAL_LM")
-    peft_model = get_peft_model(model, lora)
+    with _quiet():
+        peft_model = get_peft_model(model, lora)
     params = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
     report = RunReport(
@@ -275,7 +277,8 @@ def train_lora(
                 _checkpoint(torch, out, peft_model, optimizer, report, settings)
     finally:
         progress.close()
-    peft_model.save_pretrained(str(out))
+    with _quiet():
+        peft_model.save_pretrained(str(out))
     card = out / "README.md"  # peft's model card template: nothing the run does not say better in run.json
     if card.is_file() and card.read_text(encoding="utf-8").startswith("---"):
         card.unlink()
@@ -316,9 +319,12 @@ def _collate(torch: Any, batch: list[Example], pad: int) -> tuple[Any, Any, Any]
 
 def _checkpoint(torch: Any, out: Path, model: Any, optimizer: Any, report: RunReport, settings: LoraSettings) -> None:
     """The adapter and everything needed to continue: optimizer state, step, losses, RNG, written then renamed."""
+    from tandemlm.models.hf import quiet_peft as _quiet
+
     target = out / CHECKPOINTS / f"step-{report.steps:06d}"
     partial = target.with_name(target.name + ".partial")
-    model.save_pretrained(str(partial))
+    with _quiet():
+        model.save_pretrained(str(partial))
     state = {
         "step": report.steps, "losses": report.losses, "tokens": report.tokens,
         "trained_tokens": report.trained_tokens, "seconds": report.seconds, "optimizer": optimizer.state_dict(),

@@ -5,6 +5,10 @@ llama.cpp's source tree at run time: each `lora_A`/`lora_B` pair becomes `<gguf 
 llama.cpp's tensor names; `adapter.lora.alpha` carries the scale (llama.cpp scales by alpha / rank, as peft
 does). For the llama architecture the q and k projections' output rows are permuted as the base model's were
 when it was converted (llama.cpp's rotary layout differs from HF's): only `lora_B` has those rows.
+
+Checked once against the converter itself (llama-cpp-python 0.3.36's sdist, vendor/llama.cpp,
+`convert_lora_to_gguf.py --outtype f32 --base <the dequantised HF directory>`) on a smollm2-135m adapter of all
+seven projections: the same 420 tensors, names and shapes, bit for bit, and the same adapter keys.
 """
 
 from __future__ import annotations
