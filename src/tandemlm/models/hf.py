@@ -212,6 +212,7 @@ class HFModel(LanguageModel):
         ends |= {i for i in _ids(self.tokenizer.eos_token_id) + _ids(getattr(config, "eos_token_id", None))}
         self._ends = frozenset(ends)
         self._bos = self.tokenizer.bos_token_id
+        self._rendered: tuple[Request, list[int]] | None = None
         self._owner = ModelWorker(self.name)
         self.owner = self._owner
         # transformers 5 renamed past_key_values to cache (the old name warns)
@@ -269,12 +270,16 @@ class HFModel(LanguageModel):
         return [*parts, (text, True)]
 
     def _prompt_tokens(self, request: Request) -> list[int]:
+        # the base class counts prompt tokens before _generate renders them: remember the last one
+        if self._rendered is not None and self._rendered[0] is request:
+            return list(self._rendered[1])
         plain = request.raw or self._template is None
         ids: list[int] = []
         for i, (text, template) in enumerate(self._prompt_parts(request)):
             if text:
                 ids += self._encode(text, special=template, bos=plain and i == 0)
-        return ids
+        self._rendered = (request, ids)
+        return list(ids)
 
     def _count_prompt_tokens(self, request: Request) -> int:
         return len(self._prompt_tokens(request))
