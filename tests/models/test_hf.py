@@ -67,6 +67,8 @@ def test_same_tokens_vocabulary_and_end_tokens_as_llamacpp(hf, smollm2: LlamaCpp
     assert hf.render(chat) == smollm2.render(chat)
     assert hf.prompt_tokens(chat) == smollm2.prompt_tokens(chat)
     assert hf.prompt_tokens(Request.completion("hi there")) == smollm2.prompt_tokens(Request.completion("hi there"))
+    pieces = sorted({t for text in STRINGS for t in smollm2.tokenize(text)} | set(range(20)))
+    assert [hf._piece(t) for t in pieces] == [smollm2._piece(t) for t in pieces]  # logprob entries' bytes
     ends = [i for i in range(49152) if hf.is_end_token(i)]
     assert ends == [i for i in range(49152) if smollm2.is_end_token(i)] and 2 in ends
 

@@ -213,6 +213,15 @@ class HFModel(LanguageModel):
         self._ends = frozenset(ends)
         self._bos = self.tokenizer.bos_token_id
         self._rendered: tuple[Request, list[int]] | None = None
+        added = getattr(self.tokenizer, "added_tokens_decoder", {})
+        self._added = frozenset(added)
+        self._control = frozenset(i for i, t in added.items() if getattr(t, "special", False))
+        decoder = getattr(getattr(self.tokenizer, "backend_tokenizer", None), "decoder", None)
+        self._unbyte: dict[str, int] | None = None
+        if type(decoder).__name__ == "ByteLevel":  # GPT-2 style: each byte is spelled by one printable character
+            from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+            self._unbyte = {c: b for b, c in bytes_to_unicode().items()}
         self._owner = ModelWorker(self.name)
         self.owner = self._owner
         # transformers 5 renamed past_key_values to cache (the old name warns)
@@ -362,8 +371,21 @@ class HFModel(LanguageModel):
         return TokenLogprob(own.token, own.logprob, own.bytes, alternatives)
 
     def _entry_of(self, token: int, logprob: float) -> TokenLogprob:
-        text = str(self.tokenizer.decode([token]))
-        return TokenLogprob(text, logprob, text.encode("utf-8"))
+        raw = self._piece(token)
+        return TokenLogprob(raw.decode("utf-8", errors="replace"), logprob, raw)
+
+    def _piece(self, token: int) -> bytes:
+        """The bytes of one token as llama.cpp's engine gives them: a byte-level token's own bytes (part of a
+        character, possibly), control tokens empty; other vocabularies as the token decodes alone."""
+        if token in self._control:
+            return b""
+        text = self._texts[token]
+        if self._unbyte is not None and token not in self._added:
+            try:
+                return bytes(self._unbyte[c] for c in text)
+            except KeyError:
+                pass
+        return text.encode("utf-8") if token in self._added else str(self.tokenizer.decode([token])).encode("utf-8")
 
     # ---- logits -----------------------------------------------------------------------------------
 
