@@ -119,7 +119,7 @@ def test_train_distill_tunes_smollm2_on_the_teacher_table(tmp_path: Path, datase
     out = tmp_path / "run"
     result = CliRunner().invoke(main, [
         "train", "distill", "--out", str(out), "--outcomes", str(outcomes), "--train-items", "4", "--select", "all",
-        "--base", "catalog:smollm2-135m", "--steps", "2", "--max-length", "160", "--threads", "1",
+        "--base", "catalog:smollm2-135m", "--steps", "2", "--max-length", "256", "--threads", "1",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     picked = json.loads((out / "selection.json").read_text())
