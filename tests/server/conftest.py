@@ -13,6 +13,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from tandemlm.server.run import http_protocol
+
 
 @contextmanager
 def serving(app: FastAPI, wait_ready: bool = True) -> Iterator[str]:
@@ -21,7 +23,8 @@ def serving(app: FastAPI, wait_ready: bool = True) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    # the protocol `tandem serve` runs (uvicorn's httptools one, writing a head with its body)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", http=http_protocol()))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -11,10 +11,12 @@ virtual environment (it pins old dependencies), installed on first use.
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
 import math
 import os
 import platform
+import pstats
 import re
 import secrets
 import signal
@@ -188,7 +190,10 @@ async def measure(
 #: Python frame entries are counted by the module that defines the function, grouped into the request path's layers
 LAYERS = (
     ("ASGI, routing, body validation (fastapi, starlette, pydantic)", r"/(fastapi|starlette|pydantic|email)/"),
-    ("upstream HTTP client (aiohttp, httpx, httpcore, h11)", r"/(aiohttp|httpx|httpcore|h11|multidict|yarl)/"),
+    (
+        "upstream HTTP client (aiohttp, httpx, httpcore, h11, tandem's http1)",
+        r"/(aiohttp|httpx|httpcore|h11|multidict|yarl)/|tandemlm/models/(http1|transport)\.py",
+    ),
     ("event loop and cancel scopes (asyncio, anyio, contextlib)", r"/(asyncio|anyio|sniffio|contextlib\.py)"),
     ("metrics (prometheus_client)", r"/prometheus_client/"),
     ("JSON (json)", r"/json/"),
@@ -200,9 +205,11 @@ LAYERS = (
 
 def profile_request_path(requests: int = 2000) -> dict[str, Any]:
     """The gateway app in-process, without an HTTP server or a second process, against the instant backend: CPU
-    per request (the least of batches of 100, so other load on the machine moves it little) and Python frame
+    per request (the least of batches of 100, so other load on the machine moves it little), Python frame
     entries per request by layer (deterministic): calls, and coroutine resumptions, since each await that
-    suspends re-enters every frame of the ASGI chain above it. uvicorn's own protocol is not in it."""
+    suspends re-enters every frame of the ASGI chain above it; and CPU µs per request by layer: that CPU split
+    in the shares of self time (CPU clock) cProfile gives each layer's functions, C calls (json, pydantic-core,
+    socket sends) counted to the layer that made them. uvicorn's own protocol is not in it."""
 
     async def main() -> dict[str, Any]:
         from tandemlm.config import TandemConfig
@@ -266,12 +273,42 @@ def profile_request_path(requests: int = 2000) -> dict[str, Any]:
                     await call()
             finally:
                 sys.setprofile(None)
+            profiler = cProfile.Profile(time.process_time)
+            profiler.enable()
+            try:
+                for _ in range(500):
+                    await call()
+            finally:
+                profiler.disable()
         backend.close()
         calls = {name: round(n / 100, 1) for name, n in sorted(counts.items(), key=lambda kv: -kv[1])}
         median = statistics.median(batches)
-        return {"cpu_ms": round(min(batches) * 1e3, 3), "median_batch_cpu_ms": round(median * 1e3, 3), "calls": calls}
+        return {"cpu_ms": round(min(batches) * 1e3, 3), "median_batch_cpu_ms": round(median * 1e3, 3), "calls": calls,
+                "cpu_us": _cpu_by_layer(profiler, layers, min(batches) * 1e6)}  # fmt: skip
 
     return asyncio.run(main())
+
+
+def _cpu_by_layer(profiler: cProfile.Profile, layers: list[tuple[str, re.Pattern[str]]], cpu_us: float
+                  ) -> dict[str, float]:  # fmt: skip
+    """`cpu_us` split by layer in the shares of the profiled self time; a C function's time goes to the layer of
+    its callers (in their shares), since cProfile names it only by `~`."""
+    own: dict[str, float] = {}
+
+    def layer(path: str) -> str:
+        return next((n for n, r in layers if r.search(path)), "other")
+
+    stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    for (path, _, _), (_, _, self_s, _, callers) in stats.items():
+        if path != "~":
+            own[layer(path)] = own.get(layer(path), 0.0) + self_s
+            continue
+        total = sum(c[2] for c in callers.values()) or 1.0  # per caller: (calls, calls, self time, cumulative)
+        for (caller_path, _, _), c in callers.items():
+            name = layer(caller_path) if caller_path != "~" else "other"
+            own[name] = own.get(name, 0.0) + self_s * c[2] / total
+    profiled = sum(own.values()) or 1.0
+    return {name: round(cpu_us * t / profiled, 1) for name, t in sorted(own.items(), key=lambda kv: -kv[1])}
 
 
 # ---- servers ------------------------------------------------------------------------------------------
@@ -473,15 +510,19 @@ def to_markdown(result: dict[str, Any]) -> str:
         + ("" if ratio is None else f"{ratio:.2f}×, ") + f"{met[t['rps_ratio_met']]}.",
     ]  # fmt: skip
     if (prof := result.get("profile")) is not None:
+        cpu = prof.get("cpu_us", {})
         lines += [
             "", "## Where a request's time goes", "",
             f"The gateway app driven in-process (no HTTP server, no second process) against the instant backend: "
             f"{prof['cpu_ms']:.3f} ms of CPU per request (least of batches of 100; median batch "
             f"{prof['median_batch_cpu_ms']:.3f} ms), backend included. Python frame entries per request by the layer "
             "that defines the function (deterministic): calls, and coroutine resumptions, since each await that "
-            "suspends re-enters every frame of the ASGI chain above it; uvicorn's own protocol is not counted.", "",
-            "| layer | frame entries per request |", "|---|---|",
-            *[f"| {name} | {n:g} |" for name, n in prof["calls"].items()],
-            f"| total | {sum(prof['calls'].values()):g} |",
+            "suspends re-enters every frame of the ASGI chain above it; uvicorn's own protocol is not counted. CPU µs: "
+            "the least batch's CPU per request split in the shares of self time cProfile (on the CPU clock) gives "
+            "each layer, a C function's time counted to the layers that called it; the profiler's own cost per call "
+            "tilts the split towards layers of many small Python calls.", "",
+            "| layer | frame entries per request | CPU µs per request |", "|---|---|---|",
+            *[f"| {name} | {n:g} | {cpu.get(name, 0.0):.0f} |" for name, n in prof["calls"].items()],
+            f"| total | {sum(prof['calls'].values()):g} | {sum(cpu.values()):.0f} |",
         ]  # fmt: skip
     return "\n".join(lines) + "\n"
