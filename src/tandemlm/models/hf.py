@@ -42,13 +42,14 @@ from tandemlm.types import (
 )
 
 DTYPES = ("float32", "bfloat16", "float16")
+VOCAB = "gguf-vocab.json"  # the GGUF's token texts, beside the dequantised model
 CHUNK = 512  # tokens per forward pass when a long prompt is evaluated
 # token texts llama.cpp also ends generation at (its end-of-generation auto-detection, llama-vocab.cpp)
 END_TEXTS = frozenset(
     {
         "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
         "<|end_of_text|>", "<end_of_utterance>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<reponame>",
-        "<fim_pad>", "<｜end▁of▁sentence｜>",
+        "<fim_pad>", "</s>", "<｜end▁of▁sentence｜>",
     }
 )  # fmt: skip
 
@@ -106,6 +107,8 @@ def _dequantised(gguf: Path, dtype: str, *, cache: bool) -> Path:
     key = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}:{head}:{dtype}".encode()).hexdigest()[:16]
     target = hf_cache_dir() / f"{gguf.stem}-{key}"
     if (target / "config.json").is_file():
+        if not (target / VOCAB).is_file():  # cached before the vocabulary was kept beside it
+            _write_vocab(gguf, target)
         return target
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=_dtype(torch, dtype))
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -119,6 +122,7 @@ def _dequantised(gguf: Path, dtype: str, *, cache: bool) -> Path:
     try:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
+        _write_vocab(gguf, tmp)
         (tmp / "tandem-source.json").write_text(json.dumps({"gguf": str(gguf), "size": st.st_size, "dtype": dtype}))
         if not cache:
             return tmp
@@ -130,6 +134,29 @@ def _dequantised(gguf: Path, dtype: str, *, cache: bool) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ModelSourceError(f"could not write the dequantised {gguf.name} to {parent}: {err}") from err
     return target
+
+
+def _write_vocab(gguf: Path, directory: Path) -> None:
+    """The GGUF's own token texts (tokenizer.ggml.tokens), as llama.cpp reads them: transformers' conversion
+    respells a few (Gemma's runs of spaces become "▁▁"), and the vocabulary fingerprint must not change."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(gguf)).fields.get("tokenizer.ggml.tokens")
+    if field is None:
+        return
+    texts = [bytes(field.parts[i]).decode("latin-1") for i in field.data]  # latin-1: any bytes, exactly
+    partial = directory / f"{VOCAB}.partial"
+    partial.write_text(json.dumps(texts))
+    partial.replace(directory / VOCAB)
+
+
+def adds_bos(tokenizer: Any) -> bool:
+    """Whether the tokenizer puts its BOS token first when asked to add special tokens (llama.cpp's add_bos)."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    plain = list(tokenizer("a", add_special_tokens=False).input_ids)
+    return list(tokenizer("a", add_special_tokens=True).input_ids) == [bos, *plain]
 
 
 def hf_directory(source: str, *, dtype: str = "float32") -> Path:
@@ -208,10 +235,17 @@ class HFModel(LanguageModel):
         self._template: str | None = template or None
         texts = self.tokenizer.convert_ids_to_tokens(list(range(self._n_vocab)))
         self._texts: list[str] = [t if isinstance(t, str) else "" for t in texts]
-        ends = {i for i, t in enumerate(self._texts) if t in END_TEXTS}
+        vocab = hf_directory(source, dtype=dtype) / VOCAB
+        own = json.loads(vocab.read_text()) if vocab.is_file() else None
+        self._gguf_vocab: list[bytes] | None = (
+            [t.encode("latin-1") for t in own] if own is not None and len(own) == self._n_vocab else None
+        )
+        names = [t.decode("utf-8", errors="replace") for t in self._gguf_vocab] if self._gguf_vocab else self._texts
+        ends = {i for i, t in enumerate(names) if t in END_TEXTS}
         ends |= {i for i in _ids(self.tokenizer.eos_token_id) + _ids(getattr(config, "eos_token_id", None))}
         self._ends = frozenset(ends)
         self._bos = self.tokenizer.bos_token_id
+        self._adds_bos = adds_bos(self.tokenizer)
         self._rendered: tuple[Request, list[int]] | None = None
         added = getattr(self.tokenizer, "added_tokens_decoder", {})
         self._added = frozenset(added)
@@ -295,7 +329,7 @@ class HFModel(LanguageModel):
 
     def _encode(self, text: str, *, special: bool, bos: bool) -> list[int]:
         ids = list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=not special).input_ids)
-        if bos and self._bos is not None and getattr(self.tokenizer, "add_bos_token", False):
+        if bos and self._adds_bos:
             ids = [int(self._bos), *ids]
         return ids
 
@@ -310,7 +344,7 @@ class HFModel(LanguageModel):
         return token in self._ends
 
     def _vocabulary(self) -> list[bytes]:
-        return [t.encode("utf-8") for t in self._texts]
+        return self._gguf_vocab or [t.encode("utf-8") for t in self._texts]
 
     def _check_ids(self, tokens: list[int]) -> None:
         bad = [t for t in tokens if not 0 <= t < self._n_vocab]

@@ -143,9 +143,10 @@ def encode_chat(tokenizer: Any, messages: Sequence[dict[str, str]], *, template:
         ids.extend(piece)
 
     if template is None:
-        bos = tokenizer.bos_token_id
-        if bos is not None and getattr(tokenizer, "add_bos_token", False):
-            ids.append(int(bos))
+        from tandemlm.models.hf import adds_bos
+
+        if adds_bos(tokenizer):
+            ids.append(int(tokenizer.bos_token_id))
             labels.append(IGNORE)
         for i, m in enumerate(messages):
             if i:
