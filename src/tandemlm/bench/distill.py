@@ -355,7 +355,7 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         "# Distillation: cloud model into the edge model (GSM8K test)", "",
         f"Command: `{command}`  ",
         f"Date: {cfg['date']}; machine: {cfg['machine']}; load average at the end {cfg['load']}; "
-        f"wall time {result['wall_seconds']} s (training runs reused from the work directory count 0).  ",
+        f"wall time {result['wall_seconds']} s (a training run reused from the work directory adds no time).  ",
         f"Student `{cfg['base']}` (config `{cfg['config']}`), LoRA rank {cfg['rank']}, lr {cfg['lr']}, "
         f"{cfg['steps']} steps of batch 1 per variant, max length {cfg['max_length']}, seed {cfg['seed']}, "
         f"{cfg['threads']} thread(s); targets from `{cfg['source']}`; selection: student sure at "
