@@ -50,6 +50,23 @@ def test_a_personal_cue_keeps_the_name(text: str, kept: str) -> None:
     assert [s.text for s in drop_public_names([person(text, kept)], text)] == [kept]
 
 
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        # the writer's own life, told with a question and a number: not an exercise
+        ("Tom borrowed 200 euros from me last week. How do I ask him to pay it back?", "Tom"),
+        ("Dr. Whitfield prescribed 20 mg of citalopram to my mother. Is that a normal dose?", "Whitfield"),
+        ("Mi vecino Pedro me debe 50 euros. ¿Cómo se lo pido?", "Pedro"),
+        ("Ich habe Anna 30 Euro geliehen. Wann zahlt sie zurück?", "Anna"),
+        # a full name in a third-person question may be a real person's: it stays masked
+        ("Sarah Johnson has not paid 3 invoices. Can you write a polite reminder?", "Sarah Johnson"),
+        ("Alan Whitfield was prescribed 20 mg of citalopram. Is that a normal dose?", "Alan Whitfield"),
+    ],
+)
+def test_first_person_texts_and_full_names_keep_the_name(text: str, kept: str) -> None:
+    assert [s.text for s in drop_public_names([person(text, kept)], text)] == [kept]
+
+
 def test_other_personal_data_keeps_every_name() -> None:
     text = "Mr. Robles (phone +44 20 7946 0018) buys 315 bananas. How many bananas per day?"
     spans = DETECT.detect(text)
