@@ -15,7 +15,7 @@ at, write a new set.
 
 from __future__ import annotations
 
-from tandemlm.bench.pii_world_templates import Template
+from tandemlm.bench.pii_world_templates import Template, numbered
 
 _EN = [
     ("chat", "hi, {{first}} here 👋 moved last week, new address is {{address}}. can you also swap the number on "
@@ -218,15 +218,7 @@ _ANY = [
 ]  # fmt: skip
 
 
-def _numbered(lang: str, rows: list[tuple[str, str]]) -> list[Template]:
-    seen: dict[str, int] = {}
-    out = []
-    for style, text in rows:
-        seen[style] = seen.get(style, 0) + 1
-        langs = (lang,) if lang != "any" else ("*",)
-        out.append(Template(f"fresh.{lang}.{style}.{seen[style]}", style, langs, text, fresh=True))
-    return out
-
-
 _BY_LANGUAGE = {"en": _EN, "es": _ES, "fr": _FR, "de": _DE, "it": _IT, "nl": _NL, "pt": _PT, "any": _ANY}
-FRESH_TEMPLATES: tuple[Template, ...] = tuple(t for lang, rows in _BY_LANGUAGE.items() for t in _numbered(lang, rows))
+FRESH_TEMPLATES: tuple[Template, ...] = tuple(
+    t for lang, rows in _BY_LANGUAGE.items() for t in numbered(lang, rows, fresh=True)
+)

@@ -281,14 +281,16 @@ _ANY = [
 ]  # fmt: skip
 
 
-def _numbered(lang: str, rows: list[tuple[str, str]]) -> list[Template]:
+def numbered(lang: str, rows: list[tuple[str, str]], *, fresh: bool = False) -> list[Template]:
+    """Templates of one language ("any": every locale's), their ids numbered per style (`fresh.` first if fresh)."""
     seen: dict[str, int] = {}
     out = []
     for style, text in rows:
         seen[style] = seen.get(style, 0) + 1
-        out.append(Template(f"{lang}.{style}.{seen[style]}", style, (lang,) if lang != "any" else ("*",), text))
+        tid = f"{'fresh.' if fresh else ''}{lang}.{style}.{seen[style]}"
+        out.append(Template(tid, style, (lang,) if lang != "any" else ("*",), text, fresh=fresh))
     return out
 
 
 _BY_LANGUAGE = {"en": _EN, "es": _ES, "fr": _FR, "de": _DE, "it": _IT, "nl": _NL, "pt": _PT, "any": _ANY}
-TEMPLATES: tuple[Template, ...] = tuple(t for lang, rows in _BY_LANGUAGE.items() for t in _numbered(lang, rows))
+TEMPLATES: tuple[Template, ...] = tuple(t for lang, rows in _BY_LANGUAGE.items() for t in numbered(lang, rows))
