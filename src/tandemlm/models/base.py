@@ -416,6 +416,13 @@ class LanguageModel:
         return out
 
 
+def check_ids(name: str, tokens: Sequence[int], n_vocab: int) -> None:
+    """A typed error naming the model when a token id is outside its vocabulary (engines with a fixed vocabulary)."""
+    bad = [t for t in tokens if not 0 <= t < n_vocab]
+    if bad:
+        raise ValidationError(f"{name}: token ids must be in [0, {n_vocab}), got {bad[:5]}")
+
+
 def _check_top_k(top_k: int | None) -> None:
     if top_k is not None and top_k < 1:
         raise ValidationError(f"top_k must be a positive integer, got {top_k}")

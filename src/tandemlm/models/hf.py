@@ -27,7 +27,7 @@ import numpy as np
 
 from tandemlm.errors import EngineError, ModelSourceError, ValidationError, missing_extra
 from tandemlm.execution import CancelToken, ModelWorker
-from tandemlm.models.base import LanguageModel, StopScanner, final_completion
+from tandemlm.models.base import LanguageModel, StopScanner, check_ids, final_completion
 from tandemlm.types import (
     Chunk,
     Completion,
@@ -347,9 +347,7 @@ class HFModel(LanguageModel):
         return self._gguf_vocab or [t.encode("utf-8") for t in self._texts]
 
     def _check_ids(self, tokens: list[int]) -> None:
-        bad = [t for t in tokens if not 0 <= t < self._n_vocab]
-        if bad:
-            raise ValidationError(f"{self.name}: token ids must be in [0, {self._n_vocab}), got {bad[:5]}")
+        check_ids(self.name, tokens, self._n_vocab)
 
     # ---- generation -------------------------------------------------------------------------------
 

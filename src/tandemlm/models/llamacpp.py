@@ -24,7 +24,7 @@ import numpy as np
 
 from tandemlm.errors import EngineError, ValidationError, missing_extra
 from tandemlm.execution import CancelToken, ModelWorker
-from tandemlm.models.base import LanguageModel, StopScanner, final_completion
+from tandemlm.models.base import LanguageModel, StopScanner, check_ids, final_completion
 from tandemlm.structured import call_grammar, response_grammar
 from tandemlm.tools import CALL_CLOSE, CALL_OPEN, parse_call, with_tool_prompt
 from tandemlm.types import (
@@ -216,9 +216,7 @@ class LlamaCppModel(LanguageModel):
         return [bytes(get(self._vocab_ptr, i)) for i in range(self._n_vocab)]
 
     def _check_ids(self, tokens: Sequence[int]) -> None:
-        bad = [t for t in tokens if not 0 <= t < self._n_vocab]
-        if bad:
-            raise ValidationError(f"{self.name}: token ids must be in [0, {self._n_vocab}), got {bad[:5]}")
+        check_ids(self.name, tokens, self._n_vocab)
 
     # ---- generation -------------------------------------------------------------------------------
 
