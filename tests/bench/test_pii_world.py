@@ -14,7 +14,7 @@ import pytest
 
 from tandemlm.bench import pii_world
 from tandemlm.bench.pii_world import Gold, WorldSample, is_held_out, world_samples
-from tandemlm.bench.privacy import score_pii_free, score_world, world_leakage, world_markdown, world_targets
+from tandemlm.bench.privacy_world import score_pii_free, score_world, world_leakage, world_markdown, world_targets
 from tandemlm.privacy import Detector
 from tandemlm.privacy.spans import Span, span_at
 

@@ -9,11 +9,8 @@
     under each policy; leakage is the share of inserted values found in the egress ledger (exact or
     normalised, as `tandem audit` matches), utility the accuracy relative to sending the raw text.
 (c) Latency: the gatekeeper (no SLM detector) around an instant cloud, minus that cloud alone.
-(d) World: the default detectors (config.DEFAULT_DETECTORS, optionally with the SLM) on multinational synthetic
-    PII (bench/pii_world.py), scored on the development, the held-out and the fresh templates apart (the fresh
-    ones, bench/pii_world_fresh.py, written after the finders and never shown to their authors): recall per kind of
-    value and locale (covered, and covered by the right type), precision, false positives per 100 PII-free
-    GSM8K/MMLU/HumanEval prompts, what `pseudonymize` lets out in its exact egress, and the added latency.
+(d) World (bench/privacy_world.py): the default detectors on multinational synthetic PII, the development,
+    held-out and fresh templates scored apart.
 """
 
 from __future__ import annotations
@@ -21,25 +18,22 @@ from __future__ import annotations
 import os
 import platform
 import random
-import re
 import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, cast
 
 from tqdm import tqdm
 
-from tandemlm.bench import pii_data, pii_world
+from tandemlm.bench import pii_data
 from tandemlm.bench.datasets import chat_prompt, load
-from tandemlm.bench.datasets import sample as sample_items
+from tandemlm.bench.privacy_world import covered, p95, world_bench, world_markdown
 from tandemlm.bench.scoring import correct
 from tandemlm.config import DEFAULT_DETECTORS, Runtime, TandemConfig
 from tandemlm.errors import PrivacyBlockedError
@@ -80,7 +74,7 @@ def score_detection(samples: Sequence[pii_data.Sample], detector: Detector) -> d
             c["tp_pred"] += sum(any(p.overlaps(g) for g in golds) for p in preds)
             c["gold"] += len(golds)
             c["tp_gold"] += sum(any(p.overlaps(g) for p in preds) for g in golds)
-            c["masked"] += sum(_covered(g, predicted) for g in golds)
+            c["masked"] += sum(covered(g, predicted) for g in golds)
     gold_types = {e for e, c in counts.items() if c["gold"]}
     total = {k: sum(counts[e][k] for e in gold_types) for k in ("tp_pred", "pred", "tp_gold", "gold", "masked")}
     return {e: _prf(c) for e, c in sorted({**{e: counts[e] for e in gold_types}, "all": total}.items())}
@@ -90,11 +84,6 @@ def _ignored(span: Span, sample: pii_data.Sample) -> bool:
     """Inside a region the benchmark does not score (an address, a job title ...) and touching no gold span."""
     inside = any(a <= span.start and span.end <= b for a, b in sample.ignore)
     return inside and not any(span.overlaps(g) for g in sample.gold)
-
-
-def _covered(gold: Span, predicted: Sequence[Span]) -> bool:
-    chars = [i for i in range(gold.start, gold.end) if gold.text[i - gold.start].isalnum()]
-    return all(any(p.start <= i < p.end for p in predicted) for i in chars)
 
 
 def _prf(c: dict[str, int]) -> dict[str, float]:
@@ -217,7 +206,7 @@ def latency_bench(n_prompts: int, repeats: int, seed: int) -> dict[str, float]:
     gated = _timings(gatekeeper, prompts, repeats)
     p50 = statistics.median
     return {"requests": len(gated), "direct_p50_ms": round(p50(direct), 2), "gated_p50_ms": round(p50(gated), 2),
-            "gated_p95_ms": round(_p95(gated), 2), "added_p50_ms": round(p50(gated) - p50(direct), 2)}  # fmt: skip
+            "gated_p95_ms": round(p95(gated), 2), "added_p50_ms": round(p50(gated) - p50(direct), 2)}  # fmt: skip
 
 
 def _timings(model: LanguageModel, prompts: list[str], repeats: int) -> list[float]:
@@ -228,320 +217,6 @@ def _timings(model: LanguageModel, prompts: list[str], repeats: int) -> list[flo
             model.generate(Request.of(prompt, max_tokens=256))
             out.append((time.perf_counter() - t0) * 1000)
     return out
-
-
-def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-
-
-# ---- (d) world: multinational PII, dev, held-out and fresh templates ------------------------------
-
-
-SPLITS = ("dev", "held_out", "fresh")
-JUDGED = ("held_out", "fresh")  # the splits the targets are judged on
-TARGETS = {"structured_recall": 0.99, "name_recall": 0.95, "fp_per_100": 1.0, "added_p50_ms": 25.0}
-
-
-def _typed(gold: pii_world.Gold, predicted: Sequence[Span]) -> bool:
-    """Covered by spans that stand for one of the kind's types (a merged span counts for each of its types)."""
-    accepted = set(pii_world.KINDS[gold.kind])
-    return _covered(gold.span, [p for p in predicted if accepted & set(p.entities)])
-
-
-def _rate(found: int, n: int) -> float | None:
-    return round(found / n, 4) if n else None
-
-
-def score_world(samples: Sequence[pii_world.WorldSample], predicted: Sequence[Sequence[Span]],
-                top: int = 25) -> dict[str, Any]:  # fmt: skip
-    """Per split: recall of each kind of value per locale (`recall`: every alphanumeric character covered by
-    some span, whatever its type; `typed`: by spans of the kind's types), per detail, and precision (a span
-    overlapping no gold value counts against it; spans inside a region not scored, such as a username, do not
-    count). Also the commonest false-positive strings."""
-    cells: dict[tuple[str, str, str], list[int]] = {}  # (split, kind, locale) -> [n, covered, typed]
-    details: dict[tuple[str, str, str], list[int]] = {}  # (split, kind, detail)
-    precision: dict[tuple[str, str, str], list[int]] = {}  # (split, "type"/"locale", key) -> [pred, tp]
-    fps: Counter[tuple[str, str]] = Counter()
-    for s, spans in zip(samples, predicted, strict=True):
-        split = s.split
-        for g in s.gold:
-            hit = (1, int(_covered(g.span, spans)), int(_typed(g, spans)))
-            for key, table in (((split, g.kind, s.locale), cells), ((split, g.kind, "all"), cells),
-                               ((split, g.kind, g.detail), details)):  # fmt: skip
-                row = table.setdefault(key, [0, 0, 0])
-                for i, v in enumerate(hit):
-                    row[i] += v
-        for p in spans:
-            touches = any(p.overlaps(g.span) for g in s.gold)
-            if not touches and any(a <= p.start and p.end <= b for a, b in s.ignore):
-                continue
-            for at in ((split, "type", p.entity), (split, "type", "all"), (split, "locale", s.locale)):
-                row = precision.setdefault(at, [0, 0])
-                row[0] += 1
-                row[1] += touches
-            if not touches:
-                fps[(p.text, p.entity)] += 1
-    recall: dict[str, dict[str, dict[str, dict[str, Any]]]] = {split: {} for split in SPLITS}
-    for (split, kind, where), (n, covered, typed) in sorted(cells.items()):
-        recall[split].setdefault(kind, {})[where] = {"n": n, "recall": _rate(covered, n), "typed": _rate(typed, n)}
-    by_detail: dict[str, dict[str, dict[str, Any]]] = {split: {} for split in SPLITS}
-    for (split, kind, detail), (n, covered, typed) in sorted(details.items()):
-        by_detail[split][detail] = {"kind": kind, "n": n, "recall": _rate(covered, n), "typed": _rate(typed, n)}
-    prec: dict[str, dict[str, dict[str, dict[str, Any]]]] = {split: {"type": {}, "locale": {}} for split in SPLITS}
-    for (split, axis, name), (pred, tp) in sorted(precision.items()):
-        prec[split][axis][name] = {"predicted": pred, "false": pred - tp, "precision": _rate(tp, pred)}
-    false = [{"text": t, "entity": e, "count": c} for (t, e), c in fps.most_common(top)]
-    return {"recall": recall, "by_detail": by_detail, "precision": prec, "false_positives": false}
-
-
-def pii_free_prompts(n: int, seed: int) -> list[tuple[str, str]]:
-    """(dataset, prompt) for n benchmark questions without PII: GSM8K, MMLU and HumanEval in equal shares."""
-    names = ("gsm8k", "mmlu", "humaneval")
-    return [(name, item.prompt) for i, name in enumerate(names)
-            for item in sample_items(load(name), n // 3 + (i < n % 3), seed)]  # fmt: skip
-
-
-def score_pii_free(prompts: Sequence[tuple[str, str]], predicted: Sequence[Sequence[Span]],
-                   top: int = 25) -> dict[str, Any]:  # fmt: skip
-    """Every span found in a PII-free prompt is a false positive: per 100 prompts, by type and by dataset."""
-    by_type: Counter[str] = Counter()
-    by_dataset: Counter[str] = Counter()
-    sizes: Counter[str] = Counter()
-    strings: Counter[tuple[str, str]] = Counter()
-    flagged = 0
-    for (dataset, _), spans in zip(prompts, predicted, strict=True):
-        sizes[dataset] += 1
-        flagged += bool(spans)
-        by_dataset[dataset] += len(spans)
-        for p in spans:
-            by_type[p.entity] += 1
-            strings[(p.text, p.entity)] += 1
-    n = max(len(prompts), 1)
-    return {"prompts": len(prompts), "spans": sum(by_type.values()), "prompts_flagged": flagged,
-            "per_100": round(100 * sum(by_type.values()) / n, 2),
-            # names of the people a question is about (GSM8K's "Natalia", MMLU's "Bertrand Russell") are names,
-            # though nobody's private data: the count without PERSON spans says what else fires
-            "per_100_without_names": round(100 * (sum(by_type.values()) - by_type["PERSON"]) / n, 2),
-            "by_type": {e: round(100 * c / n, 2) for e, c in by_type.most_common()},
-            "by_dataset": {d: {"prompts": sizes[d], "per_100": round(100 * by_dataset[d] / sizes[d], 2)}
-                           for d in sizes},
-            "top": [{"text": t, "entity": e, "count": c} for (t, e), c in strings.most_common(top)]}  # fmt: skip
-
-
-def _words(value: str) -> list[str]:
-    return re.findall(r"[^\W_]{4,}", value)
-
-
-def world_leakage(samples: Sequence[pii_world.WorldSample], detector: Detector) -> dict[str, Any]:
-    """Each sample through `pseudonymize` (a PiiGatekeeper around an echoing cloud, egress ledgered), audited
-    for its own gold values (`audit_ledger`: exact or normalised). `partly`: the value, or one of its words of
-    4+ letters or digits that the rest of the text does not contain, left."""
-    cloud = ScriptedModel(lambda r: r.messages[-1].content, name="echo", location="cloud")
-    gate = PiiGatekeeper(cloud, detectors=detector, policy=PrivacyPolicy(default="pseudonymize"))
-    counts: dict[tuple[str, str], list[int]] = {}  # ("kind"/"locale", key) -> [inserted, left, partly]
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, s in enumerate(tqdm(samples, desc="world leakage", file=sys.stderr)):
-            ledger = Path(tmp) / f"{i}.jsonl"
-            with Recorder(ledger=ledger):
-                gate.generate(Request.of(s.text, max_tokens=16))
-            values = [g.text for g in s.gold]
-            left = {leak.secret for leak in audit_ledger(ledger, values)} if ledger.exists() else set()
-            sent = "\n".join(m.content for m in cloud.requests[-1].messages)
-            rest = s.text
-            for g in sorted(s.gold, key=lambda g: -g.start):
-                rest = rest[: g.start] + " " + rest[g.end :]
-            for j, g in enumerate(s.gold):
-                partly = j in left or any(re.search(rf"(?<![^\W_]){re.escape(w)}(?![^\W_])", sent) and w not in rest
-                                          for w in _words(g.text))  # fmt: skip
-                for at in (("kind", g.kind), ("locale", s.locale), ("kind", "all")):
-                    row = counts.setdefault(at, [0, 0, 0])
-                    row[0] += 1
-                    row[1] += j in left
-                    row[2] += partly
-    out: dict[str, Any] = {"kind": {}, "locale": {}}
-    order = {k: i for i, k in enumerate([*pii_world.KINDS, "all", *pii_world.LOCALES])}
-    for (axis, key), (inserted, left_, partly_) in sorted(counts.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
-        out[axis][key] = {"inserted": inserted, "left": left_, "leak_rate": _rate(left_, inserted),
-                          "partly": partly_, "partly_rate": _rate(partly_, inserted)}  # fmt: skip
-    return out
-
-
-def world_latency(prompts: Sequence[str], detector: Detector, repeats: int = 3) -> dict[str, Any]:
-    """Per prompt, the best of `repeats` runs (shared cores make single runs noisy) of the detector alone, and of
-    the gatekeeper (pseudonymize) around an instant cloud minus that cloud alone; p50 and p95 over prompts."""
-    cloud = ScriptedModel(lambda r: r.messages[-1].content, name="instant", location="cloud")
-    gate = PiiGatekeeper(cloud, detectors=detector, policy=PrivacyPolicy(default="pseudonymize"))
-    gate.generate(Request.of(prompts[0], max_tokens=16))  # the first call pays for imports and caches
-    detect, added = [], []
-    for text in tqdm(prompts, desc="world latency", file=sys.stderr):
-        request = Request.of(text, max_tokens=16)
-        detect.append(_best_ms(partial(detector.detect, text), repeats))
-        direct = _best_ms(partial(cloud.generate, request), repeats)
-        added.append(_best_ms(partial(gate.generate, request), repeats) - direct)
-    return {"prompts": len(prompts), "repeats": repeats, "detect_p50_ms": round(statistics.median(detect), 2),
-            "detect_p95_ms": round(_p95(detect), 2), "added_p50_ms": round(statistics.median(added), 2),
-            "added_p95_ms": round(_p95(added), 2)}  # fmt: skip
-
-
-def _best_ms(call: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        call()
-        best = min(best, (time.perf_counter() - t0) * 1000)
-    return best
-
-
-def world_targets(result: dict[str, Any], with_slm: bool) -> list[dict[str, Any]]:
-    """The issue's targets; recall judged on the held-out and the fresh templates, each on its own (the
-    development share shown beside)."""
-    rows = []
-    for kind in pii_world.KINDS:
-        goal = TARGETS["name_recall"] if kind == "person" else TARGETS["structured_recall"]
-        value = {split: result["detection"]["recall"][split].get(kind, {}).get("all", {}).get("recall")
-                 for split in SPLITS}  # fmt: skip
-        rows.append({"target": f"{kind} recall >= {goal}", **value,
-                     "pass": all(value[split] is not None and value[split] >= goal for split in JUDGED)})  # fmt: skip
-    fp = result["pii_free"]["per_100"]
-    rows.append({"target": f"false positives per 100 PII-free prompts <= {TARGETS['fp_per_100']:g}", "dev": None,
-                 "held_out": fp, "fresh": None, "pass": fp <= TARGETS["fp_per_100"]})  # fmt: skip
-    p50 = result["latency"]["added_p50_ms"]
-    rows.append({"target": f"added p50 <= {TARGETS['added_p50_ms']:g} ms without the SLM", "dev": None,
-                 "held_out": p50, "fresh": None,
-                 "pass": None if with_slm else p50 <= TARGETS["added_p50_ms"]})  # fmt: skip
-    return rows
-
-
-def world_bench(detector: Detector, per_locale: int, n_free: int, seed: int, with_slm: bool = False,
-                n_latency: int = 300, progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:  # fmt: skip
-    """The world part: detection, PII-free false positives, leakage and latency for one detector; `per_locale`
-    samples from the dev and held-out templates and half as many again from the fresh ones."""
-    samples = pii_world.world_samples(per_locale, seed) + pii_world.world_samples(max(1, per_locale // 2), seed,
-                                                                                  fresh=True)  # fmt: skip
-    free = pii_free_prompts(n_free, seed)
-    detector.detect(samples[0].text)  # loads spaCy before anything is timed
-    progress(f"world detection on {len(samples)} samples and {len(free)} PII-free prompts")
-    texts = [s.text for s in samples] + [p for _, p in free]
-    predicted = [detector.detect(text) for text in tqdm(texts, desc="world detect", file=sys.stderr)]
-    counts: Counter[tuple[str, str, str]] = Counter()
-    for s in samples:
-        counts.update((s.split, g.kind, s.locale) for g in s.gold)
-    by_split = Counter(s.split for s in samples)
-    result: dict[str, Any] = {
-        "samples": {"total": len(samples), "held_out": by_split["held_out"], "fresh": by_split["fresh"],
-                    "templates": len(pii_world.TEMPLATES),
-                    "held_out_templates": sum(t.held_out for t in pii_world.TEMPLATES),
-                    "fresh_templates": len(pii_world.FRESH_TEMPLATES),
-                    "by_style": {split: dict(Counter(s.style for s in samples if s.split == split))
-                                 for split in SPLITS},
-                    "values": {split: {kind: {loc: counts[(split, kind, loc)] for loc in pii_world.LOCALES}
-                                       for kind in pii_world.KINDS} for split in SPLITS}},
-        "detection": score_world(samples, predicted[: len(samples)]),
-        "pii_free": score_pii_free(free, predicted[len(samples) :]),
-    }  # fmt: skip
-    progress(f"world leakage through pseudonymize on {len(samples)} samples")
-    result["leakage"] = world_leakage(samples, detector)
-    timed = texts[:: max(1, len(texts) // n_latency)][:n_latency]
-    progress(f"world latency on {len(timed)} prompts")
-    result["latency"] = world_latency(timed, detector)
-    result["targets"] = world_targets(result, with_slm)
-    return result
-
-
-def world_markdown(world: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
-    locales = list(pii_world.LOCALES)
-    short = [loc.split("_")[1] for loc in locales]
-    det, smp = world["detection"], world["samples"]
-    cell = lambda v: "–" if v is None else f"{v:.3f}".rstrip("0").rstrip(".") if v < 1 else "1"  # noqa: E731
-    verdict = lambda ok: "n/a" if ok is None else "**PASS**" if ok else "**FAIL**"  # noqa: E731
-    name = lambda split: split.replace("_", "-")  # noqa: E731
-    lines = [f"## World: multinational PII ({smp['total']} samples, {smp['held_out']} from held-out templates, "
-             f"{smp['fresh']} from fresh ones)", "",
-             f"Detectors: `{cfg['world_detectors']}`; {len(locales)} Faker locales (faker {cfg['faker']}), "
-             f"{smp['templates']} templates of which {smp['held_out_templates']} held out (the finders' authors "
-             f"did not see them), and {smp['fresh_templates']} fresh templates (written after the finders, "
-             "never shown to their authors); "
-             f"{cfg['world_samples']} samples per locale and half as many fresh ones, seed {cfg['seed']}.", "",
-             "### Targets (recall judged on the held-out and the fresh templates, each on its own)", "",
-             "| target | " + " | ".join(map(name, SPLITS)) + " | verdict |",
-             "|---|" + "---:|" * len(SPLITS) + "---|"]  # fmt: skip
-    for t in world["targets"]:
-        recall = "recall" in t["target"]
-        values = [cell(t.get(split)) if recall else "–" if t.get(split) is None else t[split] for split in SPLITS]
-        lines.append(f"| {t['target']} | " + " | ".join(map(str, values)) + f" | {verdict(t['pass'])} |")
-    lines += ["", "Recall: a value counts as found when every letter and digit of it is inside some detected span, "
-              "whatever its type; type-exact: inside spans of the kind's types "
-              f"({'; '.join(k + ' ' + '/'.join(v) for k, v in pii_world.KINDS.items())}).", ""]  # fmt: skip
-    for split in SPLITS:
-        lines += [f"### Values per kind and locale, {name(split)}", "",
-                  "| kind | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]  # fmt: skip
-        for kind, by in smp["values"][split].items():
-            lines.append(f"| {kind} | " + " | ".join(str(by[loc] or "–") for loc in locales) + " |")
-        lines.append("")
-    lines += ["Samples by style: " + "; ".join(f"{name(split)}: " + ", ".join(
-        f"{k} {v}" for k, v in sorted(smp["by_style"][split].items())) for split in SPLITS), ""]  # fmt: skip
-    for measure, title in (("recall", "Recall (covered, any type)"), ("typed", "Type-exact recall")):
-        for split in SPLITS:
-            lines += [f"### {title}, {name(split)} templates", "",
-                      "| kind | all | " + " | ".join(short) + " |", "|---|---:|" + "---:|" * len(short)]  # fmt: skip
-            for kind in pii_world.KINDS:
-                by = det["recall"][split].get(kind, {})
-                row = [cell(by.get(w, {}).get(measure)) for w in ["all", *locales]]
-                lines.append(f"| {kind} | " + " | ".join(row) + " |")
-            lines.append("")
-    by_detail = [det["by_detail"][split] for split in SPLITS]
-    columns = " | ".join(f"{name(s)} {m}" for s in SPLITS for m in ("n", "recall", "typed"))
-    lines += ["### Recall by detail (which ID, which secret format, which phone range)", "",
-              f"| detail | kind | {columns} |", "|---|---|" + "---:|" * 3 * len(SPLITS)]  # fmt: skip
-    kind_of = {d: r["kind"] for table in by_detail for d, r in table.items()}
-    for detail in sorted(kind_of, key=lambda d: (kind_of[d], d)):
-        row = [str(c) for r in (t.get(detail, {}) for t in by_detail)
-               for c in (r.get("n", 0), cell(r.get("recall")), cell(r.get("typed")))]  # fmt: skip
-        lines.append(f"| {detail} | {kind_of[detail]} | " + " | ".join(row) + " |")
-    columns = " | ".join(f"{name(s)} {m}" for s in SPLITS for m in ("spans", "false", "precision"))
-    lines += ["", "### Precision on the PII-bearing samples (a span overlapping no gold value is false)", "",
-              f"| detected type | {columns} |", "|---|" + "---:|" * 3 * len(SPLITS)]  # fmt: skip
-    precision = [det["precision"][split] for split in SPLITS]
-    for axis in ("type", "locale"):
-        for key in sorted({k for table in precision for k in table[axis]}):
-            row = [str(c) for r in (t[axis].get(key, {}) for t in precision)
-                   for c in (r.get("predicted", 0), r.get("false", 0), cell(r.get("precision")))]  # fmt: skip
-            lines.append(f"| {key if axis == 'type' else 'locale ' + key} | " + " | ".join(row) + " |")
-    lines += ["", "Commonest false positives on PII-bearing samples: " + ", ".join(
-        f"`{_md(f['text'])}` {f['entity']} ×{f['count']}" for f in det["false_positives"][:20]), ""]  # fmt: skip
-    free = world["pii_free"]
-    lines += [f"### False positives on {free['prompts']} PII-free prompts (GSM8K, MMLU, HumanEval)", "",
-              f"**{free['per_100']} per 100 prompts** ({free['spans']} spans; {free['prompts_flagged']} prompts "
-              f"with at least one); without PERSON spans (the names of the people a word problem or a history "
-              f"passage is about): {free.get('per_100_without_names', '–')} per 100. The target is judged on "
-              "every span. By dataset: " + ", ".join(f"{d} {v['per_100']}" for d, v in
-              free["by_dataset"].items()) + ". By type (per 100): " + ", ".join(f"{e} {v}" for e, v in
-              free["by_type"].items()) + ".", "", "| false positive | type | count |", "|---|---|---:|"]  # fmt: skip
-    lines += [f"| `{_md(f['text'])}` | {f['entity']} | {f['count']} |" for f in free["top"]]
-    leak = world["leakage"]
-    lines += ["", "### Leakage: the exact egress of `pseudonymize` (audited like `tandem audit`)", "",
-              "Left: the whole value found in what was sent (exact or normalised); partly: the value or one of its "
-              "words of 4+ letters or digits.", "", "| kind | inserted | left | leak rate | partly | partly rate |",
-              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for axis in ("kind", "locale"):
-        for key, r in leak[axis].items():
-            lines.append(f"| {key if axis == 'kind' else 'locale ' + key} | {r['inserted']} | {r['left']} | "
-                         f"{cell(r['leak_rate'])} | {r['partly']} | {cell(r['partly_rate'])} |")  # fmt: skip
-    lat = world["latency"]
-    lines += ["", f"### Latency ({lat['prompts']} prompts, samples and PII-free alike; best of {lat['repeats']})", "",
-              f"Added by the gatekeeper (pseudonymize around an instant cloud, minus that cloud): p50 "
-              f"**{lat['added_p50_ms']} ms**, p95 {lat['added_p95_ms']} ms per prompt; the detector alone: p50 "
-              f"{lat['detect_p50_ms']} ms, p95 {lat['detect_p95_ms']} ms. Load average at the start: "
-              f"{cfg.get('load', '?')}.", ""]  # fmt: skip
-    return lines
-
-
-def _md(text: str) -> str:
-    return text.replace("\n", "⏎").replace("|", "\\|").replace("`", "'")[:60]
-
-
-# ---- the whole run --------------------------------------------------------------------------------
 
 
 PARTS = ("detection", "masking", "leakage", "latency", "world")
