@@ -353,19 +353,23 @@ def summarise(rows: Sequence[Mapping[str, Any]], s: FusionBench) -> dict[str, An
             "over_refusal_guided": safety["over_refusal_safety_guided"], "gsm8k_items": n, **safety,
         }  # fmt: skip
     if "cost" in s.parts:
-        out["cost"] = cost(gsm, s.variants())
+        out["cost"] = cost(gsm, s.variants(), s.max_tokens)
+    measured = [r for r in rows if r.get("origin") == "measured"]
+    out["answer_seconds"] = round(sum(r["latency_s"] for r in measured), 1)
     return out
 
 
-def cost(rows: Sequence[Mapping[str, Any]], variants: Sequence[str]) -> dict[str, Any]:
+def cost(rows: Sequence[Mapping[str, Any]], variants: Sequence[str], budget: int | None = None) -> dict[str, Any]:
     """Decode speed of each variant over its measured GSM8K answers (tokens out / wall time, prefill included),
-    and each fused decoder's speed relative to the large model alone."""
+    each fused decoder's speed relative to the large model alone, and the share of answers cut at the budget."""
     out: dict[str, Any] = {}
     for v in variants:
         mine = [r for r in rows if r["variant"] == v and r.get("origin") == "measured" and r["latency_s"] > 0]
         tokens, seconds = sum(r["tokens_out"] for r in mine), sum(r["latency_s"] for r in mine)
         out[v] = {"answers": len(mine), "tokens": tokens, "seconds": round(seconds, 1),
-                  "tokens_per_s": round(tokens / seconds, 2) if seconds else None}  # fmt: skip
+                  "tokens_per_s": round(tokens / seconds, 2) if seconds else None,
+                  "cut": round(sum(r["tokens_out"] >= budget for r in mine) / len(mine), 3)
+                  if budget and mine else None}  # fmt: skip
     alone = out.get("base_large", {}).get("tokens_per_s")
     for v in variants:
         speed = out[v]["tokens_per_s"]
@@ -389,6 +393,10 @@ def run_fusion_bench(config: TandemConfig, s: FusionBench, *, label: str = "defa
     return result
 
 
+def _trained_seconds(result: Mapping[str, Any]) -> float:
+    return round(sum(float(t.get("seconds") or 0) for t in (result.get("training") or {}).values()), 1)
+
+
 def _acc(a: Mapping[str, Any] | None) -> str:
     if not a or a.get("accuracy") is None:
         return "—"
@@ -407,7 +415,8 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         "# Logit fusion: proxy-tuning, contrastive and safety-guided decoding", "",
         f"Command: `{command}`  ",
         f"Date: {cfg['date']}; machine: {cfg['machine']}; load average at the end {cfg['load']}; wall time "
-        f"{result['wall_seconds']} s (adapters and answers reused from earlier runs count 0).  ",
+        f"{result['wall_seconds']} s (adapters and answers reused from earlier runs count 0; over every run that "
+        f"made them: training {_trained_seconds(result)} s, answers {result.get('answer_seconds')} s).  ",
         f"Large `{cfg['large_model']}`, small `{cfg['base']}` (config `{cfg['config']}`), llama.cpp, "
         f"{cfg['threads']} thread(s); GSM8K answers greedy, at most {cfg['max_tokens']} tokens; LoRA rank "
         f"{cfg['rank']}, lr {cfg['lr']}, {cfg['steps']} steps of batch 1, seed {cfg['seed']}. `[lo, hi]`: bootstrap "
@@ -439,6 +448,11 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
                   f"tuned small over base small {_gain(p['tuned_small_gain'])}. The tuned large model took "
                   f"{tr['tuned_large']['seconds']} s of training"
                   f"{' (reused)' if tr['tuned_large']['reused'] else ''}.", ""]  # fmt: skip
+        cut = {v: (result.get("cost") or {}).get(v, {}).get("cut") for v in ("base_large", "proxy", "tuned_large")}
+        if None not in cut.values() and cut["base_large"] > max(cut["proxy"], cut["tuned_large"]):
+            lines += [f"Answers cut at the {cfg['max_tokens']}-token budget: base large {cut['base_large']}, proxy "
+                      f"{cut['proxy']}, tuned large {cut['tuned_large']}: at this budget much of the tuning's gain "
+                      "is the shorter, reference-style answers fitting in it.", ""]  # fmt: skip
     if (c := result.get("contrastive")) is not None:
         lines += [f"## Contrastive decoding (GSM8K test, {c['items']} items)", "",
                   f"beta {cfg['beta']}, alpha_mask {cfg['alpha_mask']}, amateur the base small model.", "",
@@ -464,11 +478,12 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         ]  # fmt: skip
     if (co := result.get("cost")) is not None:
         lines += ["## Cost (decode speed on this CPU, prefill included)", "",
-                  "| decoder | answers | tokens | seconds | tokens/s | vs large alone |",
-                  "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+                  "Tokens out over wall time per answer; speeds move with the shared machine's load.", "",
+                  "| decoder | answers | tokens | seconds | tokens/s | vs large alone | cut at the budget |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
         for v, r in co.items():
             lines.append(f"| {v} | {r['answers']} | {r['tokens']} | {r['seconds']} | {r['tokens_per_s']} | "
-                         f"{r['vs_large']} |")  # fmt: skip
+                         f"{r['vs_large']} | {r.get('cut')} |")  # fmt: skip
         lines.append("")
     lines += ["## Targets (issue 15)", "", *targets(result)]
     return "\n".join([*lines, ""])
@@ -477,9 +492,13 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
 def targets(result: Mapping[str, Any]) -> list[str]:
     p, c, sf = result.get("proxy") or {}, result.get("contrastive") or {}, result.get("safety") or {}
     gap = p.get("gap_closed")
+    smoke = p.get("items", 0) < SMOKE
+    verdict = (
+        "n/a" if gap is None else "not judged (smoke-sized)" if smoke else "met" if gap >= GAP_TARGET else "not met"
+    )
     out = [
         f"- proxy-tuning closes >= {GAP_TARGET:.0%} of the gap (anchor: 91% at 13B, 88% at 70B, Liu et al. 2024): "
-        f"{'n/a' if gap is None else 'met' if gap >= GAP_TARGET else 'not met'} (gap closed {gap}, interval "
+        f"{verdict} (gap closed {gap}, interval "
         f"[{p.get('ci_low')}, {p.get('ci_high')}])",
         f"- contrastive decoding over the expert alone: gain {(c.get('gain') or {}).get('gain')}",
         f"- safety-guided: ASR {sf.get('asr_base')} -> {sf.get('asr_guided')}, GSM8K {sf.get('helpful_base')} -> "
