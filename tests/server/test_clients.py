@@ -4,8 +4,9 @@ real config (where the grammar makes the small model's answers valid)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -95,7 +96,20 @@ def test_langchain_bind_tools_round_trip(serve: Serve, stream: bool) -> None:
     assert seen.messages[1].tool_calls[0].id == call["id"] and seen.messages[2].tool_call_id == call["id"]
 
 
+@pytest.fixture
+def caller_loop() -> Iterator[None]:
+    """An event loop for this thread, closed after the test: LiteLLM's service logger runs its hooks on
+    `asyncio.get_event_loop()` from a blocking call, which would otherwise create a loop nobody closes (its
+    self-pipe socket is then reported unclosed in whichever later test the garbage collector happens to run)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")  # LiteLLM's own, at import and use
+@pytest.mark.usefixtures("caller_loop")
 def test_litellm_structured_output_and_tools(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # its price list, not fetched over the network
     import litellm  # a dev dependency; imported here, as it takes seconds to import
