@@ -145,9 +145,9 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         f"{cfg['detectors']}; GSM8K `{cfg['split']}` split, {summary['items']} items answered under every policy "
         f"(of {cfg['items_asked']} asked), max_tokens {cfg['max_tokens']}, seed {cfg['seed']}.", "",
         "`none` is raw: the cloud on the unmasked text, PII included. `fell back`: the share of requests whose "
-        "rewrite kept not every non-personal number and the question after one retry, sent as `pseudonymize` "
-        "instead (guardian: or whose composed answer lost the expert's result, answered with the expert's "
-        "answer). `leaked`: inserted values (name, e-mail, phone, card) found in the exact egress.", "",
+        "rewrite did not keep every non-personal number, the question and its instructions (privacy/facts.py) "
+        "after one retry, sent as `pseudonymize` instead (guardian: or whose composed answer lost the expert's "
+        "result, answered with the expert's answer). `leaked`: inserted values (name, e-mail, phone, card) found in the exact egress.", "",
         "| policy | items | accuracy | utility vs raw | retried | fell back | leaked / inserted | cloud calls "
         "| median s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
