@@ -147,7 +147,8 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         "`none` is raw: the cloud on the unmasked text, PII included. `fell back`: the share of requests whose "
         "rewrite did not keep every non-personal number, the question and its instructions (privacy/facts.py) "
         "after one retry, sent as `pseudonymize` instead (guardian: or whose composed answer lost the expert's "
-        "result, answered with the expert's answer). `leaked`: inserted values (name, e-mail, phone, card) found in the exact egress.", "",
+        "result, answered with the expert's answer). `leaked`: inserted values (name, e-mail, phone, card) found "
+        "in the exact egress.", "",
         "| policy | items | accuracy | utility vs raw | retried | fell back | leaked / inserted | cloud calls "
         "| median s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
