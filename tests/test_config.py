@@ -26,7 +26,7 @@ default_pipeline: cloud
     [
         ("models: {a: {engine: llamacpp}}\npipelines: {p: {model: a}}", r"models\.a\.source: Field required"),
         ("models: {a: {engine: scripted, tempo: 1}}\npipelines: {p: {model: a}}", r"models\.a\.tempo: Extra inputs"),
-        ("models: {a: {engine: gpt}}\npipelines: {p: {model: a}}", r"models\.a: .*'llamacpp', 'hf', 'openai', 'scripted'"),
+        ("models: {a: {engine: gpt}}\npipelines: {p: {model: a}}", r"models\.a: .*'llamacpp', 'hf', 'openai'"),
         (
             "models: {a: {engine: scripted}}\npipelines: {p: {model: b}}",
             r"pipelines\.p\.model: 'b' is not defined; known: a",
