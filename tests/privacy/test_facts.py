@@ -95,6 +95,18 @@ def test_a_rewrite_that_keeps_the_facts_is_sent_at_once() -> None:
     assert answer.decision is not None and "fell back" not in answer.decision
 
 
+def test_the_instructions_a_rewrite_dropped_are_appended_by_the_gatekeeper_not_asked_for_again() -> None:
+    instruction = "Solve it step by step and end with: The answer is <number>."
+    prompt = f"{PROMPT}\n\n{instruction}"
+    assert facts_of(prompt, PatternDetector().detect(prompt)).completed(GOOD) == f"{GOOD}\n\n{instruction}"
+    edge, c = ScriptedModel(GOOD, name="edge"), cloud()
+    answer = gatekeeper(edge, c, "disclosure").generate(prompt)
+    assert [m.content for m in c.requests[0].messages] == [f"{GOOD}\n\n{instruction}"]
+    assert len(edge.requests) == 1 and RETRY_ROLE not in roles(answer) and FALLBACK_ROLE not in roles(answer)
+    kept = f"{GOOD} {instruction}"  # kept by the edge: nothing is appended
+    assert facts_of(prompt, PatternDetector().detect(prompt)).completed(kept) == kept
+
+
 def test_a_rewrite_that_drops_a_number_is_retried_naming_what_it_dropped() -> None:
     edge, c = ScriptedModel([DROPS, GOOD], name="edge"), cloud()
     answer = gatekeeper(edge, c, "disclosure").generate(PROMPT)

@@ -61,10 +61,20 @@ class Facts:
         out = [f"the number {n}" for n in self.numbers if n not in kept]
         sentences = [("question", self.question, self.question_words)]
         sentences += [("instruction", text, stemmed) for text, stemmed in self.instructions]
-        for kind, text, stemmed in sentences:
-            if stemmed and sum(w in words for w in stemmed) / len(stemmed) < QUESTION_SHARE:
-                out.append(f"the {kind} ({text})")
+        out += [f"the {kind} ({text})" for kind, text, stemmed in sentences if not _kept(stemmed, words)]
         return out
+
+    def completed(self, rewrite: str) -> str:
+        """`rewrite` with the instructions it dropped appended as written: they hold no PII (that is what makes
+        them instructions), so the gatekeeper carries them itself rather than asking the edge to copy them."""
+        words = set(stems(rewrite))
+        dropped = [text for text, stemmed in self.instructions if not _kept(stemmed, words)]
+        return "\n\n".join([rewrite.rstrip(), *dropped]) if dropped else rewrite
+
+
+def _kept(stemmed: tuple[str, ...], words: set[str]) -> bool:
+    """Whether at least `QUESTION_SHARE` of a sentence's content words are among `words` (none: nothing to keep)."""
+    return not stemmed or sum(w in words for w in stemmed) / len(stemmed) >= QUESTION_SHARE
 
 
 def normalise_number(text: str) -> str:

@@ -257,7 +257,12 @@ class PiiGatekeeper(Strategy):
         facts, missing, p = self._facts(request, screened), list[str](), screened.pseudonymizer
         for attempt in range(2):
             rewrite = rewriter(request, missing)
-            messages = tuple(Message(m.role, self._rescreen(m.content, p)) for m in rewrite.messages)
+            texts = [m.content for m in rewrite.messages]
+            if texts:  # the request's own PII-free instructions go with the rewrite whether the edge kept them
+                texts[-1] = facts.completed(texts[-1])
+            messages = tuple(
+                Message(m.role, self._rescreen(t, p)) for m, t in zip(rewrite.messages, texts, strict=True)
+            )
             missing = facts.missing("\n".join(m.content for m in messages))
             if not missing:
                 return replace(rewrite, messages=messages), ""
