@@ -178,4 +178,4 @@ def test_bench_fusion_end_to_end_on_smollm2(tmp_path: Path, dataset: Any, smollm
     assert "training" not in again.output.split("# Logit fusion")[0]
     assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == len(rows)
     assert json.loads(out.read_text())["training"]["tuned_large"]["reused"] is True
-    assert "Command: `tandem " in (tmp_path / "fusion.md").read_text()
+    assert "Command: `tandem" in (tmp_path / "fusion.md").read_text()  # the words after it are pytest's own argv
