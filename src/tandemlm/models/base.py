@@ -416,6 +416,15 @@ class LanguageModel:
         return out
 
 
+def gathered_logprobs(rows: np.ndarray, targets: Sequence[int]) -> np.ndarray:
+    """log-softmax(rows[i])[targets[i]] for each row: the log-probability of each continuation token from the raw
+    logits before it (engines with full logits rows)."""
+    rows = rows.astype(np.float64)
+    peak = rows.max(axis=1, keepdims=True)
+    log_z = peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1))
+    return rows[np.arange(len(targets)), np.asarray(targets)] - log_z
+
+
 def check_ids(name: str, tokens: Sequence[int], n_vocab: int) -> None:
     """A typed error naming the model when a token id is outside its vocabulary (engines with a fixed vocabulary)."""
     bad = [t for t in tokens if not 0 <= t < n_vocab]

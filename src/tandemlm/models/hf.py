@@ -27,7 +27,7 @@ import numpy as np
 
 from tandemlm.errors import EngineError, ModelSourceError, ValidationError, missing_extra
 from tandemlm.execution import CancelToken, ModelWorker
-from tandemlm.models.base import LanguageModel, StopScanner, check_ids, final_completion
+from tandemlm.models.base import LanguageModel, StopScanner, check_ids, final_completion, gathered_logprobs
 from tandemlm.types import (
     Chunk,
     Completion,
@@ -434,11 +434,8 @@ class HFModel(LanguageModel):
         if start < 1:
             raise ValidationError(f"{self.name}: scoring needs at least one context token before the continuation")
         self._check_ids(tokens)
-        rows = self._owner.call(lambda: self._logits(tokens[:-1], start - 1)).astype(np.float64)
-        peak = rows.max(axis=1, keepdims=True)
-        log_z = peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1))
-        targets = np.array(tokens[start:])
-        return rows[np.arange(len(targets)), targets] - log_z
+        rows = self._owner.call(lambda: self._logits(tokens[:-1], start - 1))
+        return gathered_logprobs(rows, tokens[start:])
 
     def _logits(self, tokens: list[int], first: int) -> np.ndarray:
         """Raw logits after each prefix tokens[:i+1] for i >= first (on the owner thread), reusing the cached

@@ -24,7 +24,7 @@ import numpy as np
 
 from tandemlm.errors import EngineError, ValidationError, missing_extra
 from tandemlm.execution import CancelToken, ModelWorker
-from tandemlm.models.base import LanguageModel, StopScanner, check_ids, final_completion
+from tandemlm.models.base import LanguageModel, StopScanner, check_ids, final_completion, gathered_logprobs
 from tandemlm.structured import call_grammar, response_grammar
 from tandemlm.tools import CALL_CLOSE, CALL_OPEN, parse_call, with_tool_prompt
 from tandemlm.types import (
@@ -458,11 +458,8 @@ class LlamaCppModel(LanguageModel):
         if start < 1:
             raise ValidationError(f"{self.name}: scoring needs at least one context token before the continuation")
         self._check_ids(tokens)
-        rows = self._owner.call(lambda: self._logits(tokens[:-1], start - 1)).astype(np.float64)
-        peak = rows.max(axis=1, keepdims=True)
-        log_z = peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1))
-        targets = np.array(tokens[start:])
-        return rows[np.arange(len(targets)), targets] - log_z
+        rows = self._owner.call(lambda: self._logits(tokens[:-1], start - 1))
+        return gathered_logprobs(rows, tokens[start:])
 
     def _logits(self, tokens: list[int], first: int) -> np.ndarray:
         """Raw logits after each prefix tokens[:i+1] for i >= first, reusing the cached shared prefix."""
