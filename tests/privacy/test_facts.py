@@ -131,7 +131,7 @@ def test_a_rewrite_that_drops_facts_twice_falls_back_to_pseudonymize(streamed: b
         answer = gk.generate(PROMPT)
         text = answer.text
     sent = c.requests[0].messages[0].content
-    assert sent.startswith("Hi, I'm Ann Lee (<EMAIL_1>, phone <PHONE_1>). I'll pay with card <CREDIT_CARD_1>.")
+    assert sent.startswith("Hi, I'm <PERSON_1> (<EMAIL_1>, phone <PHONE_1>). I'll pay with card <CREDIT_CARD_1>.")
     assert "1,200 ducks" in sent and "How much does she make per day?" in sent
     assert text == f"Send $40 to {EMAIL}."
     fallback = [e for e in answer.trace if e.role == FALLBACK_ROLE]

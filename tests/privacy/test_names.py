@@ -23,6 +23,8 @@ def names(text: str) -> list[str]:
         ("I'm Ann.", ["Ann"]),
         ("I am John Smith and I need help", ["John Smith"]),
         ("I'm Sarah from Boston", ["Sarah"]),
+        ("Hi, I'm Norea Blomqvist (norea@example.com, phone 0412 345 678).", ["Norea Blomqvist"]),
+        ("I am Fern Young - the tenant of flat 4.", ["Fern Young"]),
         ("my name is José-María de la Cruz, from Spain", ["José-María de la Cruz"]),
         ("Hi, this is Kate from support", ["Kate"]),
         ("Dear Ms. O'Brien,\nThanks for", ["O'Brien"]),

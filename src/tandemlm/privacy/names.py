@@ -10,7 +10,7 @@ Precision rules: a capitalised word that is not a name in this position ("Dear S
 "I'm Happy to help", "I am Python developer", "Liebe Grüße") is in `NOT_NAMES` and ends or rejects the
 name. Self-introductions that also introduce states and roles ("I'm ...", "I am ...", "je suis", "soy",
 "ik ben", "eu sou") are weak cues: the name must be followed by punctuation, a line end, a conjunction or
-preposition ("I'm Ann and ...", "I am Ann from ..."), never by another word ("I am Python developer").
+preposition or a parenthesis or dash ("I'm Ann and ...", "I am Ann from ...", "I'm Ann (ann@...)"), never by another word ("I am Python developer").
 Informal greetings ("Hi X", "Hallo X") need the name to be followed by punctuation or a line end, and
 greetings and signature closings count only at the start of a line or sentence. Form labels must be
 capitalised ("Name:", not a YAML `name:` key).
@@ -102,7 +102,7 @@ CLOSING = re.compile(
 )
 DASH = re.compile(r"[ \t]*(?:—|–|--)[ \t]*")
 WEAK_FOLLOW = re.compile(
-    r"(?:[ \t]*(?:$|[,.!?;:)\n])|[ \t]+(?:and|from|here|with|at|of|speaking|calling|writing|y|de|et|und|aus|e|en"
+    r"(?:[ \t]*(?:$|[,.!?;:()\n]|[-–—][ \t])|[ \t]+(?:and|from|here|with|at|of|speaking|calling|writing|y|de|et|und|aus|e|en"
     r"|uit|da|di|von|van|do|del|und|ich)\b)",
     re.MULTILINE,
 )
