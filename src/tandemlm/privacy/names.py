@@ -9,8 +9,9 @@ end or punctuation. The span is the name only: "Dr. <PERSON_1>", "Dear <PERSON_1
 Precision rules: a capitalised word that is not a name in this position ("Dear Sir or Madam", "Hi Team,",
 "I'm Happy to help", "I am Python developer", "Liebe Grüße") is in `NOT_NAMES` and ends or rejects the
 name. Self-introductions that also introduce states and roles ("I'm ...", "I am ...", "je suis", "soy",
-"ik ben", "eu sou") are weak cues: the name must be followed by punctuation, a line end, a conjunction or
-preposition or a parenthesis or dash ("I'm Ann and ...", "I am Ann from ...", "I'm Ann (ann@...)"), never by another word ("I am Python developer").
+"ik ben", "eu sou") are weak cues: the name must be followed by punctuation (a parenthesis, a dash), a line
+end, a conjunction or preposition ("I'm Ann and ...", "I am Ann from ...", "I'm Ann (ann@...)"), never by
+another word ("I am Python developer").
 Informal greetings ("Hi X", "Hallo X") need the name to be followed by punctuation or a line end, and
 greetings and signature closings count only at the start of a line or sentence. Form labels must be
 capitalised ("Name:", not a YAML `name:` key).
@@ -102,8 +103,9 @@ CLOSING = re.compile(
 )
 DASH = re.compile(r"[ \t]*(?:—|–|--)[ \t]*")
 WEAK_FOLLOW = re.compile(
-    r"(?:[ \t]*(?:$|[,.!?;:()\n]|[-–—][ \t])|[ \t]+(?:and|from|here|with|at|of|speaking|calling|writing|y|de|et|und|aus|e|en"
-    r"|uit|da|di|von|van|do|del|und|ich)\b)",
+    r"(?:[ \t]*(?:$|[,.!?;:()\n]|[-–—][ \t])"
+    r"|[ \t]+(?:and|from|here|with|at|of|speaking|calling|writing"
+    r"|y|de|et|und|aus|e|en|uit|da|di|von|van|do|del|ich)\b)",
     re.MULTILINE,
 )
 END_OF_ADDRESS = re.compile(r"[ \t]*(?:$|[,.!?;:\n]|[ \t]+[-–—])", re.MULTILINE)
