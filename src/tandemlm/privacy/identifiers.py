@@ -29,6 +29,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 
 from tandemlm.privacy.spans import Span, span_at
+from tandemlm.privacy.tables import header_words, table_cells
 
 # ---- validators: each takes the value with separators removed, in upper case ---------------------------
 
@@ -430,27 +431,14 @@ def find_cued_ids(text: str) -> Iterator[Span]:
 
 
 def find_table_ids(text: str) -> Iterator[Span]:
-    """ID-like cells under a header cell that cues one, in `|`-separated tables ("Employee ID | Name" over
-    "041394 | Thomas Simmons"); a markdown rule line (`---|---`) between them is skipped."""
-    if "|" not in text:
-        return
-    header: list[str] | None = None
-    pos = 0
-    for line in text.split("\n"):
-        cells = line.split("|")
-        if len(cells) < 2:
-            header = None
-        elif header is not None and len(cells) == len(header):
-            if not re.fullmatch(r"[\s|:\-]*", line):
-                at = pos
-                for cue, cell in zip(header, cells, strict=True):
-                    value = cell.strip()
-                    if cue and value and ID_TOKEN.fullmatch(value) and sum(c.isdigit() for c in value) >= 4:
-                        start = at + cell.index(value)
-                        kind = "NATIONAL_ID" if national_id_kind(value) else "ID_NUMBER"
-                        yield span_at(text, start, start + len(value), kind, score=0.9)
-                    at += len(cell) + 1
-        else:
-            cues = [bool(CUE_ANY.search(fold(cell)) or CONNECTOR.search(fold(cell))) for cell in cells]
-            header = [str(int(c)) if c else "" for c in cues] if any(cues) else None
-        pos += len(line) + 1
+    """ID-like cells under a header cell that cues one, in delimited tables ("Employee ID | Name" over
+    "041394 | Thomas Simmons", or `employee_id,first_name` over `122998,Paul`)."""
+    cued: dict[str, bool] = {}
+    for cell in table_cells(text):
+        if cell.header not in cued:
+            words = fold(header_words(cell.header))
+            cued[cell.header] = bool(CUE_ANY.search(words) or CONNECTOR.search(words))
+        value = cell.value
+        if cued[cell.header] and ID_TOKEN.fullmatch(value) and sum(c.isdigit() for c in value) >= 4:
+            kind = "NATIONAL_ID" if national_id_kind(value) else "ID_NUMBER"
+            yield span_at(text, cell.start, cell.start + len(value), kind, score=0.9)

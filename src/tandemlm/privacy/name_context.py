@@ -21,8 +21,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+from tandemlm.privacy.identifiers import fold
 from tandemlm.privacy.name_fields import wordset
 from tandemlm.privacy.spans import Span, span_at
+from tandemlm.privacy.tables import header_words, table_cells
 
 ROLES = (
     "member|customer|client|patient|employee|student|tenant|guest|passenger|traveller|traveler|holder"
@@ -133,31 +135,18 @@ def _id_beside(text: str, name: tuple[int, int]) -> bool:
     return any(_digits(m.group()) >= 4 for m in ID_NEAR.finditer(after + " " + before))
 
 
+NAME_HEADER = re.compile(r"(?i:(?:full |first |last |given |family )?name|nombre|nom|prenom|nome|naam|vorname|nachname"
+                         r"|apellidos?|cognome|achternaam|voornaam|sobrenome)")  # fmt: skip
+
+
 def _table_names(text: str, extent: NameAt) -> Iterator[Span]:
-    """Cells under a `|`-table header cell that names a person's name ("Name", "Nombre", "Full name")."""
-    if "|" not in text:
-        return
-    header: list[bool] | None = None
-    pos = 0
-    for line in text.split("\n"):
-        cells = line.split("|")
-        if len(cells) < 2:
-            header = None
-        elif header is None:
-            flags = [bool(re.fullmatch(r"[ \t]*(?i:(?:full |first |last )?name|nombre|nom|nome|naam|vorname|nachname"
-                                       r"|apellidos|cognome|achternaam)[ \t]*", c)) for c in cells]  # fmt: skip
-            header = flags if any(flags) else None
-        elif len(cells) == len(header) and not re.fullmatch(r"[\s|:\-]*", line):
-            at = pos
-            for flag, cell in zip(header, cells, strict=True):
-                value = cell.strip()
-                if flag and value:
-                    start = at + cell.index(value)
-                    name = extent(text, start)
-                    if name and name[1] == start + len(value):
-                        yield span_at(text, name[0], name[1], "PERSON", score=0.8)
-                at += len(cell) + 1
-        pos += len(line) + 1
+    """Cells under a table header cell that names a person's name ("Name", "Nombre", `first_name`)."""
+    for cell in table_cells(text):
+        if NAME_HEADER.fullmatch(fold(header_words(cell.header))):
+            end = cell.start + len(cell.value)
+            name = extent(text[:end], cell.start)  # the name ends with its cell (a tab is a space to `extent`)
+            if name and name[1] == end:
+                yield span_at(text, name[0], name[1], "PERSON", score=0.8)
 
 
 def _signatures(text: str, extent: NameAt) -> Iterator[Span]:

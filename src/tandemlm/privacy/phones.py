@@ -35,9 +35,11 @@ DEFAULT_REGIONS: tuple[str, ...] = (
     "JP", "CN", "KR", "SG", "HK", "PH", "MY", "NG", "KE",
 )  # fmt: skip
 
-# digits with phone separators: one space, dot, dash or slash between digits; a parenthesised group
+# digits with phone separators: one space, dot, dash or slash between digits; a parenthesised group. A comma
+# before is a CSV field separator ("...,+12015550123") unless a digit stands before it (thousands: 1,234,567).
 CANDIDATE = re.compile(
-    r"(?<![\w+#@/.,\-])(?:\+|\(\+?(?=\d))?\d(?:\d|\((?=\d)|(?<=\d)\)|[ \u00a0.\-/](?=[\d(])){6,24}(?![\w@]|[.,]\d)"
+    r"(?<![\w+#@/.\-])(?<!\d,)"
+    r"(?:\+|\(\+?(?=\d))?\d(?:\d|\((?=\d)|(?<=\d)\)|[ \u00a0.\-/](?=[\d(])){6,24}(?![\w@]|[.,]\d)"
 )
 DATE_SHAPE = re.compile(r"\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2\d{2,4}")
 YEAR = re.compile(r"(?:1[5-9]|20)\d\d")

@@ -1,0 +1,59 @@
+"""Cells of delimited tables, for the finders that mask a cell by its column's header ("Employee ID", "Name").
+
+A table is a header line and the lines under it with as many cells, split by the header's delimiter: `|`
+(markdown and ASCII tables), a tab (TSV), `;` or `,` (CSV). A markdown rule line (`---|---`) is skipped; a
+line with another number of cells ends the table and may start the next one. Quotes around a CSV cell are not
+part of its value. A CSV header's cells must read as column names (words of letters, at most one digit at the
+end, at most 40 characters), so a sentence with commas or a list of numbers does not start a table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import NamedTuple
+
+DELIMITERS = ("|", "\t", ";", ",")
+RULE_LINE = re.compile(r"[\s|:\-+]*")
+QUOTES = "\"'"
+COLUMN_NAME = re.compile(r"(?=.{1,40}$)[^\W\d_]+(?:[ _.#/()\-]+[^\W\d_]+)*[ _.]?\d?")  # `phone2`, not `n. 2023`
+
+
+class Cell(NamedTuple):
+    header: str  # the header cell above, stripped
+    start: int  # offset of `value` in the text
+    value: str
+
+
+def table_cells(text: str) -> Iterator[Cell]:
+    """Every non-empty data cell of every delimited table in `text`, with its column's header."""
+    header: list[str] | None = None
+    delimiter = ""
+    pos = 0
+    for line in text.split("\n"):
+        cells = line.split(delimiter) if header is not None else []
+        if header is not None and len(cells) == len(header):
+            if not RULE_LINE.fullmatch(line):
+                at = pos
+                for head, cell in zip(header, cells, strict=True):
+                    value = cell.strip().strip(QUOTES).strip()
+                    if value:
+                        yield Cell(head, at + cell.index(value), value)
+                    at += len(cell) + len(delimiter)
+        else:
+            delimiter = next((d for d in DELIMITERS if d in line), "")
+            header = _header(line, delimiter) if delimiter else None
+        pos += len(line) + 1
+
+
+def _header(line: str, delimiter: str) -> list[str] | None:
+    cells = [c.strip().strip(QUOTES).strip() for c in line.split(delimiter)]
+    if delimiter in ",;" and not all(COLUMN_NAME.fullmatch(c) for c in cells):
+        return None
+    return cells
+
+
+def header_words(header: str) -> str:
+    """A header cell as words: `first_name`, `firstName` and `first-name` read as `first name`."""
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", header)
+    return re.sub(r"[_\-.]+", " ", spaced).strip()
