@@ -312,6 +312,13 @@ CUED = [
     ("pt", "apólice 88.123.001", "88.123.001"),
     ("pt", "processo nº 0012345-67.2023.8.26.0100", "0012345-67.2023.8.26.0100"),
     ("pt", "número de utente 987654321", "987654321"),
+    # dot leaders in printed forms, abbreviations, key=value log fields, a past tense between cue and value
+    ("en", "Membership no. ....... 4471-220", "4471-220"),
+    ("en", "Employee ID … 00913", "00913"),
+    ("de", "Pers.-Nr.: 55012", "55012"),
+    ("en", "ts=1717000000 emp=204417 action=login", "204417"),
+    ("de", "die Mitgliedsnummer war 7781234", "7781234"),
+    ("es", "mi número de socio era 88-1042", "88-1042"),
 ]
 
 
@@ -356,6 +363,8 @@ def test_a_known_format_that_fails_its_check_is_still_masked_after_its_cue() -> 
         "case study 2023-2024 results",
         "license version 2.14.3 applies",
         "The ZIP code 90210 is in Beverly Hills.",
+        "She renewed the policy. 15000 dollars were paid out.",  # one dot ends a sentence; dot leaders are 2+
+        "Emp was 12345 volts in the test.",
     ],
 )
 def test_near_misses_are_not_identifiers(text: str) -> None:

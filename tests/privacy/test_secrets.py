@@ -88,6 +88,8 @@ def values(text: str) -> list[str]:
         ('admin_pw = "Football1999!"', ["Football1999!"]),
         # command lines
         ("redis-cli -a Winter1999! ping", ["Winter1999!"]),
+        ("redis 127.0.0.1:6379> AUTH default Autumn2020!", ["Autumn2020!"]),
+        ("INFO redis client: sent AUTH Gr33n-Tea", ["Gr33n-Tea"]),
         ('echo "Sunshine1999!" | sudo -S apt update', ["Sunshine1999!"]),
         ("printf 'Tr0ub4dor&3xK!' | docker login -u bob --password-stdin", ["Tr0ub4dor&3xK!"]),
         ("htpasswd -b .htpasswd bob Shadow2001!", ["Shadow2001!"]),

@@ -263,7 +263,7 @@ STRONG_CUES: dict[str, tuple[str, ...]] = {
                 "a/c", "bsb", "ifsc", "aba", "blz", "bankleitzahl", "bank details", "banking details", "bank info",
                 "coordonnees bancaires", "datos bancarios", "coordinate bancarie", "dados bancarios", "bankgegevens",
                 "bankdaten", "rekeninggegevens"),
-    "member": ("kunden ?(?:nummer|nr)", "mitglieds ?(?:nummer|nr)", "personal ?(?:nummer|nr)",
+    "member": ("kunden ?(?:nummer|nr)", "mitglieds ?(?:nummer|nr)", "personal ?(?:nummer|nr)", "pers\\.? ?nr",
                "matrikel ?(?:nummer|nr)", "mitarbeiter ?(?:nummer|nr)", "matricola", "matricula", "matricule",
                "personeelsnummer", "klantnummer", "lidnummer", "studentnummer", "leerlingnummer", "mecanografico",
                "legajo", "werknemers ?nummer", "medewerkers ?nummer", "personeels ?nr", "mitarbeiter ?id",
@@ -296,7 +296,7 @@ WEAK_CUES: dict[str, tuple[str, ...]] = {
                 "ospedale", "ziekenhuis", "hospitalar"),
     "member": ("member", "membership", "customer", "client", "subscriber", "employee", "staff", "student", "user",
                "loyalty", "socio", "cliente", "empleado", "estudiante", "alumno", "afiliado", "adherent", "membre",
-               "employe", "salarie", "etudiant", "mitglied", "mitarbeiter", "kunde", "dipendente", "tessera",
+               "emp", "employe", "salarie", "etudiant", "mitglied", "mitarbeiter", "kunde", "dipendente", "tessera",
                "studente", "klant", "lid", "medewerker", "werknemer", "funcionario", "aluno", "estudante",
                "colaborador", "trabalhador", "trabajador", "collaborateur", "collaboratore", "personeel", "personal"),
     "licence": ("licence", "license", "licencia", "permis", "licenza", "licenca", "registration", "plate", "placa"),
@@ -314,7 +314,8 @@ FILLERS = ("is", "was", "are", "my", "your", "his", "her", "their", "our", "the"
            "meu", "minha", "seu", "sua", "o", "a", "um", "uma", "un", "una", "une", "ein", "eine", "een", "it's",
            "sono", "soy", "ho", "heb", "tengo", "j'ai", "ich habe", "i have", "here", "ici", "aqui", "hier", "qui",
            "and", "y", "et", "und", "en", "dele", "dela", "deles", "suyo", "suya", "sien", "sienne", "hers", "new",
-           "nuevo", "nouveau", "neue", "nuovo", "nieuwe", "novo")  # fmt: skip
+           "nuevo", "nouveau", "neue", "nuovo", "nieuwe", "novo", "war", "era", "fue", "foi", "etait", "c'etait",
+           "c'est", "wordt", "werd")  # fmt: skip
 # glued to a cue word: Reisepassnummer, passportNumber (folded: passportnumber), patientid, member_no
 GLUED_CONNECTORS = ("nummer", "number", "numero", "num", "nr", "nro", "no", "nos", "id", "code", "codigo")
 
@@ -325,7 +326,7 @@ def _alternation(fragments: Iterable[str]) -> str:
     return "|".join(sorted(out, key=len, reverse=True))
 
 
-_SEP = r"[\s:#=()\[\]{}\"'’`_\-º°|]*"
+_SEP = r"(?:[\s:#=()\[\]{}\"'’`_\-º°|…]|\.(?=\.)|(?<=\.)\.)*"  # dot leaders: "Membership no. ...... M-2009"
 _WORDS = _alternation([*CONNECTORS, *FILLERS])
 CUE_END = re.compile(
     rf"(?P<pre>(?<![a-z])(?:numero|nummer|number|n\.?[º°o]\.?)\s+(?:(?:de|di|du|do|da|del|of|van)\s+|d['’]\s?)?)?"
@@ -343,7 +344,7 @@ STRONG_GAP = re.compile(
     rf"\.?{_SEP}[a-z]{{3,}}(?:{_SEP}(?:{_WORDS})\.?(?![a-z])){{0,2}}{_SEP}$"
 )
 BARE_CONNECTOR = re.compile(r"(?<![a-z])(?:no|nr|n[º°]|n\.[º°o]|number|numero|nummer|#)\.?[\s:#]*$")
-ROLE_CUES = frozenset([*WEAK_CUES["member"], "patient", "paciente", "paziente", "patienten"]) - {"personal"}
+ROLE_CUES = frozenset([*WEAK_CUES["member"], "patient", "paciente", "paziente", "patienten"]) - {"personal", "emp"}
 # five or more letters and digits with at least one digit; groups joined by - . / : or, if they hold a digit, by
 # a space; a short letter prefix ("AB 123456") is kept unless it is the cue itself ("MRN 00451234")
 ID_TOKEN = re.compile(

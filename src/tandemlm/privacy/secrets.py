@@ -140,6 +140,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
         ),
     ),
     (("redis",), re.compile(rf"\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+{VALUE}")),
+    (("auth",), re.compile(rf"(?i)\bredis\b[^\n]*?\bAUTH[ \t]+(?:\S+[ \t]+(?=\S))?{VALUE}")),  # AUTH [user] pass
     (
         ("sudo", "stdin", "chpasswd"),
         re.compile(
