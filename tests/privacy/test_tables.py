@@ -67,3 +67,19 @@ def test_a_comma_before_a_phone_is_a_field_separator_but_thousands_stay_numbers(
 )
 def test_prose_and_number_tables_are_not_personal_data(text: str) -> None:
     assert found(text) == set()
+
+
+def test_sql_insert_values_are_paired_with_their_columns() -> None:
+    text = (
+        "INSERT INTO patients (mrn, `full_name`, passport) VALUES ('E3344585', 'John Scott', '910547008'),\n"
+        "  ('UR1', 'O''Brien', NULL);"
+    )
+    assert [(c.header, c.value) for c in table_cells(text)] == [
+        ("mrn", "E3344585"), ("full_name", "John Scott"), ("passport", "910547008"),
+        ("mrn", "UR1"), ("full_name", "O''Brien"), ("passport", "NULL"),
+    ]  # fmt: skip
+    assert found(text) >= {"E3344585", "John Scott", "910547008"}
+
+
+def test_sql_inserts_of_counts_and_prices_stay() -> None:
+    assert found("INSERT INTO orders (qty, price, year) VALUES (12000, 19.99, 2024), (15000, 5.00, 2025);") == set()

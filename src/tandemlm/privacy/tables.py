@@ -1,10 +1,13 @@
-"""Cells of delimited tables, for the finders that mask a cell by its column's header ("Employee ID", "Name").
+"""Cells of delimited tables and SQL inserts, for the finders that mask a cell by its column's header
+("Employee ID", "Name").
 
 A table is a header line and the lines under it with as many cells, split by the header's delimiter: `|`
 (markdown and ASCII tables), a tab (TSV), `;` or `,` (CSV). A markdown rule line (`---|---`) is skipped; a
 line with another number of cells ends the table and may start the next one. Quotes around a CSV cell are not
 part of its value. A CSV header's cells must read as column names (words of letters, at most one digit at the
 end, at most 40 characters), so a sentence with commas or a list of numbers does not start a table.
+
+`INSERT INTO t (col, ...) VALUES (v, ...), (...)` pairs each value with its column the same way.
 """
 
 from __future__ import annotations
@@ -25,8 +28,39 @@ class Cell(NamedTuple):
     value: str
 
 
+SQL_INSERT = re.compile(r"(?i)\bINSERT\s+INTO\s+[\w.`\"\[\]]+\s*\(([^()]*)\)\s*VALUES")
+SQL_ROW = re.compile(r"\s*,?\s*\(")
+SQL_VALUE = re.compile(r"\s*(?:'((?:[^'\n]|'')*)'|\"((?:[^\"\n]|\"\")*)\"|([^\s,()'\"]+))\s*([,)])")
+
+
 def table_cells(text: str) -> Iterator[Cell]:
-    """Every non-empty data cell of every delimited table in `text`, with its column's header."""
+    """Every non-empty data cell of every delimited table and SQL insert in `text`, with its column's header."""
+    yield from _delimited_cells(text)
+    if "insert" in text.lower():
+        yield from _sql_cells(text)
+
+
+def _sql_cells(text: str) -> Iterator[Cell]:
+    for insert in SQL_INSERT.finditer(text):
+        columns = [c.strip().strip('`"[]') for c in insert.group(1).split(",")]
+        pos = insert.end()
+        while (row := SQL_ROW.match(text, pos)) is not None:
+            pos, closed = row.end(), False
+            for column in columns:
+                value = SQL_VALUE.match(text, pos)
+                if value is None:
+                    break
+                group = next(g for g in (1, 2, 3) if value.group(g) is not None)
+                if value.group(group):
+                    yield Cell(column, value.start(group), value.group(group))
+                pos, closed = value.end(), value.group(4) == ")"
+                if closed:
+                    break
+            if not closed:
+                break
+
+
+def _delimited_cells(text: str) -> Iterator[Cell]:
     header: list[str] | None = None
     delimiter = ""
     pos = 0
