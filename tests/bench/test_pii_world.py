@@ -455,6 +455,30 @@ def test_leakage_audits_the_exact_egress_of_pseudonymize(tmp_path: Path) -> None
     assert out["kind"]["all"]["inserted"] == 3
 
 
+def test_the_leakage_pass_masks_each_text_with_the_spans_the_detection_pass_found(
+    dataset: Callable[[str], object],
+) -> None:
+    from collections import Counter
+
+    from tandemlm.bench.privacy_world import world_bench
+    from tandemlm.privacy import PatternDetector
+
+    for name in ("gsm8k", "mmlu", "humaneval"):
+        dataset(name)  # skips when not cached
+    asked: Counter[str] = Counter()
+
+    class Counting(PatternDetector):
+        def detect(self, text: str) -> list[Span]:
+            asked[text] += 1
+            return super().detect(text)
+
+    result = world_bench(Counting(), per_locale=1, n_free=2, seed=0, n_latency=1)
+    assert result["leakage"]["kind"]["all"]["inserted"] > 0
+    once = [n for text, n in asked.items() if n == 1]
+    # the warm-up and the one timed prompt (3 detector runs, 3 gatekeeper runs) are asked again; no other text is
+    assert len(asked) - len(once) <= 2 and len(once) >= result["samples"]["total"] - 2
+
+
 @pytest.mark.slow  # loads spaCy (about 2 s)
 def test_bench_privacy_world_part_end_to_end(dataset: Callable[[str], object], tmp_path: Path) -> None:
     import json
