@@ -25,6 +25,8 @@ def names(text: str) -> list[str]:
         ("I'm Sarah from Boston", ["Sarah"]),
         ("Hi, I'm Norea Blomqvist (norea@example.com, phone 0412 345 678).", ["Norea Blomqvist"]),
         ("I am Fern Young - the tenant of flat 4.", ["Fern Young"]),
+        ('notify(user, msg="Hello Priya, your parcel is here")', ["Priya"]),  # a string literal starts a sentence
+        ("Full name ....... Aoife Byrne\nDate of birth .... 1990", ["Aoife Byrne"]),  # dot leaders after a label
         ("my name is José-María de la Cruz, from Spain", ["José-María de la Cruz"]),
         ("Hi, this is Kate from support", ["Kate"]),
         ("Dear Ms. O'Brien,\nThanks for", ["O'Brien"]),

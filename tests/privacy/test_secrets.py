@@ -65,6 +65,8 @@ def values(text: str) -> list[str]:
         ("X-Auth-Token: tok999\nOcp-Apim-Subscription-Key: 0123abcd", ["tok999", "0123abcd"]),
         # connection strings: ADO (a ; inside the value), ODBC braces
         ("Server=db;Database=app;User Id=sa;Password=myP@ss;word;Trusted_Connection=no", ["myP@ss;word"]),
+        # inside a C# or Java string literal, with escaped quotes in the value
+        ('var cs = "Server=db;Password=Pa\\"ss\\"1999;Pooling=true";', ['Pa\\"ss\\"1999']),
         ("Driver={SQL Server};Server=x;PWD={a;b}};c};", ["a;b}};c"]),
         # XML, .NET app settings, SQL, .netrc, prose with a secret-looking value
         ("<password>xmlpw</password>", ["xmlpw"]),

@@ -51,7 +51,7 @@ TITLE_CUE = re.compile(
     r"|(?<![\w.])(?<![A-Z]\.[ ])M\.[ \t]+(?=[A-ZÀ-Þ][a-zà-ÿ])"  # M. Dupont, not the M. of J. M. Smith
 )
 # greetings and closings are matched where a line or a sentence starts (`_starts`)
-SENTENCE_START = re.compile(r"\n|[.!?][ \t]+")
+SENTENCE_START = re.compile(r"\n|[.!?][ \t]+|(?<!\w)f?[\"'“‘]")  # a string literal starts one: body=f"Hi Ann, ..."
 STRONG_CUE = re.compile(
     r"\b(?:my name is|my name's|call me|(?:(?:hi|hello|hey|good (?:morning|afternoon|evening))[ \t]*[,!.]?[ \t]*)"
     r"this is|(?:(?:hoi|hallo|goedemorgen|goedemiddag|goedenavond|dag)[ \t]*[,!.]?[ \t]*)met"
@@ -83,7 +83,7 @@ LABEL = re.compile(
     r"|Employee(?: [Nn]ame)?|Contact(?: [Nn]ame)?"
     r"|Account [Hh]older|Cardholder|Attn|Attention|Author|Signed|Signature|Applicant|Student(?: [Nn]ame)?"
     r"|From|To|Cc|Bcc|Nombre(?: completo)?|Apellidos?|Paciente|Titular|Nom|Prénom|Nom complet|Vorname|Nachname"
-    r"|Nome(?: completo)?|Cognome|Sobrenome|Naam|Voornaam|Achternaam|Klant|Kunde|Cliente)[ \t]*:[ \t]*",
+    r"|Nome(?: completo)?|Cognome|Sobrenome|Naam|Voornaam|Achternaam|Klant|Kunde|Cliente)[ \t]*(?::|\.{3,}|…+)[ \t]*",
     re.MULTILINE,
 )
 CLOSING = re.compile(

@@ -424,7 +424,7 @@ class _Scan:
     def _unquoted(self, key: str, at: int, *, strict: bool, url_param: bool, line_start: bool,
                   identifier_is_code: bool, flag: bool) -> Span | None:  # fmt: skip
         text = self.text
-        rest = re.match(r"[^\n\"'`]*", text[at:])
+        rest = re.match(r"(?:[^\n\"'`\\]|\\.)*", text[at:])
         line = rest.group().rstrip() if rest else ""
         lower = key.lower()
         scheme = AUTH_SCHEMES.match(line) if lower in AUTH_HEADERS or "auth" in parts(key) else None
@@ -435,7 +435,7 @@ class _Scan:
         elif line_start and self.config and not flag and not strict:
             value = re.split(r"[ \t]+[#;]|[ \t]+//", line, maxsplit=1)[0].rstrip().removesuffix(",")
         else:
-            token = re.match(r"[^\s\"'`]*", text[at:])
+            token = re.match(r"(?:[^\s\"'`\\]|\\\S)*", text[at:])  # an escaped quote is inside: p@ss\"x\"55
             value = _cut(token.group() if token else "", url_param)
             value = value.rstrip(".,;:?") if strict else value
             if PLAIN_WORD.fullmatch(value) and re.match(r"[ \t]+[a-zà-ÿ]", text[at + len(value) :]):
