@@ -61,6 +61,8 @@ def test_fields_that_do_not_hold_a_person(text: str) -> None:
 
 def test_name_keys() -> None:
     assert all(map(is_name_key, ["customerName", "first_name", "Nachname", "card_holder", "nome_completo"]))
+    assert all(map(is_name_key, ["guardian", "Kontoinhaber", "titolare", "rekeninghouder", "tuteur"]))
+    assert [s.text for s in find_names("pupil:\n  guardian: Siobhan Walsh\n")] == ["Siobhan Walsh"]
     assert not any(map(is_name_key, ["company_name", "userName2", "hostname", "display", "namespace"]))
 
 

@@ -39,7 +39,8 @@ QUALIFIERS = wordset(
 PERSON_KEYS = wordset(
     "contact emergencycontact holder accountholder cardholder titular intestatario tenutario patient paciente"
     " paziente patiënt patiente recipient destinatario destinataire empfänger ontvanger assignee signatory"
-    " beneficiary beneficiario begünstigter contactpersoon ansprechpartner referente"
+    " beneficiary beneficiario begünstigter contactpersoon ansprechpartner referente guardian titolare inhaber"
+    " kontoinhaber houder rekeninghouder tutor tutore tuteur encarregado responsavel"
 )
 KEY = re.compile(
     r"(?P<q>[\"']?)(?P<key>[A-Za-zÀ-ÿ][\wÀ-ÿ.-]{0,40}?(?:,[ \t]*[A-Za-zÀ-ÿ][\wÀ-ÿ -]{0,20})?)(?P=q)"
@@ -54,7 +55,8 @@ NAME_VALUE = re.compile(rf"(?P<v>{_NAME}(?:,[ \t]*{_NAME})?)")
 QUOTES = {'"': '"', "'": "'", "`": "`"}
 HINTS = ("nam", "nom", "naam", "contact", "holder", "titular", "patient", "pacient", "pazient", "recipient",
          "destina", "empf", "ontvang", "assign", "signat", "benefic", "ansprech", "referente", "apellid", "cognom",
-         "sobrenom", "vorname", "nachname")  # fmt: skip
+         "sobrenom", "vorname", "nachname", "guardian", "titolare", "inhaber", "houder", "tutor", "tuteur",
+         "encarregado", "responsavel")  # fmt: skip
 
 
 def _words(key: str) -> list[str]:
