@@ -19,6 +19,9 @@ def names(text: str) -> list[str]:
     [
         ("The customer Ann Lee called twice.", ["Ann Lee"]),  # a role
         ("El socio Ester Velasco se ha mudado.", ["Ester Velasco"]),
+        ("The account holder is Dmitri Volkov, please confirm.", ["Dmitri Volkov"]),  # a copula after the role
+        ("Il bonifico è intestato a Chiara Lombardi.", ["Chiara Lombardi"]),
+        ("un chèque à l'ordre de Margaux Petit", ["Margaux Petit"]),
         ("unser Mitglied Theodor Paffrath ist umgezogen", ["Theodor Paffrath"]),
         ("l'adhérent Théodore Leduc nous écrit", ["Théodore Leduc"]),
         ("Next of kin: Pranav Hari", ["Pranav Hari"]),

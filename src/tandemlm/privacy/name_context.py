@@ -2,8 +2,8 @@
 role before the name, "in the name of", a name next to its ID number, and signature blocks; in
 en/es/fr/de/it/nl/pt.
 
-- Role: "the customer Ann Lee", "El socio Ester Velasco", "unser Mitglied Theodor Paffrath", "Kontoinhaber
-  Matthias Hornich", "Next of kin: Pranav Hari", "l'adhérent Théodore Leduc".
+- Role: "the customer Ann Lee", "El socio Ester Velasco", "el titular es Ana Gil", "unser Mitglied Theodor
+  Paffrath", "Kontoinhaber Matthias Hornich", "Next of kin: Pranav Hari", "l'adhérent Théodore Leduc".
 - Name of: "in the name of Ann Lee", "au nom de", "a nombre de", "em nome de", "op naam van", "a nome di",
   "auf den Namen", and the record of someone: "the file of", "la ficha de", "la fiche de", "la scheda di".
 - Next to an ID: "Amber Peck (id=537934691", "EMP-15355 (Jeremy Reed)", "NIF 228604133 já registado (Rui
@@ -42,13 +42,14 @@ ROLES = (
 )
 ROLE_WORDS = frozenset(ROLES.split("|"))
 # a word, maybe a colon, then a capitalised word: the word is looked up in ROLE_WORDS
-ROLE = re.compile(r"(?<![\w-])([^\W\d_]+)[ \t]*:?[ \t]+(?=[A-ZÀ-Þ])")
+ROLE = re.compile(r"(?<![\w-])([^\W\d_]+)[ \t]*(?::|[ \t](?:is|es|est|ist|è|é|era|was|war))?[ \t]+(?=[A-ZÀ-Þ])")
 NAME_OF = re.compile(
     r"(?<![\w-])(?i:in the name of|under the name(?: of)?|on behalf of|au nom de|en nom de|a nombre de"
     r"|en nombre de|em nome de|no nome de|im namen von|auf den namen(?: von)?|a nome di|op naam van|namens"
     r"|the (?:file|record|details|chart) (?:of|for)|la ficha de|el expediente de|la fiche de|le dossier de"
     r"|la scheda di|la pratica di|die akte von|het dossier van|a ficha de|o processo de|a nota de alta de"
-    r"|la nota de alta de|de ficha van)[ \t]+(?=[A-ZÀ-Þ])"
+    r"|la nota de alta de|de ficha van|intestat[oa] a|a favor de|à l'ordre de|zugunsten von|ten gunste van)"
+    r"[ \t]+(?=[A-ZÀ-Þ])"
 )
 # "Name on the account: Ann Lee", "Nombre del titular: ...", "Nom du titulaire : ..."
 NAME_LABEL = re.compile(r"(?<![\w-])(?i:name|nombre|nom|nome|naam)(?:[ \t]+[a-zà-ÿ']+){1,4}[ \t]*:[ \t]*(?=[A-ZÀ-Þ])")
