@@ -65,9 +65,11 @@ def train_guard(out_dir: str | None, heads: str, hidden: int, epochs: int, seed:
               help="torch threads (1 is fastest on a loaded machine: spinning OpenMP threads contend).")  # fmt: skip
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @click.option("--gguf/--no-gguf", default=True, show_default=True, help="Also write adapter.gguf for llama.cpp.")
+@click.option("--kd-weight", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of the loss that is KL to the teacher's top-k (teacher_top: tandem train kd).")  # fmt: skip
 def train_lora_command(data: str, base: str, out_dir: str, steps: int, batch_size: int, rank: int, alpha: float,
                        dropout: float, targets: str, lr: float, max_length: int, seed: int, checkpoint_every: int,
-                       threads: int | None, resume: bool, gguf: bool) -> None:  # fmt: skip
+                       threads: int | None, resume: bool, gguf: bool, kd_weight: float) -> None:  # fmt: skip
     """Supervised LoRA on a JSONL of chat examples ({"messages": [...]}; loss on the assistant turns), on CPU.
     Writes the peft adapter (for `engine: hf`, `adapter: DIR`) and adapter.gguf (for `engine: llamacpp`,
     `adapter: DIR/adapter.gguf`)."""
@@ -82,12 +84,51 @@ def train_lora_command(data: str, base: str, out_dir: str, steps: int, batch_siz
         chosen = tuple(t.strip() for t in targets.split(",") if t.strip())
         settings = LoraSettings(rank=rank, alpha=alpha, dropout=dropout, targets=chosen, lr=lr, steps=steps,
                                 batch_size=batch_size, max_length=max_length, seed=seed,
-                                checkpoint_every=checkpoint_every)  # fmt: skip
+                                checkpoint_every=checkpoint_every, kd_weight=kd_weight)  # fmt: skip
         command = " ".join(["tandem", *sys.argv[1:]])
         report = train_lora(base, data, out_dir, settings, resume=resume, gguf=gguf, command=command,
                             log=lambda s: click.echo(s, err=True))  # fmt: skip
         click.echo(f"loss {report.losses[0]:.3f} -> {report.losses[-1]:.3f} over {report.steps} steps, "
                    f"{report.tokens} tokens in {report.seconds:.0f} s; adapter in {out_dir}")  # fmt: skip
+
+
+@train.command("kd")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, help="The examples with teacher_top added (JSONL); a rerun resumes.")
+@click.option("--teacher", default="cloud", show_default=True, help="The config model that scores the answers.")
+@click.option("--base", default="catalog:qwen2.5-coder-0.5b", show_default=True,
+              help="The student to be tuned (its tokenizer and chat template lay out the ids).")  # fmt: skip
+@click.option("--top-k", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-length", default=1024, show_default=True, type=click.IntRange(min=16),
+              help="The same as the training run's.")  # fmt: skip
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="llama.cpp threads.")
+@config_option
+def train_kd(data: str, out: str, teacher: str, base: str, top_k: int, max_length: int, threads: int | None,
+             config: str) -> None:  # fmt: skip
+    """Token-level KD targets: the teacher's top-k next-token logprobs at each answer token of a chat JSONL,
+    laid out as the student's training will tokenize it; then `tandem train lora OUT --kd-weight W`."""
+    from tqdm import tqdm
+
+    from tandemlm.cli_support import errors_to_exit_codes, with_threads
+    from tandemlm.config import Runtime, load_config
+    from tandemlm.train.kd import teacher_targets
+
+    with errors_to_exit_codes():
+        runtime = Runtime(with_threads(load_config(config), teacher, threads))
+        bar = tqdm(desc="kd targets", unit="example")
+        try:
+
+            def step(n: int, total: int) -> None:
+                bar.total = total
+                bar.update(n - bar.n)
+
+            counts = teacher_targets(runtime.model(teacher), base, data, out, top_k=top_k, max_length=max_length,
+                                     progress=step)  # fmt: skip
+        finally:
+            bar.close()
+            runtime.close()
+        click.echo(f"{counts['examples']} examples ({counts['scored']} scored, {counts['kept']} from an earlier "
+                   f"run), {counts['answer_tokens']} answer tokens with the teacher's top-{top_k}: {out}")  # fmt: skip
 
 
 @train.command("distill")

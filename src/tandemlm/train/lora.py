@@ -6,6 +6,10 @@ token layout it was trained on; the loss is on the assistant turns only (their t
 token that stops generation). The run is reproducible: a fixed seed sets the LoRA initialisation and the
 order of the examples (a permutation per epoch), dropout defaults to 0, and a checkpoint holds the
 optimizer state and the step, so `resume` continues the same run rather than starting a similar one.
+
+A line may also carry `teacher_top` (written by `train/kd.py`): the teacher's top-k next-token log-probabilities
+at each answer token. With `kd_weight` w > 0 the loss is (1 - w) * cross-entropy + w * KL(teacher || student)
+on the teacher's top-k, renormalised (token-level distillation; Hinton et al., MiniLLM's forward-KL baseline).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class LoraSettings:
     max_length: int = 1024
     seed: int = 0
     checkpoint_every: int = 50
+    kd_weight: float = 0.0  # the share of the loss that is KL to the teacher's top-k, where a line has it
 
     def __post_init__(self) -> None:
         for name in ("rank", "steps", "batch_size", "max_length", "checkpoint_every"):
@@ -52,21 +57,30 @@ class LoraSettings:
                 raise ValidationError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1 or self.lr <= 0 or self.alpha <= 0:
             raise ValidationError("dropout must be in [0, 1), lr and alpha positive")
+        if not 0 <= self.kd_weight <= 1:
+            raise ValidationError(f"kd_weight must be in [0, 1], got {self.kd_weight}")
 
     def identity(self) -> dict[str, Any]:
         """The settings a resumed run must share with the checkpoint's."""
         out = asdict(self)
         out.pop("steps"), out.pop("checkpoint_every")
+        if not self.kd_weight:
+            out.pop("kd_weight")  # runs from before token-level KD resume as they were
         out["targets"] = list(self.targets)
         return out
 
 
+TeacherTop = list[list[tuple[int, float]]]  # per answer token: the teacher's top-k (token id, logprob)
+
+
 @dataclass
 class Example:
-    """One tokenized conversation: ids, and labels (IGNORE where no loss is taken)."""
+    """One tokenized conversation: ids, labels (IGNORE where no loss is taken), and optionally the teacher's
+    top-k at each labelled position."""
 
     ids: list[int]
     labels: list[int]
+    teacher: TeacherTop | None = None
 
     @property
     def trained(self) -> int:
@@ -98,7 +112,12 @@ class RunReport:
 
 def read_conversations(path: str | Path) -> list[list[dict[str, str]]]:
     """The `messages` of each line of a JSONL file; each must hold at least one assistant turn."""
-    out: list[list[dict[str, str]]] = []
+    return [messages for messages, _ in read_examples(path)]
+
+
+def read_examples(path: str | Path) -> list[tuple[list[dict[str, str]], TeacherTop | None]]:
+    """The `messages` of each line of a JSONL file, with its `teacher_top` where it has one."""
+    out: list[tuple[list[dict[str, str]], TeacherTop | None]] = []
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as err:
@@ -117,7 +136,12 @@ def read_conversations(path: str | Path) -> list[list[dict[str, str]]]:
             raise ValidationError(f"{path}:{n}: messages must be a list of {{'role', 'content'}} strings")
         if not any(m["role"] == "assistant" for m in messages):
             raise ValidationError(f"{path}:{n}: no assistant message to learn from")
-        out.append([{"role": m["role"], "content": m["content"]} for m in messages])
+        top = json.loads(line).get("teacher_top")
+        try:
+            teacher = None if top is None else [[(int(t), float(v)) for t, v in row] for row in top]
+        except (TypeError, ValueError) as err:
+            raise ValidationError(f"{path}:{n}: teacher_top must be lists of [token id, logprob]: {err}") from err
+        out.append(([{"role": m["role"], "content": m["content"]} for m in messages], teacher))
     if not out:
         raise ValidationError(f"{path} holds no examples")
     return out
@@ -169,6 +193,24 @@ def encode_chat(tokenizer: Any, messages: Sequence[dict[str, str]], *, template:
     return Example(ids[:max_length], labels[:max_length])
 
 
+def chat_encoder(base: str, tokenizer: Any, max_length: int) -> Callable[[Sequence[dict[str, str]]], Example]:
+    """`encode_chat` with the base model's template and end tokens: how training, and the teacher targets
+    made for it (`train/kd.py`), tokenize an example."""
+    from tandemlm.models.hf import END_TEXTS
+
+    template = None if _plain(base) else tokenizer.chat_template
+    texts = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    ends = {i for i, t in enumerate(texts) if t in END_TEXTS} | (
+        {int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()
+    )
+    return lambda messages: encode_chat(tokenizer, messages, template=template, ends=ends, max_length=max_length)
+
+
+def answer_positions(example: Example) -> list[int]:
+    """The positions whose logits predict a labelled token (the label at i is predicted at i - 1)."""
+    return [i - 1 for i, label in enumerate(example.labels) if label != IGNORE and i > 0]
+
+
 def _render(tokenizer: Any, messages: Sequence[dict[str, str]], template: str, *, generation: bool) -> str:
     return str(
         tokenizer.apply_chat_template(
@@ -211,23 +253,19 @@ def train_lora(
         raise missing_extra("torch, transformers and peft", "hf") from None
     from tqdm import tqdm
 
-    from tandemlm.models.hf import END_TEXTS, hf_directory, load_causal_lm
+    from tandemlm.models.hf import hf_directory, load_causal_lm
     from tandemlm.models.hf import quiet_peft as _quiet
 
     say = log or (lambda _: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    conversations = read_conversations(data)
+    rows = read_examples(data)
     torch.manual_seed(settings.seed)
     model, tokenizer = load_causal_lm(base)
-    template = None if _plain(base) else tokenizer.chat_template
-    texts = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    ends = {i for i, t in enumerate(texts) if t in END_TEXTS} | (
-        {int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()
-    )
-    examples = [
-        encode_chat(tokenizer, m, template=template, ends=ends, max_length=settings.max_length) for m in conversations
-    ]
+    encode = chat_encoder(base, tokenizer, settings.max_length)
+    examples = [_with_teacher(encode(messages), teacher, data, n) for n, (messages, teacher) in enumerate(rows, 1)]
+    if settings.kd_weight > 0 and not any(e.teacher for e in examples):
+        raise ValidationError(f"kd_weight {settings.kd_weight} needs teacher_top in {data} (tandem train kd)")
     if not any(e.trained for e in examples):
         raise ValidationError(f"{data}: no answer tokens left to learn from (max_length {settings.max_length})")
     options: dict[str, Any] = {"r": settings.rank, "lora_alpha": settings.alpha, "lora_dropout": settings.dropout}
@@ -263,7 +301,10 @@ def train_lora(
             began = time.perf_counter()
             batch = [examples[i] for i in order[step]]
             ids, labels, mask = _collate(torch, batch, pad)
-            loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            result = peft_model(input_ids=ids, attention_mask=mask, labels=labels)
+            loss = result.loss
+            if settings.kd_weight > 0 and any(e.teacher for e in batch):
+                loss = (1 - settings.kd_weight) * loss + settings.kd_weight * kd_loss(torch, result.logits, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -303,6 +344,30 @@ def _plain(base: str) -> bool:
 
     scheme, _, rest = base.partition(":")
     return scheme in ("catalog", "pypi") and rest in CATALOG and not CATALOG[rest].chat_template
+
+
+def _with_teacher(example: Example, teacher: TeacherTop | None, data: str | Path, line: int) -> Example:
+    if teacher is not None and len(teacher) != len(answer_positions(example)):
+        raise ValidationError(
+            f"{data}:{line}: teacher_top has {len(teacher)} entries for {len(answer_positions(example))} answer "
+            "tokens; make it with the same base model and max_length (tandem train kd)"
+        )
+    example.teacher = teacher
+    return example
+
+
+def kd_loss(torch: Any, logits: Any, batch: Sequence[Example]) -> Any:
+    """Mean over the answer tokens that have teacher targets of KL(p || q) on the teacher's top-k: p the
+    teacher's top-k renormalised, q the student's full-vocabulary probabilities at those tokens."""
+    terms = []
+    for row, example in enumerate(batch):
+        if not example.teacher:
+            continue
+        ids = torch.tensor([[t for t, _ in top] for top in example.teacher], dtype=torch.long)
+        p = torch.softmax(torch.tensor([[v for _, v in top] for top in example.teacher], dtype=logits.dtype), -1)
+        q = torch.log_softmax(logits[row, answer_positions(example)], -1).gather(-1, ids)
+        terms.append((p * (torch.log(p.clamp_min(1e-12)) - q)).sum(-1))
+    return torch.cat(terms).mean()
 
 
 def _collate(torch: Any, batch: list[Example], pad: int) -> tuple[Any, Any, Any]:
