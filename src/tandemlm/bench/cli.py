@@ -433,6 +433,9 @@ bench.add_command(bench_verify)
               help="Train items the tuned student answers to refit the cascade (default: all).")  # fmt: skip
 @click.option("--variants", default="student_before,student_after,student_selected,student_curated,teacher",
               show_default=True, help="Which models to compare (a rerun with more resumes).")  # fmt: skip
+@click.option("--kd-weight", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="student_kd: the share of the loss that is KL to the teacher's top-k.")  # fmt: skip
+@click.option("--kd-top-k", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--outcomes", default="bench/outcomes", show_default=True)
 @click.option("--work", default=None, help="Training runs (default: $TANDEM_HOME/distill).")
 @click.option("--rows", default="bench/results/distill.jsonl", show_default=True,
@@ -442,11 +445,12 @@ bench.add_command(bench_verify)
 @config_option
 def bench_distill(n_items: int, train_items: int | None, steps: int, threads: int, source: str, student_sure: float,
                   teacher_sure: float, keep: float, order: str, lr: float, rank: int, max_length: int,
-                  cascade_items: int | None, variants: str, outcomes: str, work: str | None, rows: str,
-                  json_out: str, out: str, config: str) -> None:  # fmt: skip
+                  cascade_items: int | None, variants: str, kd_weight: float, kd_top_k: int, outcomes: str,
+                  work: str | None, rows: str, json_out: str, out: str, config: str) -> None:  # fmt: skip
     """Selective distillation on GSM8K: the student before, after tuning on all / selected / curated teacher
-    answers (same steps), and the teacher, with bootstrap 95% intervals; training tokens and time; the
-    cascade's cloud share refitted after tuning (resumable)."""
+    answers (same steps; add student_kd to --variants for token-level KD on the selected ones), and the
+    teacher, with bootstrap 95% intervals; training tokens and time; the cascade's cloud share refitted after
+    tuning (resumable)."""
     from tandemlm.bench.distill import VARIANTS, DistillBench, run_distill_bench, to_markdown
     from tandemlm.models.sources import tandem_home
     from tandemlm.train.distill import SelectionSettings
@@ -461,6 +465,7 @@ def bench_distill(n_items: int, train_items: int | None, steps: int, threads: in
             items=n_items, train_items=train_items, steps=steps, threads=threads, source=source,  # type: ignore[arg-type]
             selection=SelectionSettings(student_sure, teacher_sure), keep=keep, order=order, rank=rank, lr=lr,
             max_length=max_length, cascade_items=cascade_items, variants=tuple(v for v in VARIANTS if v in names),
+            kd_weight=kd_weight, kd_top_k=kd_top_k,
         )  # fmt: skip
         result = run_distill_bench(cfg, settings, label=config, log=lambda s: click.echo(s, err=True))
         write_report(result, json_out, out, to_markdown)

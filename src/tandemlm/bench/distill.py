@@ -2,10 +2,11 @@
 
 On GSM8K's test half: the student (edge model) before tuning, after LoRA tuning on every train item's teacher
 answer (`all`), on the selected items only (`selected`: teacher right, student wrong or unsure), and on a
-perplexity-curated half of `all` (`curated`), all at the same number of steps (equal training tokens up to
-the examples' lengths), and the teacher; accuracy with bootstrap 95% intervals, and each tuned student's gain
-over the base with a paired interval. The tuned students are evaluated through llama.cpp with the converted
-GGUF adapter, the way they would be deployed.
+perplexity-curated half of `all` (`curated`), optionally on the selected items with a KL term to the teacher's
+top-k next-token logprobs as well (`student_kd`, token-level KD: `train/kd.py`), all at the same number of steps
+(equal training tokens up to the examples' lengths), and the teacher; accuracy with bootstrap 95% intervals, and
+each tuned student's gain over the base with a paired interval. The tuned students are evaluated through llama.cpp
+with the converted GGUF adapter, the way they would be deployed.
 
 The loop closed for cost: a cascade (student answers, escalates on low mean token probability) is fitted on the
 train items both outcome tables cover, to reach 95% of the teacher's accuracy, before (the base student's
@@ -42,8 +43,8 @@ from tandemlm.errors import ConfigError, ValidationError
 from tandemlm.models.base import LanguageModel
 from tandemlm.train.distill import SelectionSettings, Source, chosen, select, summary, train_pool, write_examples
 
-TRAINED = {"student_after": "all", "student_selected": "selected", "student_curated": "curated"}
-VARIANTS = ("student_before", "student_after", "student_selected", "student_curated", "teacher")
+TRAINED = {"student_after": "all", "student_selected": "selected", "student_curated": "curated", "student_kd": "kd"}
+VARIANTS = ("student_before", "student_after", "student_selected", "student_curated", "student_kd", "teacher")
 OF_TEACHER = 0.95  # the cascade's accuracy target: this share of the teacher's accuracy on the split
 
 
@@ -70,6 +71,8 @@ class DistillBench:
     cascade: str = "student_after"  # the tuned student whose train answers refit the cascade
     cascade_items: int | None = None  # train items both tables cover that refit it (None: all of them)
     variants: tuple[str, ...] = VARIANTS
+    kd_weight: float = 0.5  # student_kd: the selected examples with the teacher's top-k, this share of the loss
+    kd_top_k: int = 8
 
 
 def test_items(dataset: str, n: int, seed: int = 0) -> list[Item]:
@@ -108,11 +111,13 @@ def _trained(out: Path, data: Path, lora: Any) -> dict[str, Any] | None:
 
 
 def train_variants(s: DistillBench, base: str, scorer: Callable[[], LanguageModel],
-                   log: Callable[[str], object]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:  # fmt: skip
+                   log: Callable[[str], object], teacher: Callable[[], LanguageModel] | None = None,
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:  # fmt: skip
     """Write each variant's examples and tune the student on them (skipped where already done). `scorer` gives
-    the model that scores the curation (the base student, llama.cpp). Returns per variant what training took,
-    and the selection's summary."""
+    the model that scores the curation (the base student, llama.cpp), `teacher` the one whose top-k the `kd`
+    variant learns from. Returns per variant what training took, and the selection's summary."""
     from tandemlm.train.curate import curate
+    from tandemlm.train.kd import teacher_targets
     from tandemlm.train.lora import train_lora
 
     tables = _tables(s)
@@ -136,16 +141,23 @@ def train_variants(s: DistillBench, base: str, scorer: Callable[[], LanguageMode
         where = s.work / kind
         where.mkdir(parents=True, exist_ok=True)
         data = where / "distill.jsonl"
+        settings = replace(lora, kd_weight=s.kd_weight) if kind == "kd" else lora
         if kind == "curated":
             source_data = s.work / "all" / "distill.jsonl"
             write_examples(chosen(choices, "all"), source_data)
             curation = curate(source_data, data, scorer(), fraction=s.keep, order=s.order)  # type: ignore[arg-type]
+        elif kind == "kd":
+            if teacher is None:
+                raise ValidationError("the student_kd variant needs the teacher model")
+            write_examples(chosen(choices, "selected"), where / "examples.jsonl")
+            teacher_targets(teacher(), base, where / "examples.jsonl", data, top_k=s.kd_top_k,
+                            max_length=s.max_length)  # fmt: skip
         else:
             write_examples(chosen(choices, kind), data)
-        report = _trained(where, data, lora)
+        report = _trained(where, data, settings)
         if report is None:
             log(f"training {kind} on {data}")
-            run = train_lora(base, data, where, lora, resume=True, bar=True, log=log,
+            run = train_lora(base, data, where, settings, resume=True, bar=True, log=log,
                              command=f"tandem bench distill ({kind})")  # fmt: skip
             report = json.loads((where / "run.json").read_text(encoding="utf-8"))
             del run
@@ -297,17 +309,22 @@ def run_distill_bench(config: TandemConfig, s: DistillBench, *, label: str = "de
     if s.dataset != "gsm8k":
         raise ValidationError("the distillation benchmark covers gsm8k only")
     started = time.perf_counter()
-    scorer_box: list[LanguageModel] = []
+    loaded: dict[str, LanguageModel] = {}
 
     def scorer() -> LanguageModel:
-        if not scorer_box:
-            scorer_box.append(_adapted_free(config, s.threads))
-        return scorer_box[0]
+        if "edge" not in loaded:
+            loaded["edge"] = _adapted_free(config, s.threads)
+        return loaded["edge"]
+
+    def teacher() -> LanguageModel:
+        if "cloud" not in loaded:
+            loaded["cloud"] = _adapted_free(config, s.threads, "cloud")
+        return loaded["cloud"]
 
     try:
-        trained, picked = train_variants(s, spec.source, scorer, log)
+        trained, picked = train_variants(s, spec.source, scorer, log, teacher)
     finally:
-        for m in scorer_box:
+        for m in loaded.values():
             m.close()
     rows = answer_all(config, s, trained, log)
     result = summarise(rows, s)
@@ -322,14 +339,16 @@ def run_distill_bench(config: TandemConfig, s: DistillBench, *, label: str = "de
     return result
 
 
-def _adapted_free(config: TandemConfig, threads: int | None) -> LanguageModel:
-    """The base edge model (no adapter) with the benchmark's threads, for curation scores."""
-    spec = config.models["edge"]
-    assert isinstance(spec, LlamaCppConfig)
+def _adapted_free(config: TandemConfig, threads: int | None, name: str = "edge") -> LanguageModel:
+    """A config model (no adapter) with the benchmark's threads: the edge for curation scores, the cloud for the
+    KD variant's teacher top-k."""
+    spec = config.models.get(name)
+    if not isinstance(spec, LlamaCppConfig):
+        raise ConfigError(f"the distillation benchmark needs a llama.cpp model named {name!r} in the config")
     from tandemlm.models import ENGINES
 
     updated = spec.model_copy(update={"n_threads": threads or spec.n_threads})
-    return ENGINES[updated.engine](**updated.options("edge"))
+    return ENGINES[updated.engine](**updated.options(name))
 
 
 def _settings(s: DistillBench, label: str, base: str) -> dict[str, Any]:
@@ -350,7 +369,7 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
     cfg = result["settings"]
     names = {"student_before": "student before", "student_after": "student after (all)",
              "student_selected": "student after (selected)", "student_curated": "student after (curated)",
-             "teacher": "teacher"}  # fmt: skip
+             "student_kd": "student after (selected, token-level KD)", "teacher": "teacher"}  # fmt: skip
     lines = [
         "# Distillation: cloud model into the edge model (GSM8K test)", "",
         f"Command: `{command}`  ",
@@ -360,7 +379,10 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         f"{cfg['steps']} steps of batch 1 per variant, max length {cfg['max_length']}, seed {cfg['seed']}, "
         f"{cfg['threads']} thread(s); targets from `{cfg['source']}`; selection: student sure at "
         f"{cfg['selection']['student_sure']}, teacher sure at {cfg['selection']['teacher_sure']}; curated: "
-        f"{cfg['keep']} of `all` by the base student's perplexity, `{cfg['order']}` range. Tuned students answer "
+        f"{cfg['keep']} of `all` by the base student's perplexity, `{cfg['order']}` range"
+        + (f"; token-level KD: the selected examples, KL to the teacher's top-{cfg.get('kd_top_k')} at weight "
+           f"{cfg.get('kd_weight')}" if "student_kd" in cfg["variants"] else "")
+        + ". Tuned students answer "
         "through llama.cpp with the converted GGUF adapter; the base student and the teacher come from the "
         "outcome tables where they have the item.", "",
         f"{result['test_items']} test items answered by every variant; `[lo, hi]`: bootstrap 95% interval "

@@ -9,8 +9,9 @@ chat examples (question -> teacher's answer) that `train/lora.py` tunes the stud
 GSM8K's rows hold a reference worked solution; `source="reference"` uses it as the target instead of the
 teacher, and `"teacher+reference"` takes the teacher's answer where the teacher is right and the reference
 elsewhere (the reference is right by definition), so items the teacher failed still teach the student.
-Token-level KD on the teacher's top-k logprobs is not implemented: the outcome tables do not store them, and
-storing them would mean a second teacher pass per item, which this CPU cannot afford.
+Token-level KD adds the teacher's top-k next-token logprobs at each answer token: `tandem train kd` scores the
+examples written here in one teacher pass each (no generation) and `tandem train lora --kd-weight` learns from
+them (`train/kd.py`; `tandem bench distill --variants ...,student_kd` compares it).
 """
 
 from __future__ import annotations
