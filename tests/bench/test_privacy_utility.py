@@ -39,8 +39,11 @@ def test_summary_compares_the_items_every_policy_answered() -> None:
     none, disclosure = summary["rows"]
     assert none["accuracy"] == 1.0 and disclosure["accuracy"] == 0.5 and disclosure["utility"] == 0.5
     assert disclosure["fell_back"] == 0.5 and disclosure["leaked"] == 0 and disclosure["inserted"] == 8
+    # paired with raw on the same items: item 1 right under both, item 2 lost: -0.5, the interval spans [-1, 0]
+    assert disclosure["vs_raw"] == {"diff": -0.5, "ci_low": -1.0, "ci_high": 0.0}
+    assert none["vs_raw"] == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0}
     cfg = {"date": "d", "machine": "m", "load": "1", "edge": "e", "cloud": "c", "config": "default",
            "detectors": "patterns", "split": "test", "items_asked": 50, "max_tokens": 256, "seed": 0}  # fmt: skip
-    assert "| disclosure | 2 | 0.5 | 0.5 | 0.5 | 0.5 | 0 / 8 | 2 | 2.0 |" in to_markdown(
+    assert "| disclosure | 2 | 0.5 | 0.5 | -0.500 [-1.000, +0.000] | 0.5 | 0.5 | 0 / 8 | 2 | 2.0 |" in to_markdown(
         {"settings": cfg, "summary": summary}, "tandem bench privacy-utility"
     )

@@ -20,6 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+
+from tandemlm.bench.collab import bootstrap_ci
 from tandemlm.bench.datasets import Item, chat_prompt, load, sample, split_of
 from tandemlm.bench.privacy import woven
 from tandemlm.bench.scoring import correct
@@ -116,8 +119,14 @@ def summarise(rows: Sequence[dict[str, Any]], policies: Sequence[str]) -> dict[s
                     "cloud_calls": sum(len(r["egress"]) for r in chosen),
                     "median_s": _median([r["seconds"] for r in chosen])})  # fmt: skip
     base = next((r["accuracy"] for r in out if r["policy"] == "none"), None)
+    raw = np.array([float(by_policy["none"][i]["correct"]) for i in common]) if "none" in by_policy else None
     for r in out:
         r["utility"] = round(r["accuracy"] / base, 3) if base else None
+        if raw is not None and len(common):
+            # paired: resample the items, the same ones for the policy and for raw
+            diff = np.array([float(by_policy[r["policy"]][i]["correct"]) for i in common]) - raw
+            low, high = bootstrap_ci(diff)
+            r["vs_raw"] = {"diff": round(float(diff.mean()), 3), "ci_low": round(low, 3), "ci_high": round(high, 3)}
     return {"items": len(common), "rows": out}
 
 
@@ -149,12 +158,15 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         "after one retry, sent as `pseudonymize` instead (guardian: or whose composed answer lost the expert's "
         "result, answered with the expert's answer). `leaked`: inserted values (name, e-mail, phone, card) found "
         "in the exact egress.", "",
-        "| policy | items | accuracy | utility vs raw | retried | fell back | leaked / inserted | cloud calls "
-        "| median s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "`accuracy − raw`: the paired difference, with a bootstrap 95% interval (2000 resamples of the items).", "",
+        "| policy | items | accuracy | utility vs raw | accuracy − raw [95% CI] | retried | fell back "
+        "| leaked / inserted | cloud calls | median s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
     for r in summary["rows"]:
-        cells = [r["policy"], r["items"], r["accuracy"], r["utility"], r["retried"], r["fell_back"],
+        d = r.get("vs_raw")
+        paired = f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "—"
+        cells = [r["policy"], r["items"], r["accuracy"], r["utility"], paired, r["retried"], r["fell_back"],
                  f"{r['leaked']} / {r['inserted']}", r["cloud_calls"], r["median_s"]]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join([*lines, ""])
