@@ -81,5 +81,10 @@ def test_sql_insert_values_are_paired_with_their_columns() -> None:
     assert found(text) >= {"E3344585", "John Scott", "910547008"}
 
 
+def test_a_cued_column_takes_ids_with_few_digits_but_not_times_or_prices() -> None:
+    text = "passport;arrival;fare\nFFGFNFZ89;10:30;12.50\nC01X00T47;09:15;8.75\n"
+    assert found(text) == {"FFGFNFZ89", "C01X00T47"}
+
+
 def test_sql_inserts_of_counts_and_prices_stay() -> None:
     assert found("INSERT INTO orders (qty, price, year) VALUES (12000, 19.99, 2024), (15000, 5.00, 2025);") == set()

@@ -440,6 +440,9 @@ def find_table_ids(text: str) -> Iterator[Span]:
             words = fold(header_words(cell.header))
             cued[cell.header] = bool(CUE_ANY.search(words) or CONNECTOR.search(words))
         value = cell.value
-        if cued[cell.header] and ID_TOKEN.fullmatch(value) and sum(c.isdigit() for c in value) >= 4:
+        # as after a cue word: five or more letters and digits; two digits at least (a German passport C01X00T47
+        # has four, FFGFNFZ89 two), not a time, a price or a measurement
+        if (cued[cell.header] and ID_TOKEN.fullmatch(value) and sum(c.isalnum() for c in value) >= 5
+                and sum(c.isdigit() for c in value) >= 2 and not NOT_AN_ID.fullmatch(value)):  # fmt: skip
             kind = "NATIONAL_ID" if national_id_kind(value) else "ID_NUMBER"
             yield span_at(text, cell.start, cell.start + len(value), kind, score=0.9)
