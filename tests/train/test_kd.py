@@ -78,10 +78,11 @@ def test_targets_line_up_with_the_students_answer_tokens_and_resume(kd: dict[str
     from tandemlm.train.lora import chat_encoder, read_examples
 
     rows = read_examples(kd["out"])
-    assert [m for m, _ in rows] == [m for m, _ in read_examples(kd["data"])]
+    assert [r.messages for r in rows] == [r.messages for r in read_examples(kd["data"])]
+    assert [r.raw["id"] for r in rows] == [0, 1, 2]  # the rest of each line is kept
     encode = chat_encoder("catalog:smollm2-135m", AutoTokenizer.from_pretrained(str(hf_directory(
         "catalog:smollm2-135m"))), 1024)  # fmt: skip
-    for messages, top in rows:
+    for messages, top, _ in rows:
         example = encode(messages)
         assert top is not None and len(top) == len(answer_positions(example)) and all(len(t) == 4 for t in top)
         answer = [label for label in example.labels if label != IGNORE]
@@ -102,7 +103,7 @@ def test_the_kl_to_its_own_weights_is_the_top_k_floor_and_shifted_targets_cost_n
     model, tokenizer = load_causal_lm("catalog:smollm2-135m")
     encode = chat_encoder("catalog:smollm2-135m", tokenizer, 1024)
     aligned, shifted, floor = [], [], []
-    for messages, top in read_examples(kd["out"]):
+    for messages, top, _ in read_examples(kd["out"]):
         example = encode(messages)
         example.teacher = top
         with torch.inference_mode():
@@ -157,3 +158,14 @@ def test_targets_of_another_length_are_refused(tmp_path: Path) -> None:
     example = Example(ids=[1, 2, 3], labels=[IGNORE, 2, 3])
     with pytest.raises(ValidationError, match="2 answer tokens"):
         _with_teacher(example, [[(1, -0.1)]], tmp_path / "d.jsonl", 1)
+
+
+def test_an_interrupted_run_resumes_from_its_partial_file_skipping_a_cut_line(tmp_path: Path) -> None:
+    from tandemlm.train.kd import _done
+
+    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    partial = tmp_path / "kd.jsonl.partial"
+    partial.write_text(json.dumps({"messages": messages, "teacher_top": [[[5, -0.1]]]}) + "\n"
+                       '{"messages": [{"role": "user", "content": "q2"}], "teacher_to')  # fmt: skip
+    found = _done(tmp_path / "kd.jsonl", partial)
+    assert list(found.values()) == [[[(5, -0.1)]]]

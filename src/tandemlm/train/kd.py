@@ -6,7 +6,8 @@ and chat template), and the teacher scores those very ids in one batched pass (`
 targets line up with the student's answer tokens by construction. That needs one vocabulary: the teacher
 must tokenize a probe text to the student's ids (the two Qwen2.5 sizes do), else the run is refused. The cost
 is one prompt evaluation of the teacher per example, no generation: seconds on this CPU, where an answer costs
-a minute. Lines that already have `teacher_top` are kept as they are, so an interrupted run resumes.
+a minute. Examples an earlier run already scored (in its output or its partial file) are not scored again, so
+an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from tandemlm.errors import ValidationError, missing_extra
 from tandemlm.models.base import LanguageModel
-from tandemlm.train.lora import TeacherTop, answer_positions, chat_encoder, read_examples
+from tandemlm.train.lora import TeacherTop, answer_positions, chat_encoder, read_examples, teacher_top
 
 PROBE = "Natalia sold 48 clips in April, then half as many in May: 48 / 2 = 24. Größe, 東京, naïve → ok."
 
@@ -57,16 +58,15 @@ def teacher_targets(
     check_vocabulary(teacher, tokenizer)
     encode = chat_encoder(base, tokenizer, max_length)
     rows = read_examples(data)
-    lines = [json.loads(line) for line in Path(data).read_text(encoding="utf-8").splitlines() if line.strip()]
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     done = _done(out, partial)
     counts = {"examples": len(rows), "scored": 0, "kept": 0, "answer_tokens": 0, "top_k": top_k}
     out.parent.mkdir(parents=True, exist_ok=True)
     with partial.open("w", encoding="utf-8") as f:
-        for n, ((messages, _), line) in enumerate(zip(rows, lines, strict=True), 1):
-            key = json.dumps(messages, sort_keys=True, ensure_ascii=False)
-            example = encode(messages)
+        for n, row in enumerate(rows, 1):
+            key = _key(row.messages)
+            example = encode(row.messages)
             positions = answer_positions(example)
             top = done.get(key)
             if top is not None and len(top) == len(positions):
@@ -78,12 +78,16 @@ def teacher_targets(
                 top = [[(t, round(v, 5)) for t, v in d.top(top_k)] for d in dists]
                 counts["scored"] += 1
             counts["answer_tokens"] += len(top)
-            f.write(json.dumps({**line, "teacher_top": top}, ensure_ascii=False) + "\n")
+            f.write(json.dumps({**row.raw, "teacher_top": top}, ensure_ascii=False) + "\n")
             f.flush()
             if progress:
                 progress(n, len(rows))
     partial.replace(out)
     return counts
+
+
+def _key(messages: list[dict[str, str]]) -> str:
+    return json.dumps(messages, sort_keys=True, ensure_ascii=False)
 
 
 def _done(*paths: Path) -> dict[str, TeacherTop]:
@@ -96,8 +100,9 @@ def _done(*paths: Path) -> dict[str, TeacherTop]:
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 row = json.loads(line)
-                top = [[(int(t), float(v)) for t, v in pos] for pos in row["teacher_top"]]
-                found[json.dumps(row["messages"], sort_keys=True, ensure_ascii=False)] = top
+                top = teacher_top(row["teacher_top"], str(path))
             except (ValueError, KeyError, TypeError):
                 continue
+            if top is not None:
+                found[_key(row["messages"])] = top
     return found

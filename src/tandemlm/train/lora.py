@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -110,14 +110,24 @@ class RunReport:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
+class Line(NamedTuple):
+    """One line of a training JSONL: its messages, its teacher targets where it has them, and the whole object
+    (for writers that add to it, such as `train/kd.py`)."""
+
+    messages: list[dict[str, str]]
+    teacher: TeacherTop | None
+    raw: dict[str, Any]
+
+
 def read_conversations(path: str | Path) -> list[list[dict[str, str]]]:
     """The `messages` of each line of a JSONL file; each must hold at least one assistant turn."""
-    return [messages for messages, _ in read_examples(path)]
+    return [line.messages for line in read_examples(path)]
 
 
-def read_examples(path: str | Path) -> list[tuple[list[dict[str, str]], TeacherTop | None]]:
-    """The `messages` of each line of a JSONL file, with its `teacher_top` where it has one."""
-    out: list[tuple[list[dict[str, str]], TeacherTop | None]] = []
+def read_examples(path: str | Path) -> list[Line]:
+    """Each line of a JSONL file: its `messages` (at least one assistant turn), and its `teacher_top` where it
+    has one."""
+    out: list[Line] = []
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as err:
@@ -126,7 +136,8 @@ def read_examples(path: str | Path) -> list[tuple[list[dict[str, str]], TeacherT
         if not line.strip():
             continue
         try:
-            messages = json.loads(line)["messages"]
+            raw = json.loads(line)
+            messages = raw["messages"]
         except (ValueError, KeyError, TypeError) as err:
             raise ValidationError(f"{path}:{n}: expected a JSON object with 'messages': {err}") from err
         if not isinstance(messages, list) or not all(
@@ -136,15 +147,19 @@ def read_examples(path: str | Path) -> list[tuple[list[dict[str, str]], TeacherT
             raise ValidationError(f"{path}:{n}: messages must be a list of {{'role', 'content'}} strings")
         if not any(m["role"] == "assistant" for m in messages):
             raise ValidationError(f"{path}:{n}: no assistant message to learn from")
-        top = json.loads(line).get("teacher_top")
-        try:
-            teacher = None if top is None else [[(int(t), float(v)) for t, v in row] for row in top]
-        except (TypeError, ValueError) as err:
-            raise ValidationError(f"{path}:{n}: teacher_top must be lists of [token id, logprob]: {err}") from err
-        out.append(([{"role": m["role"], "content": m["content"]} for m in messages], teacher))
+        out.append(Line([{"role": m["role"], "content": m["content"]} for m in messages],
+                         teacher_top(raw.get("teacher_top"), f"{path}:{n}"), raw))  # fmt: skip
     if not out:
         raise ValidationError(f"{path} holds no examples")
     return out
+
+
+def teacher_top(value: Any, where: str) -> TeacherTop | None:
+    """A line's `teacher_top` as (token id, logprob) lists, or None when it has none."""
+    try:
+        return None if value is None else [[(int(t), float(v)) for t, v in row] for row in value]
+    except (TypeError, ValueError) as err:
+        raise ValidationError(f"{where}: teacher_top must be lists of [token id, logprob]: {err}") from err
 
 
 def encode_chat(tokenizer: Any, messages: Sequence[dict[str, str]], *, template: str | None, ends: set[int],
@@ -263,7 +278,7 @@ def train_lora(
     torch.manual_seed(settings.seed)
     model, tokenizer = load_causal_lm(base)
     encode = chat_encoder(base, tokenizer, settings.max_length)
-    examples = [_with_teacher(encode(messages), teacher, data, n) for n, (messages, teacher) in enumerate(rows, 1)]
+    examples = [_with_teacher(encode(row.messages), row.teacher, data, n) for n, row in enumerate(rows, 1)]
     if settings.kd_weight > 0 and not any(e.teacher for e in examples):
         raise ValidationError(f"kd_weight {settings.kd_weight} needs teacher_top in {data} (tandem train kd)")
     if not any(e.trained for e in examples):
