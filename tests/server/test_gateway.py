@@ -162,7 +162,10 @@ def test_full_queue_answers_503_with_retry_after(serve: Serve) -> None:
             return await asyncio.gather(*(http.post(f"{url}/v1/chat/completions", json=body) for _ in range(6)))
 
     statuses = sorted(r.status_code for r in asyncio.run(burst()))
-    assert statuses == [200, 200, 503, 503, 503, 503]  # one running, one queued, the rest turned away
+    # one running, one queued, the rest turned away; or, when the burst outruns the model's thread taking the
+    # first off its queue, that one queued and the other five turned away (a loaded CI machine did this once)
+    ok = statuses.count(200)
+    assert ok in (1, 2) and statuses == [200] * ok + [503] * (6 - ok), statuses
     asyncio.run(asyncio.sleep(0))
     busy = [r for r in asyncio.run(burst()) if r.status_code == 503]
     assert all(r.headers["retry-after"] == "3" and r.json()["error"]["code"] == "queue_full" for r in busy)
