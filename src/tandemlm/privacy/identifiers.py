@@ -395,9 +395,7 @@ def find_cued_ids(text: str) -> Iterator[Span]:
             ):
                 start += len(head) + 1
                 token = text[start : m.end()]
-        if sum(ch.isalnum() for ch in token) < 5 or not any(ch.isdigit() for ch in token):
-            continue
-        if NOT_AN_ID.fullmatch(token):
+        if not id_like(token):
             continue
         window = fold(text[max(0, start - 64) : start])
         cue = CUE_END.search(window)
@@ -431,6 +429,13 @@ def find_cued_ids(text: str) -> Iterator[Span]:
     yield from find_table_ids(text)
 
 
+def id_like(token: str, digits: int = 1) -> bool:
+    """Five or more letters and digits, `digits` of them digits at least, and not a year range, a time, a decimal
+    or price, or a measurement (`NOT_AN_ID`)."""
+    return (sum(ch.isalnum() for ch in token) >= 5 and sum(ch.isdigit() for ch in token) >= digits
+            and not NOT_AN_ID.fullmatch(token))  # fmt: skip
+
+
 def find_table_ids(text: str) -> Iterator[Span]:
     """ID-like cells under a header cell that cues one, in delimited tables ("Employee ID | Name" over
     "041394 | Thomas Simmons", or `employee_id,first_name` over `122998,Paul`)."""
@@ -440,9 +445,7 @@ def find_table_ids(text: str) -> Iterator[Span]:
             words = fold(header_words(cell.header))
             cued[cell.header] = bool(CUE_ANY.search(words) or CONNECTOR.search(words))
         value = cell.value
-        # as after a cue word: five or more letters and digits; two digits at least (a German passport C01X00T47
-        # has four, FFGFNFZ89 two), not a time, a price or a measurement
-        if (cued[cell.header] and ID_TOKEN.fullmatch(value) and sum(c.isalnum() for c in value) >= 5
-                and sum(c.isdigit() for c in value) >= 2 and not NOT_AN_ID.fullmatch(value)):  # fmt: skip
+        # as after a cue word, with two digits at least (a German passport C01X00T47 has four, FFGFNFZ89 two)
+        if cued[cell.header] and ID_TOKEN.fullmatch(value) and id_like(value, digits=2):
             kind = "NATIONAL_ID" if national_id_kind(value) else "ID_NUMBER"
             yield span_at(text, cell.start, cell.start + len(value), kind, score=0.9)
