@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import time
-import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ import numpy as np
 from tandemlm.errors import EngineError, ValidationError, missing_extra
 from tandemlm.execution import CancelToken, ModelWorker
 from tandemlm.models.base import LanguageModel, StopScanner, check_ids, final_completion, gathered_logprobs
+from tandemlm.models.llamacpp_grammar import GrammarState
 from tandemlm.structured import call_grammar, response_grammar
 from tandemlm.tools import CALL_CLOSE, CALL_OPEN, parse_call, with_tool_prompt
 from tandemlm.types import (
@@ -427,7 +427,7 @@ class LlamaCppModel(LanguageModel):
         emit(Chunk("", "tool_calls", Completion("", "tool_calls", usage, self.name, tool_calls=tuple(calls))))
 
     def constraint(self, grammar: str) -> GrammarState:
-        return GrammarState.start(self, grammar)
+        return GrammarState.start(self._lib, self._vocab_ptr, self._n_vocab, grammar, self.name)
 
     def _text_ids(self, text: str) -> list[int]:
         """Token ids of text the engine writes itself (call tags: control tokens where the vocabulary has them)."""
@@ -492,53 +492,6 @@ class LlamaCppModel(LanguageModel):
                 rows.append(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(wanted), self._n_vocab)).copy())
         llm._requires_eval = False
         return np.concatenate(rows)
-
-
-class GrammarState:
-    """llama.cpp's grammar sampler over a model's vocabulary, as a `Constraint` for token-level strategies. It
-    reads only the vocabulary, never the context, so the strategy's own thread drives it."""
-
-    def __init__(self, lib: Any, n_vocab: int, sampler: Any) -> None:
-        self._lib, self._n, self._sampler = lib, n_vocab, sampler
-        self._free = weakref.finalize(self, lib.llama_sampler_free, sampler)
-
-    @classmethod
-    def start(cls, model: LlamaCppModel, grammar: str) -> GrammarState:
-        sampler = model._lib.llama_sampler_init_grammar(model._vocab_ptr, grammar.encode("utf-8"), b"root")
-        if not sampler:
-            raise ValidationError(f"{model.name}: llama.cpp could not parse the decoding grammar")
-        return cls(model._lib, model._n_vocab, sampler)
-
-    def mask(self, dist: LogProbs) -> LogProbs:
-        ids = np.arange(self._n) if dist.ids is None else dist.ids
-        data = (self._lib.llama_token_data * len(ids))()
-        columns = np.ctypeslib.as_array(data)
-        columns["id"], columns["logit"], columns["p"] = ids, dist.values, 0.0
-        self._lib.llama_sampler_apply(
-            self._sampler, ctypes.byref(self._lib.llama_token_data_array(data, len(ids), -1, False))
-        )
-        allowed = np.isfinite(columns["logit"])
-        if not allowed.any():
-            raise EngineError("the decoding grammar allows none of the tokens offered")
-        if dist.ids is None:
-            return LogProbs.from_logits(np.where(allowed, dist.values, -np.inf))
-        kept = dist.values[allowed]
-        total = float(np.logaddexp.reduce(kept))
-        return LogProbs.from_top(
-            dist.vocab_size, list(zip(dist.ids[allowed].tolist(), (kept - total).tolist(), strict=True))
-        )
-
-    def allows(self, token: int) -> bool:
-        one = (self._lib.llama_token_data * 1)()
-        one[0].id, one[0].logit, one[0].p = token, 0.0, 0.0
-        self._lib.llama_sampler_apply(self._sampler, ctypes.byref(self._lib.llama_token_data_array(one, 1, -1, False)))
-        return bool(np.isfinite(one[0].logit))
-
-    def accept(self, token: int) -> None:
-        self._lib.llama_sampler_accept(self._sampler, token)
-
-    def copy(self) -> GrammarState:
-        return GrammarState(self._lib, self._n, self._lib.llama_sampler_clone(self._sampler))
 
 
 def _top_logprobs(row: np.ndarray, k: int) -> LogProbs:
