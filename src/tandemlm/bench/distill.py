@@ -150,7 +150,7 @@ def train_variants(s: DistillBench, base: str, scorer: Callable[[], LanguageMode
             if teacher is None:
                 raise ValidationError("the student_kd variant needs the teacher model")
             write_examples(chosen(choices, "selected"), where / "examples.jsonl")
-            teacher_targets(teacher(), base, where / "examples.jsonl", data, top_k=s.kd_top_k,
+            teacher_targets(teacher, base, where / "examples.jsonl", data, top_k=s.kd_top_k,
                             max_length=s.max_length)  # fmt: skip
         else:
             write_examples(chosen(choices, kind), data)

@@ -122,13 +122,14 @@ def train_kd(data: str, out: str, teacher: str, base: str, top_k: int, max_lengt
                 bar.total = total
                 bar.update(n - bar.n)
 
-            counts = teacher_targets(runtime.model(teacher), base, data, out, top_k=top_k, max_length=max_length,
-                                     progress=step)  # fmt: skip
+            counts = teacher_targets(lambda: runtime.model(teacher), base, data, out, top_k=top_k,
+                                     max_length=max_length, progress=step)  # fmt: skip
         finally:
             bar.close()
             runtime.close()
         click.echo(f"{counts['examples']} examples ({counts['scored']} scored, {counts['kept']} from an earlier "
-                   f"run), {counts['answer_tokens']} answer tokens with the teacher's top-{top_k}: {out}")  # fmt: skip
+                   f"run), {counts['answer_tokens']} answer tokens with the teacher's top-{top_k}: {out}"
+                   + ("" if counts["teacher_loaded"] else " (the teacher was not loaded)"))  # fmt: skip
 
 
 @train.command("distill")

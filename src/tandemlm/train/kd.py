@@ -35,7 +35,7 @@ def check_vocabulary(teacher: LanguageModel, tokenizer: Any) -> None:
 
 
 def teacher_targets(
-    teacher: LanguageModel,
+    teacher: Callable[[], LanguageModel],
     base: str,
     data: str | Path,
     out: str | Path,
@@ -45,7 +45,9 @@ def teacher_targets(
     progress: Callable[[int, int], object] | None = None,
 ) -> dict[str, Any]:
     """Write `out`: the lines of `data`, each with `teacher_top` (per answer token, the teacher's `top_k`
-    [token id, logprob] pairs). Returns counts: examples, scored now, kept from an earlier run, answer tokens."""
+    [token id, logprob] pairs). `teacher` loads the teacher model, called only when an example has no targets
+    from an earlier run (a finished file is reread without loading a 1.5B model). Returns counts: examples,
+    scored now, kept from an earlier run, answer tokens, and whether the teacher was loaded."""
     if top_k < 1:
         raise ValidationError(f"top_k must be at least 1, got {top_k}")
     try:
@@ -55,13 +57,13 @@ def teacher_targets(
     from tandemlm.models.hf import hf_directory
 
     tokenizer = AutoTokenizer.from_pretrained(str(hf_directory(base)))
-    check_vocabulary(teacher, tokenizer)
+    model: LanguageModel | None = None
     encode = chat_encoder(base, tokenizer, max_length)
     rows = read_examples(data)
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     done = _done(out, partial)
-    counts = {"examples": len(rows), "scored": 0, "kept": 0, "answer_tokens": 0, "top_k": top_k}
+    counts: dict[str, Any] = {"examples": len(rows), "scored": 0, "kept": 0, "answer_tokens": 0, "top_k": top_k}
     out.parent.mkdir(parents=True, exist_ok=True)
     with partial.open("w", encoding="utf-8") as f:
         for n, row in enumerate(rows, 1):
@@ -74,7 +76,10 @@ def teacher_targets(
             else:
                 if not positions:
                     raise ValidationError(f"{data}:{n}: no answer tokens within max_length {max_length}")
-                dists = teacher.logprobs_after(example.ids, positions, top_k=top_k, role="kd-teacher")
+                if model is None:
+                    model = teacher()
+                    check_vocabulary(model, tokenizer)
+                dists = model.logprobs_after(example.ids, positions, top_k=top_k, role="kd-teacher")
                 top = [[(t, round(v, 5)) for t, v in d.top(top_k)] for d in dists]
                 counts["scored"] += 1
             counts["answer_tokens"] += len(top)
@@ -83,6 +88,7 @@ def teacher_targets(
             if progress:
                 progress(n, len(rows))
     partial.replace(out)
+    counts["teacher_loaded"] = model is not None
     return counts
 
 
