@@ -12,6 +12,7 @@ end, at most 40 characters), so a sentence with commas or a list of numbers does
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -33,11 +34,12 @@ SQL_ROW = re.compile(r"\s*,?\s*\(")
 SQL_VALUE = re.compile(r"\s*(?:'((?:[^'\n]|'')*)'|\"((?:[^\"\n]|\"\")*)\"|([^\s,()'\"]+))\s*([,)])")
 
 
-def table_cells(text: str) -> Iterator[Cell]:
-    """Every non-empty data cell of every delimited table and SQL insert in `text`, with its column's header."""
-    yield from _delimited_cells(text)
-    if "insert" in text.lower():
-        yield from _sql_cells(text)
+@functools.lru_cache(maxsize=16)
+def table_cells(text: str) -> tuple[Cell, ...]:
+    """Every non-empty data cell of every delimited table and SQL insert in `text`, with its column's header.
+    Cached: the ID finder and the name finder both read the tables of the text one detection looks at."""
+    cells = tuple(_delimited_cells(text))
+    return cells + tuple(_sql_cells(text)) if "insert" in text.lower() else cells
 
 
 def _sql_cells(text: str) -> Iterator[Cell]:
