@@ -18,12 +18,14 @@ from tandemlm.types import Price
 ITEMS = [Item(f"gsm8k/{i}", f"What is {i} + {i}?", str(2 * i), "math") for i in range(40)]
 
 
-def write_tables(root: Path) -> None:
+def write_tables(root: Path, answer: str = "x") -> None:
     (root / "gsm8k").mkdir(parents=True)
     for model, right in (("edge", lambda i: i % 2 == 0), ("cloud", lambda i: i % 4 != 3)):
         cost = 0.0 if model == "edge" else 1e-5
         rows = [
-            Outcome(it.id, split_of(it.id), "x", right(i), 10, 5, 0.5, cost, mean_logprob=-0.1 if i % 2 == 0 else -2.0)
+            Outcome(
+                it.id, split_of(it.id), answer, right(i), 10, 5, 0.5, cost, mean_logprob=-0.1 if i % 2 == 0 else -2.0
+            )
             for i, it in enumerate(ITEMS)
         ]
         (root / "gsm8k" / f"{model}.jsonl").write_text("".join(json.dumps(asdict(r)) + "\n" for r in rows))
@@ -40,7 +42,7 @@ def test_collab_bench_answers_resumes_and_summarises(tmp_path: Path, monkeypatch
         cloud = ScriptedModel(lambda r: "The answer is 0.", name="cloud", location="cloud", price=Price(1.0, 1.0))
         return edge, cloud
 
-    r = collab.run_dataset("gsm8k", ["cross-verify"], pair, outcomes=tmp_path, limit=5, progress=False)
+    r = collab.run_dataset("gsm8k", ["cross-verify"], pair, outcomes=tmp_path, limit=5, progress=False, replay=False)
     test_ids = [it.id for it in collab.sample(ITEMS, None) if split_of(it.id) == "test"][:5]
     rows = [json.loads(line) for line in (tmp_path / "collab/gsm8k/cross-verify.jsonl").read_text().splitlines()]
     assert [row["id"] for row in rows] == test_ids and r["items"] == 5 and asked == [1]
@@ -48,11 +50,53 @@ def test_collab_bench_answers_resumes_and_summarises(tmp_path: Path, monkeypatch
     assert s["n"] == 5 and s["accuracy"] == np.mean([it.answer == "0" for it in ITEMS if it.id in test_ids])
     assert s["cloud_tokens"] > 0 and s["edge_tokens"] > 0 and s["cost_usd"] > 0
     assert set(r["baselines"]) == {"edge alone", "cloud alone"} and r["baselines"]["edge alone"]["n"] == 5
-    again = collab.run_dataset("gsm8k", ["cross-verify"], pair, outcomes=tmp_path, limit=5, progress=False)
+    again = collab.run_dataset("gsm8k", ["cross-verify"], pair, outcomes=tmp_path, limit=5, progress=False,
+                               replay=False)  # fmt: skip
     assert asked == [1] and again["methods"] == r["methods"]  # nothing new to answer: no model is loaded
     assert r["tts"]["budgets"] and all(b["test_cost_usd"] <= 1e-5 for b in r["tts"]["budgets"])
     text = collab.to_markdown({"datasets": {"gsm8k": r}, "targets": collab.targets({"datasets": {"gsm8k": r}})}, "x")
     assert "| cross-verify | 5 |" in text and "TTS allocator" in text
+
+
+def test_members_asked_the_tables_request_answer_from_the_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(collab, "load", lambda name: ITEMS)
+    write_tables(tmp_path, "The answer is 5.")  # both tables give 5 for every item: the first round agrees
+    models: list[ScriptedModel] = []
+
+    def pair() -> tuple[ScriptedModel, ScriptedModel]:
+        models[:] = [
+            ScriptedModel(lambda r: "The answer is 0.", name="edge"),
+            ScriptedModel(lambda r: "The answer is 0.", name="cloud", location="cloud", price=Price(1, 1)),
+        ]
+        return models[0], models[1]
+
+    r = collab.run_dataset("gsm8k", ["cross-verify"], pair, outcomes=tmp_path, limit=4, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "collab/gsm8k/cross-verify.jsonl").read_text().splitlines()]
+    assert [m.calls for m in models] == [0, 0]  # neither engine generated anything
+    assert all(row["answer"] == "The answer is 5." for row in rows) and r["seconds"]["cross-verify"]["replayed"] == {
+        "edge": 4, "cloud": 4}  # fmt: skip
+    s = r["methods"]["cross-verify"]  # the tables' usage, cost and latency (0.5 s each, summed)
+    assert (s["cloud_tokens"], s["edge_tokens"], s["cost_usd"]) == (15, 15, pytest.approx(1e-5))
+    assert all(row["latency_s"] >= 1.0 for row in rows)
+    assert "4 edge and 4 cloud answers replayed" in collab.to_markdown({"datasets": {"gsm8k": r}, "targets": {}}, "x")
+
+
+def test_a_replayed_engine_answers_other_requests_itself() -> None:
+    from tandemlm.bench.replay import REPLAYED, Replayed, table_request
+    from tandemlm.types import Request
+
+    item = ITEMS[0]
+    engine = ScriptedModel(lambda r: "The answer is 7.", name="cloud", location="cloud", price=Price(1, 1))
+    replayed = Replayed(engine, {table_request(item): Outcome(item.id, "test", "42", True, 10, 5, 2.0, 3e-5)})
+    got = replayed.generate(table_request(item))
+    assert got.text == "42" and engine.calls == 0 and got.usage.completion_tokens == 5
+    [event] = [e for e in got.trace if e.model == "cloud"]
+    assert (event.role, event.latency_s, event.cost_usd) == (REPLAYED, 2.0, 3e-5) and event.egress
+    other = Request.of(table_request(item).messages, max_tokens=999)  # not what the table asked
+    assert replayed.generate(other).text == "The answer is 7." and engine.calls == 1
+    assert "".join(c.text for c in replayed.stream(table_request(item))) == "42" and engine.calls == 1
 
 
 def test_bootstrap_interval_brackets_the_mean() -> None:

@@ -264,12 +264,18 @@ def bench_route(
 @click.option("--plots", default="bench/results", show_default=True, help="Directory for the PNG plots.")
 @click.option("--report-only", is_flag=True, help="Answer nothing new: report the rows already stored.")
 @click.option("--tts-save", default=None, help="Directory to save the fitted TTS allocations in (for tts pipelines).")
+@click.option(
+    "--replay/--no-replay",
+    default=True,
+    show_default=True,
+    help="A member asked exactly what an outcome table asked (math, code) answers from the table.",
+)
 @click.option("--json", "json_out", default="bench/results/collab.json", show_default=True)
 @click.option("--out", default="bench/results/collab.md", show_default=True)
 @config_option
 def bench_collab(
     datasets: tuple[str, ...], methods: str, limit: int | None, outcomes: str, threads: int | None, plots: str,
-    report_only: bool, tts_save: str | None, json_out: str, out: str, config: str,
+    report_only: bool, tts_save: str | None, replay: bool, json_out: str, out: str, config: str,
 ) -> None:  # fmt: skip
     """Performance collaborations (guidance, ensembles, plan/execute) against the edge and cloud models alone:
     accuracy with bootstrap 95% intervals, $ cost, tokens, p50 latency; resumable. Also the TTS allocator fitted
@@ -290,7 +296,7 @@ def bench_collab(
             for dataset in datasets or ("mmlu",):
                 r = run_dataset(dataset, names, lambda: (runtime.model("edge"), runtime.model("cloud")),
                                 outcomes=Path(outcomes), limit=limit, run=not report_only,
-                                tts_save=Path(tts_save) if tts_save else None)  # fmt: skip
+                                tts_save=Path(tts_save) if tts_save else None, replay=replay)  # fmt: skip
                 result["datasets"][dataset] = r
                 plot(dataset, r, Path(plots) / f"collab_{dataset}.png")
         finally:

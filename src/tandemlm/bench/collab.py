@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from tandemlm.bench.datasets import Item, chat_prompt, load, sample
 from tandemlm.bench.outcomes import MAX_TOKENS, Outcome, read_table
+from tandemlm.bench.replay import REPLAYED, Replayed, table_requests
 from tandemlm.bench.scoring import correct
 from tandemlm.collab.ensemble import CrossVerify, Rank, Vote, VoteKey
 from tandemlm.collab.guidance import GuidedCoT, LLMGuided, SuperICL
@@ -90,10 +91,12 @@ def engine_usage(completion: Completion, engines: dict[str, str]) -> tuple[int, 
 
 
 def answer(method: LanguageModel, item: Item, engines: dict[str, str]) -> Row:
+    """The method's answer to the item. Its latency counts a replayed member answer at the table's latency (summed:
+    an upper bound where members answered at the same time)."""
     request = Request.of(chat_prompt(item), max_tokens=MAX_TOKENS[item.kind])
     start = time.perf_counter()
     completion = method.generate(request)
-    latency = time.perf_counter() - start
+    latency = time.perf_counter() - start + sum(e.latency_s for e in completion.trace if e.role == REPLAYED)
     cloud, edge = engine_usage(completion, engines)
     return Row(item.id, completion.text, correct(item, completion.text), completion.cost_usd, cloud, edge,
                round(latency, 3), completion.decision)  # fmt: skip
@@ -158,10 +161,12 @@ def run_dataset(
     progress: bool = True,
     run: bool = True,
     tts_save: Path | None = None,
+    replay: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume) every method on the dataset's test items and summarise them with the baselines. `pair`
     gives the (edge, cloud) models, asked for only when some item is still to answer; their names are the
-    config's `edge` and `cloud`. `run` False: only summarise the rows already there (an interrupted run)."""
+    config's `edge` and `cloud`. `run` False: only summarise the rows already there (an interrupted run).
+    `replay`: a member asked exactly what the outcome table asked answers from the table (bench/replay.py)."""
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValidationError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
@@ -182,6 +187,9 @@ def run_dataset(
         todo = [item for item in items if item.id not in done] if run else []
         if todo:
             edge, cloud = pair()
+            if replay and todo[0].kind != "choice":
+                edge, cloud = Replayed(edge, table_requests(todo, tables["edge"])), Replayed(
+                    cloud, table_requests(todo, tables["cloud"]))  # fmt: skip
             strategy = METHODS[name](edge, cloud, dataset, todo[0].kind, root / "guides")
         path.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -199,6 +207,8 @@ def run_dataset(
             cloud_same = summarise(baseline_rows(answered, tables["cloud"], "cloud"))
             out[kind][name]["cloud_on_same_items"] = {k: cloud_same[k] for k in ("accuracy", "ci_low", "ci_high")}
         out["seconds"][name] = {"new_items": len(todo), "wall_s": round(time.perf_counter() - start, 1)}
+        if todo and isinstance(edge, Replayed) and isinstance(cloud, Replayed):
+            out["seconds"][name]["replayed"] = {"edge": edge.replayed, "cloud": cloud.replayed}
     cloud_cost = out["baselines"]["cloud alone"]["cost_usd"]
     guided = out["methods"].get("llm-guided")
     if guided is not None and cloud_cost:
@@ -353,7 +363,16 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
                     f"{b['test_cost_usd'] * 1000:.4f} | {b['uniform_accuracy']:.3f} | {b['gain']:+.3f} "
                     f"[{b['gain_ci'][0]:+.3f}, {b['gain_ci'][1]:+.3f}] |"
                 )
-        times = ", ".join(f"{m} {t['new_items']} new items in {t['wall_s']:.0f} s" for m, t in r["seconds"].items())
+        times = ", ".join(
+            f"{m} {t['new_items']} new items in {t['wall_s']:.0f} s"
+            + (
+                f" ({t['replayed']['edge']} edge and {t['replayed']['cloud']} cloud answers replayed from the outcome "
+                "tables, at their table latency)"
+                if t.get("replayed")
+                else ""
+            )
+            for m, t in r["seconds"].items()
+        )
         spent = ", ".join(
             f"{m} {s['total_latency_s']:.0f} s" for m, s in r["methods"].items() if s.get("total_latency_s")
         )
