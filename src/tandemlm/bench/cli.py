@@ -256,7 +256,7 @@ def bench_route(
 @click.option("--dataset", "datasets", multiple=True, type=click.Choice(["gsm8k", "mmlu", "humaneval"]),
               help="Repeat for several (default: mmlu).")  # fmt: skip
 @click.option("--methods", default="super-icl,llm-guided,cross-verify,rank,vote", show_default=True,
-              help="Comma-separated: super-icl, guided-cot, hinted, llm-guided, vote, cross-verify, rank, "
+              help="Comma-separated: super-icl, guided-cot, hinted, llm-guided, vote, vote-greedy, cross-verify, rank, "
                    "plan-execute, cloud-sc3 (the cloud's self-consistency@3 baseline).")  # fmt: skip
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="First N test items (default: all covered).")
 @click.option("--outcomes", default="bench/outcomes", show_default=True, help="Outcome tables; rows go to collab/.")

@@ -54,6 +54,8 @@ METHODS: dict[str, Factory] = {
     "hinted": lambda e, c, d, k, g: GuidedCoT(c, e, style="hint", name="hinted"),
     "llm-guided": lambda e, c, d, k, g: LLMGuided(c, e, cache_dir=g, task=d, name="llm-guided"),
     "vote": lambda e, c, d, k, g: Vote([c, e], samples=2, key=_key(k), name="vote"),
+    # each model's greedy answer once (its outcome-table row, replayed): the pick costs only the confidence passes
+    "vote-greedy": lambda e, c, d, k, g: Vote([c, e], samples=1, key=_key(k), name="vote-greedy"),
     "cross-verify": lambda e, c, d, k, g: CrossVerify(e, c, rounds=1, key=_text_key(k), name="cross-verify"),
     "rank": lambda e, c, d, k, g: Rank([e, c], c, name="rank"),
     "plan-execute": lambda e, c, d, k, g: PlanExecute(c, e, c, name="plan-execute"),
