@@ -3,6 +3,9 @@
 Each generator draws a random value in the country's format with its check digits computed as the issuer
 does (mod-11 weights, Verhoeff, mod-97, the codice fiscale's odd/even tables), so a detector that checks
 checksums sees values it must accept. None of them is a real person's number; they are valid in form only.
+
+The tables (Verhoeff, the codice fiscale's, the DNI letters) are written out here again rather than imported from
+privacy/identifiers.py on purpose: a generator that shared the detector's tables would agree with a wrong one.
 """
 
 from __future__ import annotations
