@@ -53,6 +53,9 @@ def test_collab_bench_answers_resumes_and_summarises(tmp_path: Path, monkeypatch
     again = collab.run_dataset("gsm8k", ["cross-verify"], pair, outcomes=tmp_path, limit=5, progress=False,
                                replay=False)  # fmt: skip
     assert asked == [1] and again["methods"] == r["methods"]  # nothing new to answer: no model is loaded
+    only = collab.run_dataset("gsm8k", ["llm-guided"], pair, outcomes=tmp_path, limit=5, progress=False, run=False)
+    assert only["methods"]["llm-guided"]["n"] == 0 and "cloud_cost_of_cloud_alone" not in only["methods"]["llm-guided"]
+    assert not (tmp_path / "collab/gsm8k/llm-guided.jsonl").exists()  # a report leaves no empty row file
     assert r["tts"]["budgets"] and all(b["test_cost_usd"] <= 1e-5 for b in r["tts"]["budgets"])
     text = collab.to_markdown({"datasets": {"gsm8k": r}, "targets": collab.targets({"datasets": {"gsm8k": r}})}, "x")
     assert "| cross-verify | 5 |" in text and "TTS allocator" in text

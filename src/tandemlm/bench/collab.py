@@ -193,14 +193,15 @@ def run_dataset(
                 edge, cloud = Replayed(edge, table_requests(todo, tables["edge"])), Replayed(
                     cloud, table_requests(todo, tables["cloud"]))  # fmt: skip
             strategy = METHODS[name](edge, cloud, dataset, todo[0].kind, root / "guides")
-        path.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        with path.open("a", encoding="utf-8") as f:
-            for item in tqdm(todo, desc=f"{name} {dataset}", disable=not progress, unit="item"):
-                row = asdict(answer(strategy, item, engines))
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-                done[item.id] = row
+        if todo:  # a method with nothing to answer leaves no empty file behind
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                for item in tqdm(todo, desc=f"{name} {dataset}", disable=not progress, unit="item"):
+                    row = asdict(answer(strategy, item, engines))
+                    f.write(json.dumps(row) + "\n")
+                    f.flush()
+                    done[item.id] = row
         rows = [done[item.id] for item in items if item.id in done]
         kind = "baselines" if name in BASELINE_METHODS else "methods"
         out[kind][name] = summarise(rows)
@@ -213,7 +214,7 @@ def run_dataset(
             out["seconds"][name]["replayed"] = {"edge": edge.replayed, "cloud": cloud.replayed}
     cloud_cost = out["baselines"]["cloud alone"]["cost_usd"]
     guided = out["methods"].get("llm-guided")
-    if guided is not None and cloud_cost:
+    if guided is not None and guided["n"] and cloud_cost:  # a dataset it has not run on has no cost
         guided["cloud_cost_of_cloud_alone"] = guided["cost_usd"] / cloud_cost
     out["tts"] = tts_offline(dataset, outcomes, save=tts_save)
     return out
@@ -289,7 +290,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
             for m, s in r["methods"].items()
             if s["n"] and s["ci_low"] > s.get("cloud_on_same_items", {}).get("accuracy", cloud_acc)
         ]
-        if "llm-guided" in r["methods"]:
+        if r["methods"].get("llm-guided", {}).get("n"):  # run on this dataset
             guided[dataset] = r["methods"]["llm-guided"].get("cloud_cost_of_cloud_alone")
     return {
         "interval_above_cloud": above,
