@@ -187,14 +187,16 @@ def run_dataset(
         path = root / f"{name}.jsonl"
         done = {r["id"]: r for r in _read(path)}
         todo = [item for item in items if item.id not in done] if run else []
-        if todo:
+        replayed: dict[str, Replayed] = {}
+        start = time.perf_counter()
+        if todo:  # nothing to answer: no model is loaded and no empty row file is left behind
             edge, cloud = pair()
             if replay and todo[0].kind != "choice":
-                edge, cloud = Replayed(edge, table_requests(todo, tables["edge"])), Replayed(
-                    cloud, table_requests(todo, tables["cloud"]))  # fmt: skip
+                replayed = {"edge": Replayed(edge, table_requests(todo, tables["edge"])),
+                            "cloud": Replayed(cloud, table_requests(todo, tables["cloud"]))}  # fmt: skip
+                edge, cloud = replayed["edge"], replayed["cloud"]
             strategy = METHODS[name](edge, cloud, dataset, todo[0].kind, root / "guides")
-        start = time.perf_counter()
-        if todo:  # a method with nothing to answer leaves no empty file behind
+            start = time.perf_counter()
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as f:
                 for item in tqdm(todo, desc=f"{name} {dataset}", disable=not progress, unit="item"):
@@ -210,8 +212,8 @@ def run_dataset(
             cloud_same = summarise(baseline_rows(answered, tables["cloud"], "cloud"))
             out[kind][name]["cloud_on_same_items"] = {k: cloud_same[k] for k in ("accuracy", "ci_low", "ci_high")}
         out["seconds"][name] = {"new_items": len(todo), "wall_s": round(time.perf_counter() - start, 1)}
-        if todo and isinstance(edge, Replayed) and isinstance(cloud, Replayed):
-            out["seconds"][name]["replayed"] = {"edge": edge.replayed, "cloud": cloud.replayed}
+        if replayed:
+            out["seconds"][name]["replayed"] = {where: m.replayed for where, m in replayed.items()}
     cloud_cost = out["baselines"]["cloud alone"]["cost_usd"]
     guided = out["methods"].get("llm-guided")
     if guided is not None and guided["n"] and cloud_cost:  # a dataset it has not run on has no cost

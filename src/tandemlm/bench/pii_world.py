@@ -56,7 +56,7 @@ from tandemlm.bench.pii_checksums import (
     random_digits,
     uk_nhs,
     uk_nino,
-    us_routing,  # fmt: skip
+    us_routing,
     us_ssn,
 )
 from tandemlm.bench.pii_world_fresh import FRESH_TEMPLATES
