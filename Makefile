@@ -3,6 +3,11 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# llama.cpp's AMX kernels fault (a general protection fault at `ldtilecfg`) in VMs that do not grant AMX tile
+# state, as on this project's Sapphire Rapids machines, and -march=native compiles them in wherever the CPU has AMX.
+# So llama-cpp-python is built without AMX, and never taken from pip's wheel cache, whose key ignores CMAKE_ARGS.
+LLAMA_CPP := $(shell sed -n 's/^llamacpp = \["\(llama-cpp-python==[^"]*\)"\]/\1/p' pyproject.toml)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 PROMPT ?= Write a Python function that checks whether a string is a palindrome.
 
 .PHONY: install models-test models-default demo test test-fast lint bench bench-engines bench-route bench-guard bench-soak bench-gateway clean
@@ -10,6 +15,8 @@ PROMPT ?= Write a Python function that checks whether a string is a palindrome.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c 'import llama_cpp' 2>/dev/null || CMAKE_ARGS="-DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'" \
+		$(BIN)/python -m pip install --no-cache-dir '$(LLAMA_CPP)'
 	$(BIN)/python -m pip install -e '.[llamacpp,server,dev]'
 	@# bubblewrap: the sandbox for model-written code (tandemlm.sandbox); a warning, not a failure, without apt
 	command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
