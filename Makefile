@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # check the two agree fail). So llama-cpp-python is built for this CPU without AMX and AVX-512, and never taken
 # from pip's wheel cache, whose key ignores CMAKE_ARGS.
 LLAMA_CPP := $(shell sed -n 's/^llamacpp = \["\(llama-cpp-python==[^"]*\)"\]/\1/p' pyproject.toml)
-NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16 -mno-avx512f
+LLAMA_CFLAGS := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16 -mno-avx512f
 PROMPT ?= Write a Python function that checks whether a string is a palindrome.
 
 .PHONY: install models-test models-default demo test test-fast lint bench bench-engines bench-route bench-guard bench-soak bench-gateway clean
@@ -17,7 +17,7 @@ PROMPT ?= Write a Python function that checks whether a string is a palindrome.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -c 'import llama_cpp' 2>/dev/null || CMAKE_ARGS="-DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'" \
+	$(BIN)/python -c 'import llama_cpp' 2>/dev/null || CMAKE_ARGS="-DCMAKE_C_FLAGS='$(LLAMA_CFLAGS)' -DCMAKE_CXX_FLAGS='$(LLAMA_CFLAGS)'" \
 		$(BIN)/python -m pip install --no-cache-dir '$(LLAMA_CPP)'
 	$(BIN)/python -m pip install -e '.[llamacpp,server,dev]'
 	@# bubblewrap: the sandbox for model-written code (tandemlm.sandbox); a warning, not a failure, without apt
