@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from tandemlm.bench.datasets import Item, chat_prompt, sample, split_of
 from tandemlm.bench.outcomes import build_table, measure, read_table
 from tandemlm.models.scripted import DEFAULT_VOCAB, ScriptedModel
-from tandemlm.types import Request
+from tandemlm.types import Completion, Request
 
 
 def logits_for(char: str, value: float) -> np.ndarray:
@@ -80,3 +81,34 @@ def test_without_features_only_the_answer_is_measured() -> None:
     row = measure(model, item, features=False)
     assert row.correct and row.answer == "The answer is 42"
     assert (row.mean_logprob, row.min_logprob, row.mean_entropy, row.p_yes, row.agreement) == (None,) * 5
+
+
+class BatchingModel(ScriptedModel):
+    """A scripted model that answers `generate_many` in batches, as llama.cpp does, and records their sizes."""
+
+    batch_slots = 8
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.batches: list[int] = []
+
+    def _generate_many(self, requests: list[Request]) -> list[tuple[Completion, float]]:
+        self.batches.append(len(requests))
+        return [(self._generate(r), 0.01) for r in requests]
+
+
+def test_batched_tables_hold_the_rows_of_one_item_at_a_time(tmp_path: Path) -> None:
+    items = [Item(f"gsm8k/{i}", f"q{i}", str(i), "math") for i in range(5)]
+
+    def reply(request: Request) -> str:  # item i: greedy i, sample 1 agrees only for even i, sample 2 never
+        i = int(request.messages[0].content.split()[0][1:])
+        return {None: str(i), 1: str(i if i % 2 == 0 else i + 10), 2: "99"}[request.params.seed]
+
+    one = ScriptedModel(reply, logits=lambda t: np.zeros(256))
+    alone = list(build_table(one, items, tmp_path / "a.jsonl", samples=2, progress=False))
+    batching = BatchingModel(reply, logits=lambda t: np.zeros(256))
+    together = list(build_table(batching, items, tmp_path / "b.jsonl", samples=2, batch=3, progress=False))
+    assert batching.batches == [3, 6, 2, 4]  # answers of 3 items, their 6 samples, then the last 2 items
+    assert [replace(r, latency_s=0) for r in together] == [replace(r, latency_s=0) for r in alone]
+    assert [r.agreement for r in together] == [0.5, 0.0, 0.5, 0.0, 0.5]
+    assert all(r.latency_s == 0.01 for r in together)  # each answer's own seconds, from its batch

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from tqdm import tqdm
 
 from tandemlm.bench.datasets import LETTERS, Item, chat_prompt, split_of
 from tandemlm.bench.scoring import correct
-from tandemlm.collab.confidence import AnswerKey, agreement, examples_pass, option_probs, p_yes, token_confidence
+from tandemlm.collab.confidence import AnswerKey, agreements, examples_pass, option_probs, p_yes, token_confidence
 from tandemlm.models.base import LanguageModel
 from tandemlm.types import Request
 
@@ -54,34 +53,55 @@ class Outcome:
 def measure(model: LanguageModel, item: Item, *, samples: int = 0, features: bool = True) -> Outcome:
     """Answer one item greedily; with `features`, read the confidence features from the same model (a cascade
     reads them from the model that answers first, so the cloud's table can go without)."""
-    request = Request.of(chat_prompt(item), max_tokens=MAX_TOKENS[item.kind])
-    start = time.perf_counter()
-    completion = model.generate(request)
-    latency = time.perf_counter() - start
-    fields: dict[str, Any] = {}
-    if item.kind == "choice":
-        probs = option_probs(model, request, LETTERS)
-        answer = max(probs, key=lambda k: probs[k])
-        is_right, fields["correct_gen"] = answer == item.answer, correct(item, completion.text)
+    return measure_many(model, [item], samples=samples, features=features)[0]
+
+
+def measure_many(model: LanguageModel, items: list[Item], *, samples: int = 0, features: bool = True) -> list[Outcome]:
+    """`measure` for several items of one kind. The answers, then the sampled answers, go to the model in one
+    `generate_many` each, so an engine that batches decodes them together; `latency_s` is each answer's own."""
+    kinds = {item.kind for item in items}
+    if len(kinds) != 1:
+        raise ValueError(f"measure_many takes items of one kind, got {sorted(kinds)}")
+    requests = [Request.of(chat_prompt(item), max_tokens=MAX_TOKENS[item.kind]) for item in items]
+    completions = model.generate_many(requests)
+    answers: list[str] = []
+    extra: list[dict[str, Any]] = []
+    for item, request, completion in zip(items, requests, completions, strict=True):
+        fields: dict[str, Any] = {}
+        if item.kind == "choice":
+            probs = option_probs(model, request, LETTERS)
+            answer = max(probs, key=lambda k: probs[k])
+            fields["correct"], fields["correct_gen"] = answer == item.answer, correct(item, completion.text)
+            if features:
+                logp = math.log(max(probs[answer], 1e-300))
+                entropy = -sum(p * math.log(p) for p in probs.values() if p > 0)
+                fields.update(mean_logprob=logp, min_logprob=logp, mean_entropy=entropy)
+        else:
+            answer = completion.text
+            fields["correct"] = correct(item, answer)
+            if features:
+                conf = token_confidence(model, request, answer)
+                fields.update(
+                    mean_logprob=conf.mean_logprob, min_logprob=conf.min_logprob, mean_entropy=conf.mean_entropy
+                )
+                if item.kind == "code":
+                    fields["examples"] = examples_pass(item.prompt, answer)
         if features:
-            logp = math.log(max(probs[answer], 1e-300))
-            entropy = -sum(p * math.log(p) for p in probs.values() if p > 0)
-            fields.update(mean_logprob=logp, min_logprob=logp, mean_entropy=entropy)
-    else:
-        answer, is_right = completion.text, correct(item, completion.text)
-        if features:
-            conf = token_confidence(model, request, answer)
-            fields.update(mean_logprob=conf.mean_logprob, min_logprob=conf.min_logprob, mean_entropy=conf.mean_entropy)
-            if item.kind == "code":
-                fields["examples"] = examples_pass(item.prompt, answer)
-    if features:
-        fields["p_yes"] = p_yes(model, request, answer)
+            fields["p_yes"] = p_yes(model, request, answer)
+        answers.append(answer)
+        extra.append(fields)
     if samples:
-        fields["agreement"] = agreement(model, request, answer, samples=samples, key=KEYS[item.kind])
-    return Outcome(
-        item.id, split_of(item.id), answer, is_right, completion.usage.prompt_tokens,
-        completion.usage.completion_tokens, round(latency, 4), completion.cost_usd, **fields,
-    )  # fmt: skip
+        shares = agreements(model, requests, answers, samples=samples, key=KEYS[items[0].kind])
+        for fields, share in zip(extra, shares, strict=True):
+            fields["agreement"] = share
+    return [
+        Outcome(
+            item.id, split_of(item.id), answer, tokens_in=completion.usage.prompt_tokens,
+            tokens_out=completion.usage.completion_tokens, latency_s=round(completion.trace[-1].latency_s, 4),
+            cost_usd=completion.cost_usd, **fields,
+        )
+        for item, answer, completion, fields in zip(items, answers, completions, extra, strict=True)
+    ]  # fmt: skip
 
 
 def read_table(path: Path) -> list[Outcome]:
@@ -98,15 +118,19 @@ def build_table(
     *,
     samples: int = 0,
     features: bool = True,
+    batch: int = 1,
     progress: bool = True,
 ) -> Iterator[Outcome]:
-    """Measure every item not yet in the table at `path`, appending each row as soon as it is done."""
+    """Measure every item not yet in the table at `path`, `batch` items at a time (decoded together where the
+    engine batches), appending each row as soon as its batch is done."""
     done = {row.id for row in read_table(path)}
     todo = [item for item in items if item.id not in done]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as out:
-        for item in tqdm(todo, desc=f"{model.name} {path.parent.name}", disable=not progress, unit="item"):
-            row = measure(model, item, samples=samples, features=features)
-            out.write(json.dumps(asdict(row)) + "\n")
-            out.flush()
-            yield row
+    bar = tqdm(total=len(todo), desc=f"{model.name} {path.parent.name}", disable=not progress, unit="item")
+    with path.open("a", encoding="utf-8") as out, bar:
+        for start in range(0, len(todo), batch):
+            for row in measure_many(model, todo[start : start + batch], samples=samples, features=features):
+                out.write(json.dumps(asdict(row)) + "\n")
+                out.flush()
+                bar.update()
+                yield row

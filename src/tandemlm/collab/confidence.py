@@ -108,13 +108,30 @@ def agreement(
     model: LanguageModel, request: Request, answer: str, *, samples: int, key: AnswerKey, temperature: float = 0.7
 ) -> float:
     """Self-consistency: the share of `samples` sampled answers (seeds 1..samples) that agree with `answer`."""
-    want = answer_key(answer, key)
-    agree = 0
-    for seed in range(1, samples + 1):
-        params = replace(request.params, temperature=temperature, seed=seed)
-        text = model.generate(replace(request, params=params), role="sample").text
-        agree += answer_key(text, key) == want
-    return agree / samples
+    return agreements(model, [request], [answer], samples=samples, key=key, temperature=temperature)[0]
+
+
+def agreements(
+    model: LanguageModel,
+    requests: Sequence[Request],
+    answers: Sequence[str],
+    *,
+    samples: int,
+    key: AnswerKey,
+    temperature: float = 0.7,
+) -> list[float]:
+    """`agreement` for each request and its answer, all samples asked for in one `generate_many` (an engine that
+    batches decodes them together)."""
+    sampled = [
+        replace(r, params=replace(r.params, temperature=temperature, seed=seed))
+        for r in requests
+        for seed in range(1, samples + 1)
+    ]
+    texts = [c.text for c in model.generate_many(sampled, role="sample")]
+    return [
+        sum(answer_key(t, key) == answer_key(answer, key) for t in texts[i * samples : (i + 1) * samples]) / samples
+        for i, answer in enumerate(answers)
+    ]
 
 
 def examples_pass(prompt: str, answer: str, timeout_s: float = 10.0) -> bool | None:

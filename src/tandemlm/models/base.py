@@ -76,6 +76,8 @@ class LanguageModel:
     #: Whether `constraint` can build a grammar's state over this model's vocabulary (token-level strategies
     #: decoding structured output need one).
     grammars = False
+    #: How many answers `generate_many` decodes together (1: one after another).
+    batch_slots = 1
 
     def __init__(self, name: str, *, location: Location = "edge", price: Price | None = None) -> None:
         if location not in LOCATIONS:
@@ -107,6 +109,39 @@ class LanguageModel:
                 return replace(completion, trace=(*earlier, *completion.trace)) if earlier else completion
             earlier += completion.trace
         raise AssertionError("unreachable")
+
+    def generate_many(self, requests: Sequence[Request | str], *, role: str = "model") -> list[Completion]:
+        """Answer several requests, in order, as `generate` answers each. An engine that decodes several sequences
+        in one batch (`batch_slots` > 1: llama.cpp) does so for plain-text requests, which on a CPU costs far less
+        than one after another; each answer keeps its own trace event, whose latency runs from the moment its
+        sequence was admitted to the batch until it ended."""
+        checked = [self._check_request(r) for r in requests]
+        if self.batch_slots < 2 or len(checked) < 2 or not all(self._batchable(r) for r in checked):
+            return [self.generate(r, role=role) for r in checked]
+        calls = [_Call(self, "generate", role, self._call_egress(r, "generate")) for r in checked]
+        for call in calls:
+            with call:  # counted, and its egress written, before anything is decoded
+                pass
+        try:
+            results = self._generate_many(checked)
+        except TandemError:
+            raise
+        except Exception as err:
+            raise EngineError(f"{self.name}: {type(err).__name__}: {err}") from err
+        answers = []
+        for call, (completion, seconds) in zip(calls, results, strict=True):
+            with call:
+                call.elapsed = seconds
+                answers.append(call.complete(completion))
+        return answers
+
+    def _batchable(self, request: Request) -> bool:
+        """Whether `_generate_many` can answer this request (engines that batch say which ones)."""
+        return True
+
+    def _generate_many(self, requests: list[Request]) -> list[tuple[Completion, float]]:
+        """The answers of requests decoded together, each with its seconds; engines with `batch_slots` > 1."""
+        raise NotImplementedError
 
     async def agenerate(self, request: Request | str, *, role: str = "model") -> Completion:
         """`generate` for asyncio callers; engines with a native async client override `_agenerate`."""

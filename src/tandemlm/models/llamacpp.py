@@ -24,6 +24,7 @@ import numpy as np
 from tandemlm.errors import EngineError, ValidationError, missing_extra
 from tandemlm.execution import CancelToken, ModelWorker
 from tandemlm.models.base import LanguageModel, StopScanner, check_ids, final_completion, gathered_logprobs
+from tandemlm.models.llamacpp_batch import MultiContext, decode_batch
 from tandemlm.models.llamacpp_grammar import GrammarState
 from tandemlm.structured import call_grammar, response_grammar
 from tandemlm.tools import CALL_CLOSE, CALL_OPEN, parse_call, with_tool_prompt
@@ -70,6 +71,8 @@ class LlamaCppModel(LanguageModel):
     """
 
     max_concurrency = 1
+    batch_slots = 8
+    exact_slots = 3  # greedy sequences per batch step that keep one sequence's kernels (llamacpp_batch.py)
     supports = FEATURES
     constrained = True
     grammars = True
@@ -129,6 +132,7 @@ class LlamaCppModel(LanguageModel):
         self._rendered: tuple[Request, list[int]] | None = None
         self._buffer = ctypes.create_string_buffer(64)  # token pieces, on the owner thread only
         self.decode_s = 0.0  # time in llama.cpp's decode for logit queries (a profile of speculative rounds)
+        self._multi: MultiContext | None = None  # made by the first batch of answers (generate_many)
 
     @property
     def context_length(self) -> int:
@@ -144,7 +148,12 @@ class LlamaCppModel(LanguageModel):
         self._owner.call(clear)
 
     def close(self) -> None:
-        self._owner.close(finish=self.llm.close)
+        def finish() -> None:
+            if self._multi is not None:
+                self._multi.close()
+            self.llm.close()
+
+        self._owner.close(finish=finish)
 
     # ---- prompts and tokens -----------------------------------------------------------------------
 
@@ -222,6 +231,26 @@ class LlamaCppModel(LanguageModel):
 
     def _generate(self, request: Request) -> Completion:
         return final_completion(self._run(request))
+
+    def _batchable(self, request: Request) -> bool:
+        params = request.params
+        return not params.calls_tools and params.response_format is None and params.logprobs is None
+
+    def _generate_many(self, requests: list[Request]) -> list[tuple[Completion, float]]:
+        prompts = [self._prompt_ids(r) for r in requests]
+        params = [r.params for r in requests]
+        (results,) = self._owner.stream(lambda token, emit: emit(decode_batch(self, prompts, params, token)))
+        return results
+
+    def multi_context(self, slots: int, per_slot: int) -> MultiContext:
+        """On the owner thread: a context of at least `slots` sequences of `per_slot` tokens, kept for the next
+        batch."""
+        if self._multi is None or self._multi.slots < slots or self._multi.per_slot < per_slot:
+            if self._multi is not None:
+                self._multi.close()
+                self._multi = None
+            self._multi = MultiContext(self, slots, per_slot)
+        return self._multi
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         return self._run(request)
