@@ -121,7 +121,7 @@ def test_counting_a_long_prompt_never_stalls_the_event_loop(serve: Serve) -> Non
     config = "models:\n  small: {engine: scripted, location: edge}\npipelines:\n  edge: {model: small}\n"
     model = ScriptedModel("hi", name="small", context_length=1000)
     url = serve(create_app(Runtime(parse_config(config), models={"small": model})))
-    prompt = {"model": "edge", "messages": [{"role": "user", "content": "hello world " * 40_000}]}  # 480 kB
+    prompt = {"model": "edge", "messages": [{"role": "user", "content": "hello world " * 100_000}]}  # 1.2 MB
     answer: list[httpx.Response] = []
     poster = threading.Thread(target=lambda: answer.append(httpx.post(f"{url}/v1/chat/completions", json=prompt,
                                                                         timeout=60)))  # fmt: skip
