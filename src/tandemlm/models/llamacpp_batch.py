@@ -5,9 +5,10 @@ once per step either way. `decode_batch` keeps several sequences in a multi-sequ
 evaluates the newest token of every live sequence in one batch, and a sequence that ends hands its slot to the next
 waiting request.
 
-How many slots, measured here (one thread, ms per step for B sequences, `bench/results/batching.md`): llama.cpp's
-CPU kernels multiply fewer than four sequences' activations one by one, as for a single sequence, and four or more
-in blocks of four (a GEMM that rounds differently: the logits move by up to 0.4). So greedy requests run at most
+How many slots (`tandem bench batching`, `bench/results/batching.md`: tokens/s by sequences per step, and greedy
+answers that differ from the request alone): llama.cpp's CPU kernels multiply fewer than four sequences'
+activations one by one, as for a single sequence, and four or more in blocks of four (a GEMM that rounds
+differently, so a near-tie can flip a token: 2 of 4 greedy answers on the 1.5B there). So greedy requests run at most
 `exact_slots` (3) at a time, and their answers are exactly those of `generate` (tested); sampled requests, draws
 anyway, fill up to `batch_slots` (8).
 
@@ -59,9 +60,9 @@ class MultiContext:
     context (whose cached prefix it leaves alone); with the model's LoRA adapter, if it has one.
 
     Each sequence has a KV cache of its own (llama.cpp's non-unified cache). In one cache shared by all, attention
-    runs over every sequence's cells, masked, which costs more per token and, measured on Qwen2.5-Coder-0.5B,
-    moved a prompt's logits up to 0.7 from those of the prompt alone; with a cache each they are the same to the
-    last bit."""
+    runs over every sequence's cells, masked, which costs more per token and moves the logits off those of the
+    prompt alone (a one-off check on Qwen2.5-Coder-0.5B, not a repo command, saw up to 0.7); with a cache each they
+    are the same to the last bit (the exactness test in tests/models/test_llamacpp_batch.py)."""
 
     def __init__(self, model: LlamaCppModel, slots: int, per_slot: int) -> None:
         from llama_cpp._internals import LlamaContext
