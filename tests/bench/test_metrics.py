@@ -7,6 +7,7 @@ import pytest
 from tandemlm.bench.metrics import (
     aiq,
     apgr,
+    auroc,
     cpt,
     nondecreasing_hull,
     oracle,
@@ -98,6 +99,15 @@ def test_oracle_binary() -> None:
     assert apgr(oracle(edge, cloud), 0.4, 0.6) == pytest.approx(1.6)
     # CPT(50%) target .5 → .1 of the calls
     assert cpt(oracle(edge, cloud), 0.4, 0.6, 0.5) == pytest.approx(0.1)
+
+
+def test_auroc_counts_pairs_and_half_counts_ties() -> None:
+    labels = [True, True, True, False]
+    assert auroc(labels, [0.9, 0.8, 0.7, 0.2]) == 1.0
+    assert auroc(labels, [0.1, 0.1, 0.1, 0.2]) == 0.0
+    # positives .9, .5, .2 against negatives .5, .1: pairs won 2 + 1 + 1, tied 1, of 6
+    assert auroc([True, True, True, False, False], [0.9, 0.5, 0.2, 0.5, 0.1]) == pytest.approx(4.5 / 6)
+    assert auroc([True, True], [0.3, 0.4]) != auroc([True, True], [0.3, 0.4])  # NaN: no negatives
 
 
 def test_oracle_graded() -> None:

@@ -52,6 +52,7 @@ def test_a_perfect_cascade_signal_matches_the_oracle(tmp_path: Path, gsm8k_items
     # the share of items the edge gets wrong is exactly the share needed to reach the cloud's accuracy
     wrong = 1 - result["edge_accuracy"]
     assert best["share_at_95"] == pytest.approx(wrong, abs=1e-9)
+    assert best["gain_auc"] == 1.0 and result["cloud_fixes"] == round(wrong * result["test_items"])
     assert result["methods"]["random"]["apgr"] == pytest.approx(0.5)
     assert best["aiq"] > result["methods"]["random"]["aiq"]
     report = to_markdown({"machine": "m", "budget_share": 0.5, "datasets": [result]}, "cmd")
@@ -94,8 +95,9 @@ def test_the_committed_report_reproduces_from_the_committed_tables(
     for got, want in zip(result["datasets"], committed["datasets"], strict=True):
         assert (got["test_items"], got["best_on_train"]) == (want["test_items"], want["best_on_train"])
         for method, row in want["methods"].items():
-            for key in ("apgr", "cpt50", "cpt80", "aiq", "share_at_95"):
-                assert got["methods"][method][key] == pytest.approx(row[key], abs=1e-6), (got["dataset"], method, key)
+            for key in ("apgr", "cpt50", "cpt80", "aiq", "share_at_95", "gain_auc"):
+                want_value = row.get(key)  # random and oracle have no gain AUC
+                assert got["methods"][method].get(key) == pytest.approx(want_value, abs=1e-6), (method, key)
             for key, interval in row.get("ci", {}).items():  # the seeded bootstrap reproduces too
                 assert got["methods"][method]["ci"][key] == pytest.approx(interval, abs=1e-6), (method, key)
         assert (tmp_path / f"route_{got['dataset']}.png").stat().st_size > 10_000

@@ -31,7 +31,6 @@ def test_balanced_accuracy_and_the_dev_threshold() -> None:
     assert vb.balanced_accuracy(labels, [True, False, True, False]) == pytest.approx((2 / 3 + 1) / 2)
     t = vb.best_threshold(labels, [0.9, 0.8, 0.7, 0.2])
     assert 0.2 < t < 0.7
-    assert vb.auroc(labels, [0.9, 0.8, 0.7, 0.2]) == 1.0
 
 
 def test_each_document_gives_two_supported_and_two_unsupported_claims(

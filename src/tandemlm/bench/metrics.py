@@ -125,6 +125,16 @@ def oracle(edge_correct: Sequence[float] | np.ndarray, cloud_correct: Sequence[f
     return [(k / n, float(acc[k])) for k in keep]
 
 
+def auroc(labels: Sequence[bool] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
+    """The probability that a random positive scores above a random negative, ties counting one half (the
+    area under the ROC curve; NaN without positives or negatives)."""
+    flags, values = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=float)
+    pos, neg = values[flags], values[~flags]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
+
+
 def random_curve(edge_acc: float, cloud_acc: float, shares: Sequence[float] | None = None) -> list[Point]:
     """The expected curve of random routing: at share s, (1 − s)·edge + s·cloud (default shares 0, 0.1, …, 1)."""
     grid = [i / 10 for i in range(11)] if shares is None else [float(s) for s in shares]

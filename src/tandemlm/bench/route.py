@@ -186,10 +186,12 @@ def evaluate(
     memo = _Memo(make_embedder(embedder, embed_tokens)) if any(n in EMBEDDING_ROUTERS for n in routers) else None
     e_acc, c_acc = float(test.edge_correct.mean()), float(test.cloud_correct.mean())
     draws = np.random.default_rng(SEED).integers(0, len(test.prompts), size=(resamples, len(test.prompts)))
+    fixes = test.cloud_correct > test.edge_correct  # the items a router gains on; the oracle sends these alone
     rows: dict[str, dict[str, Any]] = {}
     for name, scores in method_scores(train, test, routers, memo).items():
         curve = metrics.sweep(scores["test"], test.edge_correct, test.cloud_correct)
         rows[name] = _summary(curve, e_acc, c_acc)
+        rows[name]["gain_auc"] = metrics.auroc(fixes, scores["test"])
         threshold = threshold_for_share(scores["train"], BUDGET)
         to_cloud = scores["test"] > threshold
         accuracy = float(np.where(to_cloud, test.cloud_correct, test.edge_correct).mean())
@@ -224,6 +226,7 @@ def evaluate(
     return {
         "dataset": dataset, "train_items": len(train.prompts), "test_items": len(test.prompts),
         "edge_accuracy": e_acc, "cloud_accuracy": c_acc, "cloud_cost_usd": float(test.cloud_cost.sum()),
+        "cloud_fixes": int(fixes.sum()), "edge_only": int((test.edge_correct > test.cloud_correct).sum()),
         "resamples": resamples, "embedder": memo.spec if memo else None, "best_on_train": best, "methods": rows,
     }  # fmt: skip
 
@@ -479,10 +482,11 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         f"number below is on the test split. Budget point: the threshold that sends {result['budget_share']:.0%} "
         "of train items to the cloud, applied to test. `[lo, hi]`: bootstrap 95% interval over the test items "
         f"({result['datasets'][0]['resamples'] if result['datasets'] else RESAMPLES} resamples, seed {SEED}; the "
-        "scores and the train-fitted threshold held fixed). Train CV APGR: the 5-fold out-of-fold APGR on train "
-        "that picks the best method. `cascade:*` rows pay the edge's answer on every item; `router:*` rows decide "
-        "from the prompt alone. Embedding routers (knn, logistic, mf, mlp) read "
-        f"`{_embedder_spec(result)}` embeddings of the prompt; "
+        "scores and the train-fitted threshold held fixed). Gain AUC: the chance that the method's score ranks a "
+        "test item where the cloud fixes the edge above one where it does not (0.5: no better than random). Train "
+        "CV APGR: the 5-fold out-of-fold APGR on train that picks the best method. `cascade:*` rows pay the edge's "
+        "answer on every item; `router:*` rows decide from the prompt alone. Embedding routers (knn, logistic, mf, "
+        f"mlp) read `{_embedder_spec(result)}` embeddings of the prompt; "
         "decision ms: the median wall time of one-prompt decisions on this machine, embedding included (for "
         "`cascade:signals`, given the draft's signals, whose own cost is the edge model's).", "",
     ]  # fmt: skip
@@ -492,17 +496,20 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
             f"## {d['dataset']}", "",
             f"{d['train_items']} train / {d['test_items']} test items. Always-edge accuracy {d['edge_accuracy']:.3f}, "
             f"always-cloud {d['cloud_accuracy']:.3f} (${d['cloud_cost_usd']:.5f} for the test split). "
+            f"The cloud is right where the edge is wrong on {d['cloud_fixes']} test items, the edge right where "
+            f"the cloud is wrong on {d['edge_only']}. "
             f"Best method on train: `{d['best_on_train']}`. Plot: `route_{d['dataset']}.png`.", "",
-            "| method | APGR | CPT(50%) | CPT(80%) | AIQ | cloud share at 95% of cloud acc. | train CV APGR "
+            "| method | APGR | CPT(50%) | CPT(80%) | AIQ | cloud share at 95% of cloud acc. | gain AUC | train CV APGR "
             "| budget: share | budget: accuracy | budget: acc. / cloud acc. | decision ms |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]  # fmt: skip
         for name, m in d["methods"].items():
             budget, intervals = m.get("budget", {}), m.get("ci", {})
             label = f"**{name}**" if name == d["best_on_train"] else name
             lines.append(
                 f"| {label} | {ci(m['apgr'], intervals.get('apgr'))} | {ci(m['cpt50'], intervals.get('cpt50'))} "
-                f"| {fmt(m['cpt80'])} | {fmt(m['aiq'])} | {fmt(m['share_at_95'])} | {fmt(m.get('train_apgr'))} "
+                f"| {fmt(m['cpt80'])} | {fmt(m['aiq'])} | {fmt(m['share_at_95'])} | {fmt(m.get('gain_auc'))} "
+                f"| {fmt(m.get('train_apgr'))} "
                 f"| {fmt(budget.get('share'))} | {ci(budget.get('accuracy'), intervals.get('budget_accuracy'))} "
                 f"| {ci(budget.get('of_cloud'), intervals.get('budget_of_cloud'))} | {fmt(m.get('decision_ms'), 2)} |"
             )

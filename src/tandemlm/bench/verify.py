@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tandemlm.bench.datasets import load, sample, split_of
+from tandemlm.bench.metrics import auroc
 from tandemlm.guard.verify import Verifier, sentences
 
 SUPPORTED_KINDS = ("extract", "paraphrase")
@@ -165,15 +166,6 @@ def best_threshold(labels: list[bool], scores: list[float]) -> float:
     values = sorted(set(scores))
     cuts = [values[0] - 1e-9] + [(a + b) / 2 for a, b in itertools.pairwise(values)] + [values[-1] + 1e-9]
     return max(cuts, key=lambda t: balanced_accuracy(labels, [s >= t for s in scores]))
-
-
-def auroc(labels: list[bool], scores: list[float]) -> float:
-    pos = np.array([s for s, t in zip(scores, labels, strict=True) if t])
-    neg = np.array([s for s, t in zip(scores, labels, strict=True) if not t])
-    if not len(pos) or not len(neg):
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
-    return float(greater)
 
 
 def run_verify_bench(config: str, n_docs: int, chunk_tokens: int = 400, seed: int = 0) -> dict[str, Any]:
