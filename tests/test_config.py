@@ -137,3 +137,18 @@ def test_token_routing_pipeline() -> None:
     )
     router = Runtime(config).pipeline("r")
     assert isinstance(router, TokenRouter) and (router.threshold, router.signal, router.span) == (0.3, "entropy", 2)
+
+
+def test_tandem_threads_sets_every_llamacpp_models_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tandemlm.errors import ValidationError
+
+    runtime = Runtime(load_config("default"))  # two local llama.cpp models share the cores
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.delenv("TANDEM_THREADS", raising=False)
+    assert runtime._share_of_cores() == 4
+    monkeypatch.setenv("TANDEM_THREADS", "1")
+    assert runtime._share_of_cores() == 1
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("TANDEM_THREADS", bad)
+        with pytest.raises(ValidationError, match="TANDEM_THREADS must be a whole number"):
+            runtime._share_of_cores()

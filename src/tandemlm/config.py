@@ -481,7 +481,12 @@ class Runtime:
     def _share_of_cores(self) -> int:
         """The cores each llama.cpp model gets by default: the config's local models may all run at once (the
         gateway's pipelines share them), and llama.cpp threads that outnumber the cores spin against each other
-        (seen on a loaded 2-core machine: greedy decoding 30x slower with 2 threads than with 1)."""
+        (seen on a loaded 2-core machine: greedy decoding 30x slower with 2 threads than with 1). $TANDEM_THREADS
+        sets it for every model instead."""
+        from tandemlm.models.llamacpp import THREADS_ENV, default_threads
+
+        if os.environ.get(THREADS_ENV, "").strip():
+            return default_threads()
         local = sum(isinstance(m, LlamaCppConfig) for m in self.config.models.values())
         return max(1, (os.cpu_count() or 1) // max(1, local))
 

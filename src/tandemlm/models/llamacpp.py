@@ -8,7 +8,6 @@ follow-up turn, or a logprob query that extends the last one, only evaluates the
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import json
 import os
@@ -23,8 +22,8 @@ import numpy as np
 
 from tandemlm.errors import EngineError, ValidationError, missing_extra
 from tandemlm.execution import CancelToken, ModelWorker
-from tandemlm.models.base import LanguageModel, StopScanner, check_ids, final_completion, gathered_logprobs
-from tandemlm.models.llamacpp_batch import MultiContext, decode_batch
+from tandemlm.models.base import LanguageModel, check_ids, final_completion, gathered_logprobs
+from tandemlm.models.llamacpp_batch import AnswerText, MultiContext, decode_batch
 from tandemlm.models.llamacpp_grammar import GrammarState
 from tandemlm.structured import call_grammar, response_grammar
 from tandemlm.tools import CALL_CLOSE, CALL_OPEN, parse_call, with_tool_prompt
@@ -32,7 +31,6 @@ from tandemlm.types import (
     FEATURES,
     Chunk,
     Completion,
-    FinishReason,
     GenerationParams,
     Location,
     LogProbs,
@@ -50,6 +48,21 @@ _LOOSE_CALL = re.compile(r'(?:```(?:json)?\s*)?\{\s*"name"\s*:')
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+
+
+THREADS_ENV = "TANDEM_THREADS"
+
+
+def default_threads() -> int:
+    """Threads for a model that names none: $TANDEM_THREADS, else one per CPU. On a CPU that other processes
+    share, fewer threads than CPUs run far faster: llama.cpp's threads wait for each other at every layer, so one
+    descheduled thread stalls them all."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return os.cpu_count() or 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValidationError(f"{THREADS_ENV} must be a whole number of threads ≥ 1, got {raw!r}")
+    return int(raw)
 
 
 class LlamaCppModel(LanguageModel):
@@ -98,7 +111,7 @@ class LlamaCppModel(LanguageModel):
         except ImportError:
             raise missing_extra("llama-cpp-python", "llamacpp") from None
         self._lib = llama_cpp
-        threads = n_threads or os.cpu_count() or 1
+        threads = n_threads or default_threads()
         try:
             self.llm: Llama = llama_cpp.Llama(
                 model_path=str(path),
@@ -337,35 +350,24 @@ class LlamaCppModel(LanguageModel):
         and released only once it cannot be the start of a stop sequence; logprob entries go with the piece that
         releases their token's text."""
         tokens = self._sampled(prompt, params, seed, grammar)
-        out: list[int] = []
-        scanner = StopScanner(params.stop)
-        text = ""
-        utf8 = codecs.getincrementaldecoder("utf-8")(errors="ignore")  # a split character waits for its rest
-        finish: FinishReason = "length"
+        answer = AnswerText(self, len(prompt), params)
+        scanner, ends = answer.scanner, answer.ends
         entries: list[TokenLogprob] = []
-        ends: list[int] = []  # text length after each token
         sent = 0  # entries handed out with pieces
         try:
             for next_id in tokens:
                 token.check()
                 if self._is_end_token(next_id):
-                    finish = "stop"
+                    answer.finish = "stop"
                     break
                 if params.logprobs is not None:
                     entries.append(self._entry(next_id, params.logprobs))
-                out.append(next_id)
-                # the first piece as a whole detokenize gives it (a leading space may be dropped), then raw pieces
-                text += utf8.decode(self.llm.detokenize(out) if len(out) == 1 else self._piece(next_id))
-                ends.append(len(text))
-                piece, stopped = scanner.update(text)
+                piece, ended = answer.push(next_id)
                 if piece:
                     released = sum(1 for end in ends[sent:] if end <= scanner.sent)
                     emit(Chunk(piece, logprobs=tuple(entries[sent : sent + released])))
                     sent += released
-                if stopped:
-                    finish = "stop"
-                    break
-                if len(out) >= params.max_tokens or len(prompt) + len(out) >= self.context_length:
+                if ended:
                     break
         finally:
             tokens.close()
@@ -374,9 +376,10 @@ class LlamaCppModel(LanguageModel):
             kept = entries[: next((i + 1 for i, end in enumerate(ends) if end >= len(scanner.text)), len(entries))]
         if (piece := scanner.rest()) or len(kept) > sent:
             emit(Chunk(piece, logprobs=tuple(kept[sent:])))
-        usage = Usage(len(prompt), len(out))
+        usage = Usage(len(prompt), len(answer.out))
         logprobs = tuple(kept) if params.logprobs is not None else None
-        emit(Chunk("", finish, Completion(scanner.text, finish, usage, self.name, logprobs=logprobs)))
+        completion = Completion(scanner.text, answer.finish, usage, self.name, logprobs=logprobs)
+        emit(Chunk("", answer.finish, completion))
 
     def _entry(self, chosen: int, top: int) -> TokenLogprob:
         """The chosen token's log-probability under the model's own distribution (before temperature and grammar)

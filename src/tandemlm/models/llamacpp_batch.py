@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,19 +40,42 @@ if TYPE_CHECKING:
     from tandemlm.models.llamacpp import LlamaCppModel
 
 
+class AnswerText:
+    """An answer's tokens and text as they are decoded, one request alone or in a batch: each token's piece goes
+    through an incremental UTF-8 decoder (a split character waits for its rest; the first piece as a whole
+    detokenize gives it, as that may drop a leading space), and the text is scanned for stop sequences."""
+
+    def __init__(self, model: LlamaCppModel, prompt_tokens: int, params: GenerationParams) -> None:
+        self._model, self._room = model, min(params.max_tokens, model.context_length - prompt_tokens)
+        self.scanner = StopScanner(params.stop)
+        self.out: list[int] = []
+        self.ends: list[int] = []  # text length after each token
+        self.finish: FinishReason = "length"
+        self._text = ""
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+
+    def push(self, token: int) -> tuple[str, bool]:
+        """Add a token that is not an end token: the text it releases, and whether the answer has ended (at a
+        stop sequence, max_tokens or the context's end)."""
+        self.out.append(token)
+        model = self._model
+        self._text += self._utf8.decode(model.llm.detokenize(self.out) if len(self.out) == 1 else model._piece(token))
+        self.ends.append(len(self._text))
+        piece, stopped = self.scanner.update(self._text)
+        if stopped:
+            self.finish = "stop"
+        return piece, stopped or len(self.out) >= self._room
+
+
 @dataclass
 class _Sequence:
-    """One request in a slot: its tokens and text so far."""
+    """One request in a slot."""
 
     prompt: list[int]
     params: GenerationParams
     rng: np.random.Generator
-    scanner: StopScanner
+    answer: AnswerText
     started: float = field(default_factory=time.perf_counter)
-    out: list[int] = field(default_factory=list)
-    text: str = ""
-    finish: FinishReason | None = None
-    utf8: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="ignore"))
 
 
 class MultiContext:
@@ -126,15 +149,19 @@ def decode_batch(
     n_vocab = model._n_vocab
 
     def settle(slot: int, index: int, seq: _Sequence) -> None:
-        seq.scanner.rest()
-        usage = Usage(len(seq.prompt), len(seq.out))
-        completion = Completion(seq.scanner.text, seq.finish or "length", usage, model.name)
+        answer = seq.answer
+        answer.scanner.rest()
+        completion = Completion(answer.scanner.text, answer.finish, Usage(len(seq.prompt), len(answer.out)), model.name)
         done[index] = (completion, time.perf_counter() - seq.started)
         multi.forget(slot)
         free.append(slot)
 
     def advance(slot: int, index: int, seq: _Sequence, row: np.ndarray) -> None:
-        if _accept(model, seq, _choose(row, seq)):
+        chosen = _choose(row, seq)
+        if model._is_end_token(chosen):
+            seq.answer.finish = "stop"
+            settle(slot, index, seq)
+        elif seq.answer.push(chosen)[1]:
             settle(slot, index, seq)
         else:
             live[slot] = (index, seq)
@@ -145,7 +172,7 @@ def decode_batch(
             index, slot = waiting.popleft(), free.pop()
             prompt, p = prompts[index], params[index]
             seed = p.seed if p.seed is not None else secrets.randbelow(2**31)
-            seq = _Sequence(prompt, p, np.random.default_rng(seed), StopScanner(p.stop))
+            seq = _Sequence(prompt, p, np.random.default_rng(seed), AnswerText(model, len(prompt), p))
             start = 0
             for start in range(0, len(prompt), multi.n_batch):
                 part = prompt[start : start + multi.n_batch]
@@ -155,7 +182,7 @@ def decode_batch(
             continue
         order = list(live.items())
         live.clear()
-        multi.decode([(seq.out[-1], len(seq.prompt) + len(seq.out) - 1, slot, True) for slot, (_, seq) in order])
+        multi.decode([(s.answer.out[-1], len(s.prompt) + len(s.answer.out) - 1, slot, True) for slot, (_, s) in order])
         for j, (slot, (index, seq)) in enumerate(order):
             advance(slot, index, seq, multi.row(j, n_vocab))
     return [result for result in done if result is not None]
@@ -176,17 +203,3 @@ def _choose(row: np.ndarray, seq: _Sequence) -> int:
     scaled = logits[keep] / p.temperature
     weights = np.exp(scaled - scaled.max())
     return int(keep[seq.rng.choice(len(keep), p=weights / weights.sum())])
-
-
-def _accept(model: LlamaCppModel, seq: _Sequence, token: int) -> bool:
-    """Add a chosen token to the sequence; True when the sequence has ended (as the one-request path ends it)."""
-    if model._is_end_token(token):
-        seq.finish = "stop"
-        return True
-    seq.out.append(token)
-    piece = model.llm.detokenize(seq.out) if len(seq.out) == 1 else model._piece(token)
-    seq.text += seq.utf8.decode(piece)
-    if seq.scanner.update(seq.text)[1]:
-        seq.finish = "stop"
-        return True
-    return len(seq.out) >= seq.params.max_tokens or len(seq.prompt) + len(seq.out) >= model.context_length
