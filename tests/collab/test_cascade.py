@@ -10,7 +10,14 @@ import pytest
 
 from tandemlm.bench.datasets import Item, chat_prompt
 from tandemlm.collab.cascade import Cascade, threshold_for_budget
-from tandemlm.collab.confidence import agreement, examples_pass, option_probs, p_yes, token_confidence
+from tandemlm.collab.confidence import (
+    agreement,
+    examples_pass,
+    examples_passed,
+    option_probs,
+    p_yes,
+    token_confidence,
+)
 from tandemlm.config import Runtime, parse_config
 from tandemlm.errors import ValidationError
 from tandemlm.models.base import final_completion
@@ -93,6 +100,14 @@ def test_examples_pass_reads_arrow_examples_and_survives_a_looping_answer() -> N
     prompt = 'def inc(x):\n    """For example: inc(1) => 2\n    inc(5) => 6"""\n'
     assert examples_pass(prompt, "def inc(x):\n    return x + 1") is True
     assert examples_pass(prompt, "def inc(x):\n    while True: pass", timeout_s=1.0) is False
+
+
+def test_examples_pass_compares_values_and_holds_comparisons_written_without_an_output_line() -> None:
+    # HumanEval writes `>>> f(x) == y` with no output line, and string outputs in either quotes
+    prompt = 'def shout(s):\n    """Upper case.\n    >>> shout("a")\n    "A"\n    >>> shout("b") == "B"\n    """\n'
+    assert examples_pass(prompt, "def shout(s):\n    return s.upper()") is True
+    assert examples_passed(prompt, "def shout(s):\n    return 'A'") == (1, 2)
+    assert examples_pass(prompt, "def shout(s):\n    return s") is False
 
 
 def test_a_confident_answer_stays_on_the_small_model() -> None:

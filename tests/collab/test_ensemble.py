@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tandemlm import sandbox
-from tandemlm.collab.ensemble import Ballot, CrossVerify, Rank, Vote, examples_passed, tally
+from tandemlm.collab.confidence import examples_passed
+from tandemlm.collab.ensemble import Ballot, CrossVerify, Rank, Vote, tally
 from tandemlm.errors import ValidationError
 from tandemlm.models.base import final_completion
 from tandemlm.models.scripted import DEFAULT_VOCAB, ScriptedModel

@@ -7,6 +7,8 @@ cascade and the offline evaluation compute a signal the same way.
 
 from __future__ import annotations
 
+import ast
+import doctest
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -24,7 +26,6 @@ from tandemlm.types import LogProbs, Message, Request
 
 FLOOR = -30.0  # logprobs are clamped here so that one impossible token does not make a mean -inf
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-EXAMPLE = re.compile(r"^\s*>>>")
 QUOTES = "\"'"
 AnswerKey = Literal["number", "letter", "text"]
 
@@ -111,6 +112,11 @@ def agreement(
     return agreements(model, [request], [answer], samples=samples, key=key, temperature=temperature)[0]
 
 
+def sampled(request: Request, temperature: float, seed: int) -> Request:
+    """The request, sampled at `temperature` with `seed`."""
+    return replace(request, params=replace(request.params, temperature=temperature, seed=seed))
+
+
 def agreements(
     model: LanguageModel,
     requests: Sequence[Request],
@@ -122,12 +128,8 @@ def agreements(
 ) -> list[float]:
     """`agreement` for each request and its answer, all samples asked for in one `generate_many` (an engine that
     batches decodes them together)."""
-    sampled = [
-        replace(r, params=replace(r.params, temperature=temperature, seed=seed))
-        for r in requests
-        for seed in range(1, samples + 1)
-    ]
-    texts = [c.text for c in model.generate_many(sampled, role="sample")]
+    asked = [sampled(r, temperature, seed) for r in requests for seed in range(1, samples + 1)]
+    texts = [c.text for c in model.generate_many(asked, role="sample")]
     return [
         sum(answer_key(t, key) == answer_key(answer, key) for t in texts[i * samples : (i + 1) * samples]) / samples
         for i, answer in enumerate(answers)
@@ -135,29 +137,61 @@ def agreements(
 
 
 def examples_pass(prompt: str, answer: str, timeout_s: float = 10.0) -> bool | None:
-    """For code: run the examples written in the prompt against the function the answer defines, in the
-    sandbox. Examples are doctests (`>>> f(1)` then the output) or lines like `f(1) == 2` / `f(1) => 2`.
-    None when the prompt has no function or no example."""
+    """For code: whether the function the answer defines passes every example written in the prompt, all run in
+    one sandbox call. None when the prompt has no function or no example."""
+    found = example_tests(prompt, answer)
+    return None if found is None else passes(found[0] + "\n\n" + "\n".join(found[1]), timeout_s)
+
+
+def examples_passed(prompt: str, answer: str, timeout_s: float = 10.0) -> tuple[int, int] | None:
+    """How many of the prompt's examples the function the answer defines passes, each run alone in the sandbox,
+    and how many there are; None when the prompt has no function or no example."""
+    found = example_tests(prompt, answer)
+    if found is None:
+        return None
+    code, tests = found
+    return sum(passes(f"{code}\n\n{t}", timeout_s) for t in tests), len(tests)
+
+
+def example_tests(prompt: str, answer: str) -> tuple[str, list[str]] | None:
+    """The answer's code (the prompt's last function, as the answer completes it) and one check script per example
+    in the prompt: doctests (`>>> f(1)` then the output) or lines like `f(1) == 2` / `f(1) => 2`. None when the
+    prompt has no function or no example."""
     names = re.findall(r"^def (\w+)\(", prompt, re.MULTILINE)
     if not names:
         return None
     name = names[-1]
-    if any(EXAMPLE.match(line) for line in prompt.splitlines()):
+    try:
+        # a docstring's closing quotes on the line after an example would read as part of its output
         doc = "\n".join(line for line in prompt.splitlines() if line.strip() not in ('"""', "'''"))
-        test = (
-            "import doctest, sys\n"
-            f"_doc = {doc!r}\n"
-            "_test = doctest.DocTestParser().get_doctest(_doc, dict(globals()), 'examples', None, 0)\n"
-            "_runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)\n"
-            "_runner.run(_test, out=lambda s: None)\n"
-            "sys.exit(1 if _runner.failures or not _runner.tries else 0)\n"
-        )
+        examples = doctest.DocTestParser().get_examples(doc)
+    except ValueError:  # a malformed docstring: no doctests to read
+        examples = []
+    if examples:
+        tests = [_doctest_check(e.source.strip(), e.want.strip()) for e in examples if e.want.strip()]
+        # `>>> f(1) == 2` with no output line: the writer meant the comparison to hold (doctest would want no output)
+        tests += [f"assert {e.source.strip()}\n" for e in examples if not e.want.strip() and _compares(e.source)]
     else:
         pairs = re.findall(rf"\b({name}\(.*\))\s*(?:==|=>|➞|->)\s*(.+?)\s*$", prompt, re.MULTILINE)
-        if not pairs:
-            return None
-        test = "\n".join(f"assert ({call}) == ({want.rstrip(QUOTES)})" for call, want in pairs)
-    return passes(f"{code_of(answer, prompt, name)}\n\n{test}\n", timeout_s)
+        tests = [f"assert ({call}) == ({want.rstrip(QUOTES)})\n" for call, want in pairs]
+    return (code_of(answer, prompt, name), tests) if tests else None
+
+
+def _compares(source: str) -> bool:
+    try:
+        return isinstance(ast.parse(source.strip(), mode="eval").body, ast.Compare)
+    except SyntaxError:
+        return False
+
+
+def _doctest_check(source: str, want: str) -> str:
+    """A script passing when `source` evaluates to `want`: equal to it as a Python value, or printing as it does
+    (doctest's own comparison, whitespace normalised)."""
+    return (
+        f"_got = ({source})\n_want = {want!r}\n"
+        "try:\n    _ok = _got == eval(_want)\nexcept Exception:\n    _ok = False\n"
+        "assert _ok or ' '.join(repr(_got).split()) == ' '.join(_want.split())\n"
+    )
 
 
 Signal = Literal["logprob", "min_logprob", "consistency", "verify", "examples"]

@@ -12,22 +12,20 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
 from tandemlm.collab.base import decided
-from tandemlm.collab.confidence import QUOTES, answer_key, token_confidence
+from tandemlm.collab.confidence import answer_key, examples_passed, sampled, token_confidence
 from tandemlm.collab.guidance import PromptLevel
 from tandemlm.collab.prompting import ask, question
 from tandemlm.errors import UnsupportedOperationError, ValidationError
 from tandemlm.execution import in_parallel
 from tandemlm.models.base import LanguageModel
-from tandemlm.sandbox import code_of, passes
 from tandemlm.types import Chunk, Completion, Request
 
 VoteKey = Literal["number", "letter", "text", "code"]
@@ -104,7 +102,7 @@ class Vote(Whole):
     def _member_ballots(self, request: Request, i: int) -> list[Ballot]:
         member, out = self.members[i], []
         for s in range(self.samples):
-            r = request if s == 0 else _sampled(request, self.temperature, s)
+            r = request if s == 0 else sampled(request, self.temperature, s)
             answer = member.generate(r, role=f"member {i}" + (f" sample {s}" if s else ""))
             weight = confidence_of(member, request, answer.text) if self.weighted else 1.0
             out.append(Ballot(i, s, self._key(request, answer.text), weight, answer))
@@ -197,44 +195,3 @@ class Rank(Whole):
         best = max(range(len(answers)), key=lambda i: (scores[i], -i))  # ties: the earlier candidate
         shown = ", ".join(f"{m.name} {s:.3f}" for m, s in zip(self.candidates, scores, strict=True))
         return decided(answers[best], f"rank: {self.candidates[best].name} best by {self.judge.name} ({shown})")
-
-
-def _sampled(request: Request, temperature: float, seed: int) -> Request:
-    return replace(request, params=replace(request.params, temperature=temperature, seed=seed))
-
-
-def examples_passed(prompt: str, answer: str, timeout_s: float = 10.0) -> tuple[int, int] | None:
-    """How many of the prompt's own examples (doctests `>>> f(1)` / `1`, or lines `f(1) == 2`) the function the
-    answer defines passes, each run alone in the sandbox; None when the prompt has no function or no example."""
-    names = re.findall(r"^def (\w+)\(", prompt, re.MULTILINE)
-    if not names:
-        return None
-    name = names[-1]
-    tests = _example_tests(prompt, name)
-    if not tests:
-        return None
-    code = code_of(answer, prompt, name)
-    return sum(passes(f"{code}\n\n{t}\n", timeout_s) for t in tests), len(tests)
-
-
-def _example_tests(prompt: str, name: str) -> list[str]:
-    try:
-        # a docstring's closing quotes on the line after an example would read as part of its output
-        doc = "\n".join(line for line in prompt.splitlines() if line.strip() not in ('"""', "'''"))
-        examples = doctest.DocTestParser().get_examples(doc)
-    except ValueError:  # a malformed docstring: no doctests to read
-        examples = []
-    if examples:
-        return [_doctest_check(e.source.strip(), e.want.strip()) for e in examples if e.want.strip()]
-    pairs = re.findall(rf"\b({name}\(.*\))\s*(?:==|=>|➞|->)\s*(.+?)\s*$", prompt, re.MULTILINE)
-    return [f"assert ({call}) == ({want.rstrip(QUOTES)})" for call, want in pairs]
-
-
-def _doctest_check(source: str, want: str) -> str:
-    """A script passing when `source` evaluates to `want`: equal to it as a Python value, or printing as it does
-    (doctest's own comparison, whitespace normalised)."""
-    return (
-        f"_got = ({source})\n_want = {want!r}\n"
-        "try:\n    _ok = _got == eval(_want)\nexcept Exception:\n    _ok = False\n"
-        "assert _ok or ' '.join(repr(_got).split()) == ' '.join(_want.split())\n"
-    )
