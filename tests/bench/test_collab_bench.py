@@ -100,6 +100,8 @@ def test_a_replayed_engine_answers_other_requests_itself() -> None:
     other = Request.of(table_request(item).messages, max_tokens=999)  # not what the table asked
     assert replayed.generate(other).text == "The answer is 7." and engine.calls == 1
     assert "".join(c.text for c in replayed.stream(table_request(item))) == "42" and engine.calls == 1
+    texts = [c.text for c in replayed.generate_many([other, table_request(item), other])]
+    assert texts == ["The answer is 7.", "42", "The answer is 7."] and engine.calls == 3  # in order; two decoded
 
 
 def test_bootstrap_interval_brackets_the_mean() -> None:

@@ -76,6 +76,25 @@ def test_vote_samples_each_member_with_seeds_after_its_greedy_answer() -> None:
         Vote([model], key="colour")  # type: ignore[arg-type]
 
 
+class Batching(ScriptedModel):
+    """A scripted model that records the batches `generate_many` is asked."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.batches: list[int] = []
+
+    def generate_many(self, requests, *, role="model"):  # type: ignore[no-untyped-def]
+        self.batches.append(len(requests))
+        return super().generate_many(requests, role=role)
+
+
+def test_vote_asks_each_member_for_its_greedy_answer_and_samples_in_one_batch() -> None:
+    a, b = Batching("1", name="a"), Batching("1", name="b")
+    out = Vote([a, b], samples=3, key="number", weighted=False).generate("q")
+    assert (a.batches, b.batches, len(a.requests), len(b.requests)) == ([3], [3], 3, 3)
+    assert sum(e.role == "member 1" for e in out.trace) == 3  # one trace event per answer, under its member's role
+
+
 PROMPT = '''def double(x):
     """Twice x.
     >>> double(2)

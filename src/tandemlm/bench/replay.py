@@ -56,6 +56,12 @@ class Replayed(Strategy):
         cut = row.tokens_out >= request.params.max_tokens
         return Completion(row.answer, "length" if cut else "stop", usage, e.name)
 
+    def generate_many(self, requests: Sequence[Request | str], *, role: str = "model") -> list[Completion]:
+        """The table's answers from the table, the others decoded together by the engine."""
+        asked = [self._check_request(r) for r in requests]
+        fresh = iter(self.engine.generate_many([r for r in asked if r not in self._rows], role=role))
+        return [self.generate(r, role=role) if r in self._rows else next(fresh) for r in asked]
+
     def _stream(self, request: Request) -> Iterator[Chunk]:
         if request in self._rows:
             yield from super()._stream(request)

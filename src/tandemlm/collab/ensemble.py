@@ -95,15 +95,16 @@ class Vote(Whole):
         self.weighted, self.temperature = weighted, temperature
 
     def ballots(self, request: Request) -> list[Ballot]:
-        """Every member's ballots, in member order; the members answer at the same time (their samples in turn)."""
+        """Every member's ballots, in member order; the members answer at the same time, each its greedy answer and
+        its samples in one `generate_many` (an engine that batches decodes them together)."""
         by_member = in_parallel(*(partial(self._member_ballots, request, i) for i in range(len(self.members))))
         return [b for ballots in by_member for b in ballots]
 
     def _member_ballots(self, request: Request, i: int) -> list[Ballot]:
-        member, out = self.members[i], []
-        for s in range(self.samples):
-            r = request if s == 0 else sampled(request, self.temperature, s)
-            answer = member.generate(r, role=f"member {i}" + (f" sample {s}" if s else ""))
+        member = self.members[i]
+        asked = [request, *(sampled(request, self.temperature, s) for s in range(1, self.samples))]
+        out = []
+        for s, answer in enumerate(member.generate_many(asked, role=f"member {i}")):
             weight = confidence_of(member, request, answer.text) if self.weighted else 1.0
             out.append(Ballot(i, s, self._key(request, answer.text), weight, answer))
         return out
