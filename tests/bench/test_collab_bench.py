@@ -100,8 +100,9 @@ def test_a_replayed_engine_answers_other_requests_itself() -> None:
     other = Request.of(table_request(item).messages, max_tokens=999)  # not what the table asked
     assert replayed.generate(other).text == "The answer is 7." and engine.calls == 1
     assert "".join(c.text for c in replayed.stream(table_request(item))) == "42" and engine.calls == 1
-    texts = [c.text for c in replayed.generate_many([other, table_request(item), other])]
-    assert texts == ["The answer is 7.", "42", "The answer is 7."] and engine.calls == 3  # in order; two decoded
+    got = replayed.generate_many([other, table_request(item), other], roles=["x", "y", "z"])
+    assert [c.text for c in got] == ["The answer is 7.", "42", "The answer is 7."] and engine.calls == 3  # two decoded
+    assert [[e.role for e in c.trace if e.model == "cloud"] for c in got] == [["x"], [REPLAYED], ["z"]]
 
 
 def test_bootstrap_interval_brackets_the_mean() -> None:

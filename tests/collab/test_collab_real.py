@@ -21,7 +21,7 @@ CASES: dict[str, tuple[str, str, set[str]]] = {
     "guided-cot": ("What is 2 plus 3?", "guided_cot: edge wrote a rationale", {"guide", "answer"}),
     "hinted": ("What is 2 plus 3?", "guided_cot: cloud wrote a hint", {"guide", "answer"}),
     "llm-guided": ("What is 2 plus 3?", "llm_guided: task guide written now", {"guide", "answer"}),
-    "vote": ("What is 2 plus 3?", "vote: ", {"member 0", "member 1"}),
+    "vote": ("What is 2 plus 3?", "vote: ", {"member 0", "member 1 sample 1"}),
     "cross-verify": ("What is 2 plus 3?", "cross_verify: ", {"a", "b"}),
     "rank": ("Name a colour.", "rank: ", {"candidate 0", "candidate 1"}),
     "plan-execute": ("What is 2 plus 3, times 4?", "plan_execute: ", {"planner"}),

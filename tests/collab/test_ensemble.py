@@ -83,16 +83,19 @@ class Batching(ScriptedModel):
         super().__init__(*args, **kwargs)
         self.batches: list[int] = []
 
-    def generate_many(self, requests, *, role="model"):  # type: ignore[no-untyped-def]
+    def generate_many(self, requests, *, role="model", roles=None):  # type: ignore[no-untyped-def]
         self.batches.append(len(requests))
-        return super().generate_many(requests, role=role)
+        return super().generate_many(requests, role=role, roles=roles)
 
 
 def test_vote_asks_each_member_for_its_greedy_answer_and_samples_in_one_batch() -> None:
     a, b = Batching("1", name="a"), Batching("1", name="b")
     out = Vote([a, b], samples=3, key="number", weighted=False).generate("q")
     assert (a.batches, b.batches, len(a.requests), len(b.requests)) == ([3], [3], 3, 3)
-    assert sum(e.role == "member 1" for e in out.trace) == 3  # one trace event per answer, under its member's role
+    roles = [e.role for e in out.trace if e.model == "b"]  # one trace event per answer, greedy then samples
+    assert roles == ["member 1", "member 1 sample 1", "member 1 sample 2"]
+    with pytest.raises(ValidationError, match="2 roles for 3 requests"):
+        a.generate_many(["q", "q", "q"], roles=["x", "y"])
 
 
 PROMPT = '''def double(x):

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from tandemlm.bench.datasets import Item, chat_prompt
 from tandemlm.bench.outcomes import MAX_TOKENS, Outcome
 from tandemlm.collab.base import Strategy
-from tandemlm.models.base import Constraint, LanguageModel
+from tandemlm.models.base import Constraint, LanguageModel, each_role
 from tandemlm.trace import record
 from tandemlm.types import Chunk, Completion, LogProbs, Request, TraceEvent, Usage
 
@@ -56,11 +56,15 @@ class Replayed(Strategy):
         cut = row.tokens_out >= request.params.max_tokens
         return Completion(row.answer, "length" if cut else "stop", usage, e.name)
 
-    def generate_many(self, requests: Sequence[Request | str], *, role: str = "model") -> list[Completion]:
+    def generate_many(
+        self, requests: Sequence[Request | str], *, role: str = "model", roles: Sequence[str] | None = None
+    ) -> list[Completion]:
         """The table's answers from the table, the others decoded together by the engine."""
         asked = [self._check_request(r) for r in requests]
-        fresh = iter(self.engine.generate_many([r for r in asked if r not in self._rows], role=role))
-        return [self.generate(r, role=role) if r in self._rows else next(fresh) for r in asked]
+        named = each_role(len(asked), role, roles)
+        rest = [(r, n) for r, n in zip(asked, named, strict=True) if r not in self._rows]
+        fresh = iter(self.engine.generate_many([r for r, _ in rest], roles=[n for _, n in rest]))
+        return [self.generate(r, role=n) if r in self._rows else next(fresh) for r, n in zip(asked, named, strict=True)]
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         if request in self._rows:

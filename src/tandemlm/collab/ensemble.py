@@ -104,7 +104,8 @@ class Vote(Whole):
         member = self.members[i]
         asked = [request, *(sampled(request, self.temperature, s) for s in range(1, self.samples))]
         out = []
-        for s, answer in enumerate(member.generate_many(asked, role=f"member {i}")):
+        roles = [f"member {i}", *(f"member {i} sample {s}" for s in range(1, self.samples))]
+        for s, answer in enumerate(member.generate_many(asked, roles=roles)):
             weight = confidence_of(member, request, answer.text) if self.weighted else 1.0
             out.append(Ballot(i, s, self._key(request, answer.text), weight, answer))
         return out

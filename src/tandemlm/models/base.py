@@ -110,15 +110,20 @@ class LanguageModel:
             earlier += completion.trace
         raise AssertionError("unreachable")
 
-    def generate_many(self, requests: Sequence[Request | str], *, role: str = "model") -> list[Completion]:
+    def generate_many(
+        self, requests: Sequence[Request | str], *, role: str = "model", roles: Sequence[str] | None = None
+    ) -> list[Completion]:
         """Answer several requests, in order, as `generate` answers each. An engine that decodes several sequences
         in one batch (`batch_slots` > 1: llama.cpp) does so for plain-text requests, which on a CPU costs far less
         than one after another; each answer keeps its own trace event, whose latency runs from the moment its
-        sequence was admitted to the batch until it ended."""
+        sequence was admitted to the batch until it ended. `roles`: one trace role per request (else `role`)."""
         checked = [self._check_request(r) for r in requests]
+        named = each_role(len(checked), role, roles)
         if self.batch_slots < 2 or len(checked) < 2 or not all(self._batchable(r) for r in checked):
-            return [self.generate(r, role=role) for r in checked]
-        calls = [_Call(self, "generate", role, self._call_egress(r, "generate")) for r in checked]
+            return [self.generate(r, role=n) for r, n in zip(checked, named, strict=True)]
+        calls = [
+            _Call(self, "generate", n, self._call_egress(r, "generate")) for r, n in zip(checked, named, strict=True)
+        ]
         for call in calls:
             with call:  # counted, and its egress written, before anything is decoded
                 pass
@@ -551,6 +556,15 @@ class _Call:
             decision=decision,
             error=error,
         )
+
+
+def each_role(count: int, role: str, roles: Sequence[str] | None) -> list[str]:
+    """The trace role of each of `count` requests: `roles`, one per request, or `role` for all."""
+    if roles is None:
+        return [role] * count
+    if len(roles) != count:
+        raise ValidationError(f"{len(roles)} roles for {count} requests")
+    return list(roles)
 
 
 def tightest(limits: Iterable[int | None]) -> int | None:
