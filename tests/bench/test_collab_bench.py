@@ -109,3 +109,26 @@ def test_bootstrap_interval_brackets_the_mean() -> None:
     values = np.array([1.0] * 30 + [0.0] * 70)
     low, high = collab.bootstrap_ci(values)
     assert low < 0.3 < high and low > 0.15 and high < 0.45
+
+
+def rows_of(correct: list[int], cost: float) -> dict[str, dict[str, float]]:
+    return {f"i{k}": {"correct": bool(c), "cost_usd": cost} for k, c in enumerate(correct)}
+
+
+def test_matched_cost_mixes_the_two_baselines_that_bracket_the_method() -> None:
+    curve = {"edge alone": rows_of([0, 0, 0, 1], 0.0), "cloud alone": rows_of([1, 0, 0, 1], 1.0),
+             "cloud-sc3": rows_of([1, 1, 0, 1], 3.0)}  # fmt: skip
+    m = collab.matched_cost(rows_of([1, 1, 1, 0], 2.0), curve)  # halfway between the cloud (0.5) and sc3 (0.75)
+    assert m is not None and m["between"] == ["cloud alone", "cloud-sc3"] and m["share"] == 0.5
+    assert (m["baseline_accuracy"], m["accuracy"], m["gain"], m["cost_of_cloud"]) == (0.625, 0.75, 0.125, 2.0)
+    assert m["gain_ci"][0] <= m["gain"] <= m["gain_ci"][1] and not m["capped"]
+    cheap = collab.matched_cost(rows_of([1, 1, 1, 0], 0.25), curve)  # a quarter of the way from the edge to the cloud
+    assert cheap is not None and cheap["between"] == ["edge alone", "cloud alone"]
+    assert cheap["baseline_accuracy"] == pytest.approx(0.75 * 0.25 + 0.25 * 0.5)
+    dear = collab.matched_cost(rows_of([1, 1, 1, 0], 9.0), curve)  # past the curve: the dearest baseline, capped
+    assert dear is not None and dear["between"] == ["cloud-sc3"] and dear["capped"]
+    assert dear["baseline_accuracy"] == 0.75
+    partial = {**curve, "cloud-sc3": {k: v for k, v in curve["cloud-sc3"].items() if k != "i3"}}
+    fewer = collab.matched_cost(rows_of([1, 1, 1, 0], 2.0), partial)
+    assert fewer is not None and fewer["n"] == 3  # only the items every baseline answered
+    assert collab.matched_cost({}, curve) is None

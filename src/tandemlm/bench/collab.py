@@ -147,7 +147,7 @@ def baseline_rows(items: list[Item], table: dict[str, Outcome], location: str) -
         o = table[item.id]
         right = o.correct_gen if item.kind == "choice" and o.correct_gen is not None else o.correct
         tokens = o.tokens_in + o.tokens_out
-        out.append({"correct": right, "cost_usd": o.cost_usd, "latency_s": o.latency_s,
+        out.append({"id": item.id, "correct": right, "cost_usd": o.cost_usd, "latency_s": o.latency_s,
                     "cloud_tokens": tokens if location == "cloud" else 0,
                     "edge_tokens": tokens if location == "edge" else 0})  # fmt: skip
     return out
@@ -175,8 +175,11 @@ def run_dataset(
     items, tables = test_items(dataset, outcomes, limit)
     engines: dict[str, str] = {"edge": "edge", "cloud": "cloud"}
     out: dict[str, Any] = {"items": len(items), "methods": {}, "baselines": {}, "seconds": {}}
+    per_item: dict[str, dict[str, dict[str, Any]]] = {}  # method or baseline -> item id -> row
     for location in ("edge", "cloud"):
-        out["baselines"][f"{location} alone"] = summarise(baseline_rows(items, tables[location], location))
+        rows = baseline_rows(items, tables[location], location)
+        out["baselines"][f"{location} alone"] = summarise(rows)
+        per_item[f"{location} alone"] = {r["id"]: r for r in rows}
     if items and items[0].kind == "choice":  # the cloud's best letter by option likelihood (no decoding)
         rows = baseline_rows(items, tables["cloud"], "cloud")
         for row, item in zip(rows, items, strict=True):
@@ -205,6 +208,7 @@ def run_dataset(
                     f.flush()
                     done[item.id] = row
         rows = [done[item.id] for item in items if item.id in done]
+        per_item[name] = {r["id"]: r for r in rows}
         kind = "baselines" if name in BASELINE_METHODS else "methods"
         out[kind][name] = summarise(rows)
         if len(rows) < len(items):  # an interrupted method: the cloud alone on the very items it answered
@@ -214,12 +218,56 @@ def run_dataset(
         out["seconds"][name] = {"new_items": len(todo), "wall_s": round(time.perf_counter() - start, 1)}
         if replayed:
             out["seconds"][name]["replayed"] = {where: m.replayed for where, m in replayed.items()}
+    curve = {b: per_item[b] for b in COST_CURVE if per_item.get(b)}
+    for name, summary in out["methods"].items():
+        summary["matched_cost"] = matched_cost(per_item[name], curve)
     cloud_cost = out["baselines"]["cloud alone"]["cost_usd"]
     guided = out["methods"].get("llm-guided")
     if guided is not None and guided["n"] and cloud_cost:  # a dataset it has not run on has no cost
         guided["cloud_cost_of_cloud_alone"] = guided["cost_usd"] / cloud_cost
     out["tts"] = tts_offline(dataset, outcomes, save=tts_save)
     return out
+
+
+#: the baselines' cost curve, cheapest first; a method is compared with the curve at its own cost
+COST_CURVE = ("edge alone", "cloud alone", "cloud-sc3")
+
+
+def matched_cost(
+    method: dict[str, dict[str, Any]], curve: dict[str, dict[str, dict[str, Any]]], draws: int = 2000, seed: int = 0
+) -> dict[str, Any] | None:
+    """The baselines' cost curve at the method's cost, on the items the method and every curve baseline answered.
+    The two neighbouring baselines whose mean costs on those items bracket the method's are mixed per item,
+    (1 - share) * cheaper + share * dearer, with the share that puts the mix at the method's mean cost (so a
+    method costing 1.5x the cloud meets the cloud alone on half the items and its self-consistency on the other
+    half, in expectation); beyond the curve's ends the end baseline is taken (`capped`). The gain is paired: the
+    method's per-item correctness minus the mix's, with a bootstrap 95% interval over the items. None when the
+    method or the curve has no common item."""
+    ids = [i for i in method if all(i in rows for rows in curve.values())]
+    if not ids or not curve:
+        return None
+    mine = np.array([float(method[i]["correct"]) for i in ids])
+    cost = float(np.mean([method[i]["cost_usd"] for i in ids]))
+    names = sorted(curve, key=lambda b: np.mean([curve[b][i]["cost_usd"] for i in ids]))
+    costs = [float(np.mean([curve[b][i]["cost_usd"] for i in ids])) for b in names]
+    right = {b: np.array([float(curve[b][i]["correct"]) for i in ids]) for b in names}
+    upper = next((k for k, c in enumerate(costs) if c >= cost), None)
+    if upper is None or upper == 0:  # dearer than the dearest baseline, or as cheap as the cheapest
+        end = names[-1] if upper is None else names[0]
+        pair, share, mix, capped = [end], 0.0, right[end], cost != costs[names.index(end)]
+    else:
+        lo, hi = names[upper - 1], names[upper]
+        span = costs[upper] - costs[upper - 1]
+        share = (cost - costs[upper - 1]) / span if span > 0 else 1.0
+        pair, mix, capped = [lo, hi], (1 - share) * right[lo] + share * right[hi], False
+    diff = mine - mix
+    rng = np.random.default_rng(seed)
+    gains = diff[rng.integers(0, len(ids), size=(draws, len(ids)))].mean(axis=1)
+    low, high = np.percentile(gains, [2.5, 97.5])
+    cloud = costs[names.index("cloud alone")] if "cloud alone" in names else None
+    return {"n": len(ids), "cost_of_cloud": cost / cloud if cloud else None, "between": pair, "share": share,
+            "capped": capped, "accuracy": float(mine.mean()), "baseline_accuracy": float(mix.mean()),
+            "gain": float(diff.mean()), "gain_ci": [float(low), float(high)]}  # fmt: skip
 
 
 def tts_offline(
@@ -294,9 +342,12 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         ]
         if r["methods"].get("llm-guided", {}).get("n"):  # run on this dataset
             guided[dataset] = r["methods"]["llm-guided"].get("cloud_cost_of_cloud_alone")
+    matched = {d: [m for m, s in r["methods"].items() if (s.get("matched_cost") or {}).get("gain_ci", [0])[0] > 0]
+               for d, r in result["datasets"].items()}  # fmt: skip
     return {
         "interval_above_cloud": above,
         "beats_cloud_on_two_datasets": sum(bool(v) for v in above.values()) >= 2,
+        "gain_over_matched_cost_above_zero": matched,
         "llm_guided_cost_share": guided,
         "llm_guided_under_10pct": {d: v is not None and v < 0.10 for d, v in guided.items()},
     }
@@ -354,6 +405,23 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
                     f"{s['cost_usd'] * 1000:.4f} | {s['cloud_tokens']:.0f} | {s['edge_tokens']:.0f} | "
                     f"{s['p50_latency_s']:.2f} |"
                 )
+        matched = [(name, s["matched_cost"]) for name, s in r["methods"].items() if s.get("matched_cost")]
+        if matched:
+            lines += ["", "Against the baselines' cost curve (edge alone, cloud alone, cloud-sc3 where it ran) at each "
+                      "method's own cost: per item, the two baselines whose costs bracket the method's, mixed in the "
+                      "share that matches its cost; gain paired over the items both cover:", "",
+                      "| method | n | cost (x cloud) | baseline at that cost | baseline accuracy | method accuracy "
+                      "| gain [95% CI] |",
+                      "|---|---|---|---|---|---|---|"]  # fmt: skip
+            for name, m in matched:
+                if len(m["between"]) == 2:
+                    mix = f"{1 - m['share']:.2f} {m['between'][0]} + {m['share']:.2f} {m['between'][1]}"
+                else:
+                    mix = m["between"][0] + (" (the method costs more)" if m["capped"] else "")
+                times = f"{m['cost_of_cloud']:.2f}" if m["cost_of_cloud"] is not None else "—"
+                low, high = m["gain_ci"]
+                lines.append(f"| {name} | {m['n']} | {times} | {mix} | {m['baseline_accuracy']:.3f} | "
+                             f"{m['accuracy']:.3f} | {m['gain']:+.3f} [{low:+.3f}, {high:+.3f}] |")  # fmt: skip
         tts = r.get("tts", {})
         if tts.get("budgets"):
             lines += ["", f"TTS allocator on the outcome tables' arms (edge answer / cloud answer; fitted on "
@@ -386,6 +454,8 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
     t = result.get("targets", {})
     lines += ["## Targets", "", f"- interval above the cloud's accuracy: {t.get('interval_above_cloud')}",
               f"- beats the cloud on two datasets: {t.get('beats_cloud_on_two_datasets')}",
+              "- gain over the baselines at matched cost, interval above 0: "
+              f"{t.get('gain_over_matched_cost_above_zero')}",
               f"- LLMGuided's amortised cloud cost / cloud-alone: {t.get('llm_guided_cost_share')} "
               f"(target < 0.10: {t.get('llm_guided_under_10pct')})", ""]  # fmt: skip
     return "\n".join(lines)
