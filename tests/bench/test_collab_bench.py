@@ -103,6 +103,9 @@ def test_a_replayed_engine_answers_other_requests_itself() -> None:
     got = replayed.generate_many([other, table_request(item), other], roles=["x", "y", "z"])
     assert [c.text for c in got] == ["The answer is 7.", "42", "The answer is 7."] and engine.calls == 3  # two decoded
     assert [[e.role for e in c.trace if e.model == "cloud"] for c in got] == [["x"], [REPLAYED], ["z"]]
+    assert not replayed.constrained
+    engine.constrained = engine.grammars = True  # an engine decoding under grammars (llama.cpp) stays one replayed
+    assert Replayed(engine, {}).constrained and Replayed(engine, {}).grammars
 
 
 def test_bootstrap_interval_brackets_the_mean() -> None:

@@ -42,7 +42,7 @@ class Replayed(Strategy):
     def __init__(self, engine: LanguageModel, rows: Mapping[Request, Outcome]) -> None:
         super().__init__(f"{engine.name} (replayed)", [engine])
         self.engine, self._rows, self.replayed = engine, dict(rows), 0
-        self.grammars = engine.grammars
+        self.grammars, self.constrained = engine.grammars, engine.constrained  # a planner keeps its grammar
 
     def _generate(self, request: Request) -> Completion:
         row = self._rows.get(request)
