@@ -25,7 +25,7 @@ def test_parse_plan_accepts_a_fenced_plan_and_names_what_is_wrong() -> None:
 
 def test_plan_execute_runs_every_step_with_the_earlier_results_and_composes() -> None:
     planner = ScriptedModel(PLAN, name="planner", location="cloud", price=Price(1.0, 1.0))
-    executor = ScriptedModel(["2 dollars", "6 dollars"], name="executor")
+    executor = ScriptedModel(["2 dollars", "def total():\n    return 6"], name="executor")
     composer = ScriptedModel("The answer is 6.", name="composer")
     with Recorder() as rec:
         out = PlanExecute(planner, executor, composer).generate("Three pens at 2 dollars each?")
@@ -33,7 +33,8 @@ def test_plan_execute_runs_every_step_with_the_earlier_results_and_composes() ->
     step2 = executor.requests[1].messages[-1].content
     assert "1. find the price of one\n   → 2 dollars" in step2
     assert step2.endswith("Do only this step, briefly: multiply by three")
-    assert "2. multiply by three\n   → 6 dollars" in composer.requests[0].messages[-1].content
+    # a result keeps its lines (code stays code), indented under its step
+    assert "2. multiply by three\n   → def total():\n         return 6" in composer.requests[0].messages[-1].content
     assert [e.role for e in rec.events] == ["planner", "step 1", "step 2", "composer", "model"]
     cost = planner.price.cost(rec.events[0].usage)
     assert out.decision == f"plan_execute: 2 steps; planner ${cost:.6f}, executor $0.000000, composer $0.000000"

@@ -110,7 +110,8 @@ class PlanExecute(PromptLevel):
             asked = capped(ask(request, "step", results=earlier, step=step), self.step_tokens)
             out = self.executor.generate(asked, role=f"step {i}")
             stages.append(Stage(f"step {i}", out))
-            results.append(f"{i}. {step}\n   → {' '.join(out.text.split())}")
+            # the result keeps its lines (code stays code), indented under its step
+            results.append(f"{i}. {step}\n   → " + out.text.strip().replace("\n", "\n     "))
         final = ask(request, "compose", results="\n".join(results))
         plan_cost = sum(s.completion.cost_usd for s in stages if s.role.startswith("planner"))
         step_cost = sum(s.completion.cost_usd for s in stages if s.role.startswith("step"))
