@@ -239,10 +239,10 @@ def matched_cost(
     """The baselines' cost curve at the method's cost, on the items the method and every curve baseline answered.
     The two neighbouring baselines whose mean costs on those items bracket the method's are mixed per item,
     (1 - share) * cheaper + share * dearer, with the share that puts the mix at the method's mean cost (so a
-    method costing 1.5x the cloud meets the cloud alone on half the items and its self-consistency on the other
-    half, in expectation); beyond the curve's ends the end baseline is taken (`capped`). The gain is paired: the
-    method's per-item correctness minus the mix's, with a bootstrap 95% interval over the items. None when the
-    method or the curve has no common item."""
+    method costing 2x the cloud, with cloud-sc3 at 3x, meets the cloud alone on half the items and cloud-sc3 on
+    the other half, in expectation); beyond the curve's ends the end baseline is taken (`capped`). The gain is
+    paired: the method's per-item correctness minus the mix's, with a bootstrap 95% interval over the items. None
+    when the method or the curve has no common item."""
     ids = [i for i in method if all(i in rows for rows in curve.values())]
     if not ids or not curve:
         return None
@@ -261,9 +261,7 @@ def matched_cost(
         share = (cost - costs[upper - 1]) / span if span > 0 else 1.0
         pair, mix, capped = [lo, hi], (1 - share) * right[lo] + share * right[hi], False
     diff = mine - mix
-    rng = np.random.default_rng(seed)
-    gains = diff[rng.integers(0, len(ids), size=(draws, len(ids)))].mean(axis=1)
-    low, high = np.percentile(gains, [2.5, 97.5])
+    low, high = bootstrap_ci(diff, draws, seed)
     cloud = costs[names.index("cloud alone")] if "cloud alone" in names else None
     return {"n": len(ids), "cost_of_cloud": cost / cloud if cloud else None, "between": pair, "share": share,
             "capped": capped, "accuracy": float(mine.mean()), "baseline_accuracy": float(mix.mean()),
