@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,32 @@ def test_summary_pairs_the_variants_on_common_items(tmp_path: Path, monkeypatch:
     assert got["gain_all"]["gain"] == 0.6667
     assert got["gain_all"]["ci_low"] <= got["gain_all"]["gain"] <= got["gain_all"]["ci_high"]
     json.dumps(got)  # the report is plain JSON
+
+
+def test_the_cascade_is_refitted_on_train_items_the_students_were_not_tuned_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    test_ids, train_ids = ["gsm8k/1", "gsm8k/2"], ["gsm8k/10", "gsm8k/11", "gsm8k/12", "gsm8k/13", "gsm8k/14"]
+
+    def items(ids: list[str]) -> list[object]:
+        return [type("I", (), {"id": i})() for i in ids]
+
+    monkeypatch.setattr(bench, "test_items", lambda dataset, n, seed=0: items(test_ids))
+    pools: list[int | None] = []
+    monkeypatch.setattr(bench, "train_pool", lambda dataset, n, seed=0: pools.append(n) or items(train_ids[:n]))
+    (tmp_path / "gsm8k").mkdir()
+    for role in ("edge", "cloud"):
+        table = [out(i, True, 0.5, "test") for i in test_ids] + [out(i, True, 0.5, "train") for i in train_ids]
+        lines = [json.dumps(asdict(o)) for o in table]
+        (tmp_path / "gsm8k" / f"{role}.jsonl").write_text("\n".join(lines) + "\n")
+    variants = ("student_before", "student_after", "teacher")
+    rows = [{"variant": v, "id": i, "correct": True, "mean_logprob": -0.1} for v in variants for i in test_ids]
+    rows += [{"variant": "student_after", "id": i, "correct": True, "mean_logprob": -0.1} for i in train_ids]
+    s = bench.DistillBench(work=tmp_path, rows=tmp_path / "rows.jsonl", outcomes=tmp_path, variants=variants)
+    got = bench.summarise(rows, s)
+    assert pools == [4]  # by default four fifths of the teacher's 5 train items are the tuning pool
+    assert got["cascade_after"]["train_items"] == 1 and got["cascade_before"]["train_items"] == 1  # gsm8k/14
+    pools.clear()
+    got = bench.summarise(rows, bench.DistillBench(work=tmp_path, rows=s.rows, outcomes=tmp_path, variants=variants,
+                                                   train_items=2))  # fmt: skip
+    assert pools == [2] and got["cascade_after"]["train_items"] == 3

@@ -443,7 +443,8 @@ bench.add_command(bench_verify)
 @click.option("--items", "n_items", default=20, show_default=True, type=click.IntRange(min=1),
               help="GSM8K test items (the first N of the seeded sample; the outcome tables' come first).")  # fmt: skip
 @click.option("--train-items", default=None, type=click.IntRange(min=1),
-              help="Train items to distill from (default: those the teacher's outcome table covers).")  # fmt: skip
+              help="Train items to distill from (default: four fifths of those the teacher's outcome table covers; "
+                   "the rest refit the cascade).")  # fmt: skip
 @click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1), help="LoRA steps per variant.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="torch and llama.cpp.")
 @click.option("--source", default="teacher", show_default=True,
@@ -457,7 +458,7 @@ bench.add_command(bench_verify)
 @click.option("--rank", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-length", default=512, show_default=True, type=click.IntRange(min=16))
 @click.option("--cascade-items", default=None, type=click.IntRange(min=1),
-              help="Train items the tuned student answers to refit the cascade (default: all).")  # fmt: skip
+              help="Held-out train items the tuned student answers to refit the cascade (default: all).")  # fmt: skip
 @click.option("--variants", default="student_before,student_after,student_selected,student_curated,teacher",
               show_default=True, help="Which models to compare (a rerun with more resumes).")  # fmt: skip
 @click.option("--kd-weight", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True),

@@ -9,10 +9,9 @@ each tuned student's gain over the base with a paired interval. The tuned studen
 with the converted GGUF adapter, the way they would be deployed.
 
 The loop closed for cost: a cascade (student answers, escalates on low mean token probability) is fitted on the
-train items both outcome tables cover, to reach 95% of the teacher's accuracy, before (the base student's
-rows) and after (the tuned student's answers to the same train items), and its cloud share on test is
-reported. The tuned student has seen some of those train items in training, which flatters its confidence on
-them; the test share is what counts.
+train items both outcome tables cover and the students were not tuned from, to reach 95% of the teacher's
+accuracy, before (the base student's rows) and after (the tuned student's answers to the same train items), and
+its cloud share on test is reported.
 
 Training runs live under a work directory (one per variant: examples, adapter, run.json) and are skipped when
 their run.json matches; answers are appended to a rows JSONL as they finish and skipped on a rerun, so a run
@@ -69,7 +68,7 @@ class DistillBench:
     max_length: int = 512
     seed: int = 0
     cascade: str = "student_after"  # the tuned student whose train answers refit the cascade
-    cascade_items: int | None = None  # train items both tables cover that refit it (None: all of them)
+    cascade_items: int | None = None  # held-out train items both tables cover that refit it (None: all of them)
     variants: tuple[str, ...] = VARIANTS
     kd_weight: float = 0.5  # student_kd: the selected examples with the teacher's top-k, this share of the loss
     kd_top_k: int = 8
@@ -94,6 +93,13 @@ def _lora(s: DistillBench) -> Any:
     from tandemlm.train.lora import LoraSettings
 
     return LoraSettings(rank=s.rank, lr=s.lr, steps=s.steps, max_length=s.max_length, seed=s.seed)
+
+
+def _pool(s: DistillBench, tables: Mapping[str, Mapping[str, Outcome]]) -> list[Item]:
+    """The train items the students are tuned from: the first `train_items`, else the first four fifths of those
+    the teacher's table covers (the rest refit the cascade on answers the tuned student was not trained on)."""
+    covered = sum(o.split == "train" for o in tables["cloud"].values())
+    return train_pool(s.dataset, s.train_items or covered - covered // 5 or None, s.seed)
 
 
 def _trained(out: Path, data: Path, lora: Any) -> dict[str, Any] | None:
@@ -121,8 +127,7 @@ def train_variants(s: DistillBench, base: str, scorer: Callable[[], LanguageMode
     from tandemlm.train.lora import train_lora
 
     tables = _tables(s)
-    covered = sum(o.split == "train" for o in tables["cloud"].values())
-    pool = train_pool(s.dataset, s.train_items or covered or None, s.seed)
+    pool = _pool(s, tables)
     refs = None
     if s.source != "teacher":
         from tandemlm.train.distill import reference_solutions
@@ -189,10 +194,14 @@ def answer_all(config: TandemConfig, s: DistillBench, trained: Mapping[str, Mapp
     rows = read_rows(s.rows)
     done = {(r["variant"], r["id"]) for r in rows}
     tests = test_items(s.dataset, s.items, s.seed)
-    both = [i for i in sample(load(s.dataset), None, s.seed) if split_of(i.id) == "train"
-            and i.id in tables["edge"] and i.id in tables["cloud"]]  # fmt: skip
+    tuned_from = {i.id for i in _pool(s, tables)}
+    held_out = [i for i in sample(load(s.dataset), None, s.seed) if split_of(i.id) == "train"
+                and i.id in tables["edge"] and i.id in tables["cloud"] and i.id not in tuned_from]  # fmt: skip
+    if s.cascade in trained and not held_out:
+        log("no train item both tables cover is left out of the tuning pool, so the cascade is not refitted "
+            "(pass --train-items below the teacher table's train items)")  # fmt: skip
     wanted = [(v, item) for item in tests for v in s.variants]
-    wanted += [(s.cascade, item) for item in both[: s.cascade_items] if s.cascade in trained]
+    wanted += [(s.cascade, item) for item in held_out[: s.cascade_items] if s.cascade in trained]
     models: dict[str, LanguageModel] = {}
     runtime = Runtime(config)
     s.rows.parent.mkdir(parents=True, exist_ok=True)
@@ -289,7 +298,9 @@ def summarise(rows: Sequence[dict[str, Any]], s: DistillBench) -> dict[str, Any]
     cloud = tables["cloud"]
     tuned = {r["id"]: r for r in rows if r["variant"] == s.cascade}
     before = {i: asdict(o) for i, o in tables["edge"].items()}
-    train_ids = [i for i, o in cloud.items() if o.split == "train" and i in tuned and i in before]
+    tuned_from = {i.id for i in _pool(s, tables)}
+    train_ids = [i for i, o in cloud.items() if o.split == "train" and i in tuned and i in before
+                 and i not in tuned_from]  # fmt: skip
     test_ids = [i for i in common if i in cloud and i in tuned]
 
     def pairs(source: Mapping[str, Mapping[str, Any]], ids: Sequence[str]) -> list[tuple[Mapping[str, Any], Outcome]]:
