@@ -417,8 +417,8 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         "",
         "## Cascade (student first, cloud on low confidence)",
         "",
-        f"Threshold on the answer's mean token probability, fitted on the train items both tables cover to reach "
-        f"{OF_TEACHER:.0%} of the teacher's train accuracy, applied to test.",
+        f"Threshold on the answer's mean token probability, fitted to reach {OF_TEACHER:.0%} of the teacher's "
+        "accuracy on held-out train items (both tables cover them; no student was tuned on them), applied to test.",
         "",
         "| cascade | train items | test share to cloud | test accuracy | test target |",
         "|---|---:|---:|---:|---:|",
