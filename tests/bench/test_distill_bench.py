@@ -90,3 +90,14 @@ def test_the_cascade_is_refitted_on_train_items_the_students_were_not_tuned_from
     got = bench.summarise(rows, bench.DistillBench(work=tmp_path, rows=s.rows, outcomes=tmp_path, variants=variants,
                                                    train_items=2))  # fmt: skip
     assert pools == [2] and got["cascade_after"]["train_items"] == 3
+
+
+def test_a_cloud_share_that_falls_below_the_accuracy_target_is_not_a_saving() -> None:
+    def verdict(share: float, accuracy: float) -> str:
+        result = {"cascade_share_before": 0.9, "cascade_share_after": share, "test_items": 100,
+                  "cascade_after": {"accuracy": accuracy, "target_test": 0.45}}  # fmt: skip
+        return next(line for line in bench.targets(result) if "cascade" in line)
+
+    assert ": met" in verdict(0.5, 0.46)
+    assert "not met" in verdict(0.5, 0.40)  # fewer cloud calls, but under the target the threshold was fitted to
+    assert "not met" in verdict(0.95, 0.50)

@@ -447,16 +447,21 @@ def targets(result: Mapping[str, Any]) -> list[str]:
     kept_ok = None
     if g_sel.get("gain") is not None and g_all.get("gain") is not None and share is not None:
         kept_ok = g_all["gain"] > 0 and g_sel["gain"] >= 0.8 * g_all["gain"] and share <= 0.5
-    cascade_ok = None if before is None or after is None else after < before
+    fitted = result.get("cascade_after") or {}
+    cascade_ok = None
+    if before is not None and after is not None and fitted.get("accuracy") is not None:
+        # a share bought with accuracy below the target is no saving
+        cascade_ok = after < before and fitted["accuracy"] >= fitted["target_test"]
     out = [
         f"- tuned student gains >= 5 points, 95% interval above 0: {verdict(gain_ok)} "
         f"(gain {g_all.get('gain')}, interval [{g_all.get('ci_low')}, {g_all.get('ci_high')}])",
         f"- selected keeps >= 80% of the gain with <= 50% of the data: {verdict(kept_ok)} "
         f"(selected gain {g_sel.get('gain')}, share of data {share})",
-        f"- the cascade's cloud share falls: {verdict(cascade_ok)} (before {before}, after {after})",
+        f"- the cascade's cloud share falls at the accuracy target: {verdict(cascade_ok)} (before {before}, after "
+        f"{after}; test accuracy after {fitted.get('accuracy')}, target {fitted.get('target_test')})",
     ]
     if result.get("test_items", 0) < SMOKE:
-        out += ["", f"**Smoke-sized run** ({result.get('test_items')} test items, a few LoRA steps): it shows that "
+        out += ["", f"**Smoke-sized run** ({result.get('test_items')} test items): it shows that "
                 "the commands work end to end; the targets cannot be judged at this size (a 95% interval on so few "
                 "items spans tens of points)."]  # fmt: skip
     return out
