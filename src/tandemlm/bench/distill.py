@@ -345,6 +345,7 @@ def run_distill_bench(config: TandemConfig, s: DistillBench, *, label: str = "de
         train_seconds=after.get("seconds"), train_tokens_per_s=after.get("tokens_per_s"),
         cascade_share_before=result["cascade_before"]["share"], cascade_share_after=result["cascade_after"]["share"],
         training=trained, selection=picked, wall_seconds=round(time.perf_counter() - started, 1),
+        answer_seconds=round(sum(r["latency_s"] for r in rows if r.get("origin") == "measured"), 1),
         settings=_settings(s, label, spec.source),
     )  # fmt: skip
     return result
@@ -385,7 +386,9 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         "# Distillation: cloud model into the edge model (GSM8K test)", "",
         f"Command: `{command}`  ",
         f"Date: {cfg['date']}; machine: {cfg['machine']}; load average at the end {cfg['load']}; "
-        f"wall time {result['wall_seconds']} s (a training run reused from the work directory adds no time).  ",
+        f"wall time {result['wall_seconds']} s (training runs and answers reused from earlier runs count 0; over "
+        f"every run that made them: training {sum(t['seconds'] for t in result['training'].values()):.0f} s, "
+        f"answers {result.get('answer_seconds', '—')} s).  ",
         f"Student `{cfg['base']}` (config `{cfg['config']}`), LoRA rank {cfg['rank']}, lr {cfg['lr']}, "
         f"{cfg['steps']} steps of batch 1 per variant, max length {cfg['max_length']}, seed {cfg['seed']}, "
         f"{cfg['threads']} thread(s); targets from `{cfg['source']}`; selection: student sure at "
