@@ -4,6 +4,7 @@ slow end-to-end run on SmolLM2-135M."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from tandemlm.bench import fusion
 from tandemlm.bench.fusion import GSM8K_VARIANTS, FusionBench, gap_closed, summarise, to_markdown
 from tandemlm.bench.fusion_safety import build_safety_data, refused, safety_summary, wrap
+from tandemlm.errors import ConfigError
 from tandemlm.guard.data import GuardItem
 from tandemlm.models.scripted import ScriptedModel
 
@@ -146,6 +148,39 @@ def test_rows_resume_and_only_missing_answers_are_asked(tmp_path: Path, dataset:
     again = fusion.answer_all(None, s, {}, lambda _: None)  # type: ignore[arg-type]
     assert asked == [] and again == rows
     assert set(GSM8K_VARIANTS["contrastive"]) == {r["variant"] for r in rows}
+
+
+def test_cost_items_time_the_large_model_on_the_first_items_and_report_only_answers_nothing(
+    tmp_path: Path, dataset: Any, monkeypatch: Any
+) -> None:
+    dataset("gsm8k")
+    ids = [i.id for i in fusion.test_items("gsm8k", 3)]
+    tables = tmp_path / "outcomes" / "gsm8k"
+    tables.mkdir(parents=True)
+    for role in ("edge", "cloud"):
+        rows = [{"id": i, "split": "test", "answer": f"{role} table", "correct": role == "cloud", "tokens_in": 5,
+                 "tokens_out": 7, "latency_s": 0.5, "cost_usd": 0.0} for i in ids]  # fmt: skip
+        (tables / f"{role}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = replace(_bench(tmp_path, items=3, parts=("contrastive", "cost"), cost_items=1), outcomes=tmp_path / "outcomes")
+    asked: list[str] = []
+
+    def get(self: Any, variant: str) -> ScriptedModel:
+        asked.append(variant)
+        return ScriptedModel("... The answer is 0", name=variant)
+
+    monkeypatch.setattr(fusion._Models, "get", get)
+    rows = fusion.answer_all(None, s, {}, lambda _: None)  # type: ignore[arg-type]
+    large = {r["id"]: r["origin"] for r in rows if r["variant"] == "base_large"}
+    assert large == {ids[0]: "measured", ids[1]: "table", ids[2]: "table"}
+    assert sorted(asked) == ["base_large"] + ["contrastive"] * 3
+    assert summarise(rows, s)["cost"]["base_large"]["answers"] == 1  # only measured answers are timed
+
+    asked.clear()
+    later = replace(s, items=5, answer=False)  # two more items wanted, none answered
+    assert fusion.answer_all(None, later, {}, lambda _: None) == rows and asked == []  # type: ignore[arg-type]
+    assert summarise(rows, later)["contrastive"]["items"] == 3
+    with pytest.raises(ConfigError, match="--report-only"):
+        fusion._train(later, "base", tmp_path / "data.jsonl", tmp_path / "none", "tuned small", lambda _: None)
 
 
 @pytest.mark.slow

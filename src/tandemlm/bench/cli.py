@@ -528,6 +528,12 @@ def bench_distill(n_items: int, train_items: int | None, steps: int, threads: in
 @click.option("--safety-train", default=40, show_default=True, type=click.IntRange(min=1),
               help="Harmful and benign prompts each in the safety-tuning data.")  # fmt: skip
 @click.option("--safety-tokens", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--cost-items", default=None, type=click.IntRange(min=1),
+              help="Time the large model alone on the first N items only (default: all); the outcome table "
+              "stands in on the rest.")  # fmt: skip
+@click.option("--report-only", is_flag=True,
+              help="Answer nothing: rebuild the report from the rows, each part on the items it has every answer "
+              "for.")  # fmt: skip
 @click.option("--lr", default=3e-4, show_default=True, type=float)
 @click.option("--rank", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-length", default=512, show_default=True, type=click.IntRange(min=16))
@@ -540,8 +546,9 @@ def bench_distill(n_items: int, train_items: int | None, steps: int, threads: in
 @config_option
 def bench_fusion(n_items: int, train_items: int, steps: int, threads: int, parts: str, source: str,
                  max_tokens: int, alpha: float, beta: float, alpha_mask: float, safety_alpha: float, first_m: int,
-                 safety_items: int, safety_train: int, safety_tokens: int, lr: float, rank: int, max_length: int,
-                 outcomes: str, work: str | None, rows: str, json_out: str, out: str, config: str) -> None:  # fmt: skip
+                 safety_items: int, safety_train: int, safety_tokens: int, cost_items: int | None, report_only: bool,
+                 lr: float, rank: int, max_length: int, outcomes: str, work: str | None, rows: str, json_out: str,
+                 out: str, config: str) -> None:  # fmt: skip
     """Logit fusion on the edge/cloud pair: proxy-tuning (gap closed toward the LoRA-tuned large model),
     contrastive decoding, safety-guided decoding (attack success, over-refusal, GSM8K) and each decoder's
     tokens/s, with bootstrap 95% intervals (resumable)."""
@@ -558,7 +565,7 @@ def bench_fusion(n_items: int, train_items: int, steps: int, threads: int, parts
             max_tokens=max_tokens, alpha=alpha, beta=beta, alpha_mask=alpha_mask, safety_alpha=safety_alpha,
             first_m=first_m or None, safety_items=safety_items, safety_train=safety_train,
             safety_tokens=safety_tokens, lr=lr, rank=rank, max_length=max_length,
-            parts=tuple(p for p in PARTS if p in chosen),
+            parts=tuple(p for p in PARTS if p in chosen), cost_items=cost_items, answer=not report_only,
         )  # fmt: skip
         result = run_fusion_bench(load_config(config), settings, label=config, log=lambda s: click.echo(s, err=True))
         write_report(result, json_out, out, to_markdown)

@@ -49,7 +49,7 @@ GSM8K_VARIANTS = {
 FUSED = ("proxy", "contrastive", "safety_guided")
 SAFETY_VARIANTS = ("base_large", "safety_guided")
 GAP_TARGET = 0.5
-SMOKE = 100
+SMOKE = 20  # fewer GSM8K items than this: the targets are not judged
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class FusionBench:
     safety_train: int = 40  # harmful and benign prompts each in the safety-tuning data
     safety_tokens: int = 64  # answer budget on the safety prompts (and the benign answers tuned on)
     parts: tuple[str, ...] = PARTS
+    cost_items: int | None = None  # the large model alone is timed on the first N items (None: all); tables elsewhere
+    answer: bool = True  # False: nothing is answered, each part is summarised on its rows
     large: str = "cloud"
     small: str = "edge"
 
@@ -141,6 +143,8 @@ def _train(s: FusionBench, base: str, data: Path, where: Path, what: str, log: C
     lora = LoraSettings(rank=s.rank, lr=s.lr, steps=s.steps, max_length=s.max_length, seed=s.seed)
     report = _trained(where, data, lora)
     reused = report is not None
+    if report is None and not s.answer:
+        raise ConfigError(f"no {what} adapter trained with these settings under {where}: run without --report-only")
     if report is None:
         log(f"training {what} ({base}) on {data}")
         train_lora(base, data, where, lora, resume=True, bar=True, log=log, command=f"tandem bench fusion ({what})")
@@ -264,18 +268,25 @@ def _safety_row(model: LanguageModel, prompt: Prompt, max_tokens: int, judge: An
 def answer_all(config: TandemConfig, s: FusionBench, trained: Mapping[str, Mapping[str, Any]],
                log: Callable[[str], object], judge: Callable[[], Any] | None = None
                ) -> list[dict[str, Any]]:  # fmt: skip
-    """Every (variant, item) answer not yet in the rows file: the GSM8K test items across the variants item by
-    item, then the safety prompts (the large model alone and guided). Outcome-table rows stand in for the base
-    models at the tables' answer budget, except the large model's when its speed is measured (cost)."""
+    """Every (variant, item) answer not yet in the rows file (none with `s.answer` off): the safety prompts (the
+    large model alone and guided), then the GSM8K test items across the variants item by item. Outcome-table rows
+    stand in for the base models at the tables' answer budget, except the large model's on the items its speed is
+    measured on (cost: the first `s.cost_items`)."""
     rows = read_rows(s.rows)
+    if not s.answer:
+        return rows
     done = {(r["variant"], r["id"]) for r in rows}
     variants = s.variants()
-    wanted: list[tuple[str, Item | Prompt]] = [(v, item) for item in test_items("gsm8k", s.items, s.seed)
-                                               for v in variants]  # fmt: skip
-    if "safety" in s.parts:
+    wanted: list[tuple[str, Item | Prompt]] = []
+    if "safety" in s.parts:  # the fixed-size part first: a run stopped early has fewer GSM8K items, not no safety
         wanted += [(v, p) for p in test_prompts(s.safety_items, s.seed) for v in SAFETY_VARIANTS]
+    gsm8k = test_items("gsm8k", s.items, s.seed)
+    wanted += [(v, item) for item in gsm8k for v in variants]
     tables = _tables(s) if s.max_tokens == MAX_TOKENS["math"] else {"edge": {}, "cloud": {}}
-    from_table = {"base_small": tables["edge"], **({} if "cost" in s.parts else {"base_large": tables["cloud"]})}
+    from_table = {"base_small": tables["edge"], "base_large": dict(tables["cloud"])}
+    if "cost" in s.parts:  # the large model alone is timed on these
+        for timed in gsm8k[: s.cost_items]:
+            from_table["base_large"].pop(timed.id, None)
     models = _Models(config, s, trained)
     guard: list[Any] = []
     s.rows.parent.mkdir(parents=True, exist_ok=True)
@@ -498,7 +509,7 @@ def targets(result: Mapping[str, Any]) -> list[str]:
     )
     out = [
         f"- proxy-tuning closes >= {GAP_TARGET:.0%} of the gap (anchor: 91% at 13B, 88% at 70B, Liu et al. 2024): "
-        f"{verdict} (gap closed {gap}, interval "
+        f"{verdict} (gap closed {gap} on {p.get('items')} items, interval "
         f"[{p.get('ci_low')}, {p.get('ci_high')}])",
         f"- contrastive decoding over the expert alone: gain {(c.get('gain') or {}).get('gain')}",
         f"- safety-guided: ASR {sf.get('asr_base')} -> {sf.get('asr_guided')}, GSM8K {sf.get('helpful_base')} -> "
