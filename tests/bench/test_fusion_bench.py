@@ -215,3 +215,16 @@ def test_bench_fusion_end_to_end_on_smollm2(tmp_path: Path, dataset: Any, smollm
     assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == len(rows)
     assert json.loads(out.read_text())["training"]["tuned_large"]["reused"] is True
     assert "Command: `tandem" in (tmp_path / "fusion.md").read_text()  # the words after it are pytest's own argv
+
+
+def test_the_committed_report_reproduces_from_its_rows(dataset: Any) -> None:
+    """bench/results/fusion.json's numbers are what its rows give (the rows hold every answer behind them)."""
+    dataset("gsm8k")
+    results = Path(__file__).resolve().parents[2] / "bench" / "results"
+    committed = json.loads((results / "fusion.json").read_text(encoding="utf-8"))
+    cfg = committed["settings"]
+    s = FusionBench(work=Path("unused"), rows=results / "fusion.jsonl", items=cfg["items"], seed=cfg["seed"],
+                    max_tokens=cfg["max_tokens"], parts=tuple(cfg["parts"]))  # fmt: skip
+    again = json.loads(json.dumps(summarise(fusion.read_rows(s.rows), s)))
+    for part in cfg["parts"]:
+        assert again[part] == committed[part], part
