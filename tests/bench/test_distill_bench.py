@@ -43,13 +43,15 @@ def test_cascade_point_applies_the_train_threshold_to_test() -> None:
 
 def test_summary_pairs_the_variants_on_common_items(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ids = ["gsm8k/1", "gsm8k/2", "gsm8k/3", "gsm8k/4"]
-    monkeypatch.setattr(bench, "test_items", lambda dataset, n, seed=0: [type("I", (), {"id": i})() for i in ids])
+    items = [type("I", (), {"id": i, "kind": "math"})() for i in ids]
+    monkeypatch.setattr(bench, "test_items", lambda dataset, n, seed=0: items)
     monkeypatch.setattr(bench, "split_of", lambda i: "test")
     (tmp_path / "gsm8k").mkdir()
     for role in ("edge", "cloud"):
         (tmp_path / "gsm8k" / f"{role}.jsonl").write_text("")
     right = {"student_before": [0, 1, 0, 0], "student_after": [1, 1, 1, 0], "teacher": [1, 1, 1, 1]}
-    rows = [{"variant": v, "id": i, "correct": bool(c), "mean_logprob": -0.1}
+    rows = [{"variant": v, "id": i, "correct": bool(c), "mean_logprob": -0.1,
+             "tokens_out": 320 if v == "student_before" and i != "gsm8k/1" else 100}
             for v, cs in right.items() for i, c in zip(ids, cs, strict=True)]  # fmt: skip
     rows = [r for r in rows if not (r["variant"] == "teacher" and r["id"] == "gsm8k/4")]  # one item missing
     s = bench.DistillBench(work=tmp_path, rows=tmp_path / "rows.jsonl", outcomes=tmp_path,
@@ -60,6 +62,8 @@ def test_summary_pairs_the_variants_on_common_items(tmp_path: Path, monkeypatch:
     assert got["student_after"]["accuracy"] == 1.0 and got["teacher"]["accuracy"] == 1.0
     assert got["gain_all"]["gain"] == 0.6667
     assert got["gain_all"]["ci_low"] <= got["gain_all"]["gain"] <= got["gain_all"]["ci_high"]
+    assert (got["gain_all"]["won"], got["gain_all"]["lost"]) == (2, 0)
+    assert got["student_before"]["cut"] == 0.667 and got["student_after"]["cut"] == 0.0  # 320: GSM8K's budget
     json.dumps(got)  # the report is plain JSON
 
 
@@ -69,7 +73,7 @@ def test_the_cascade_is_refitted_on_train_items_the_students_were_not_tuned_from
     test_ids, train_ids = ["gsm8k/1", "gsm8k/2"], ["gsm8k/10", "gsm8k/11", "gsm8k/12", "gsm8k/13", "gsm8k/14"]
 
     def items(ids: list[str]) -> list[object]:
-        return [type("I", (), {"id": i})() for i in ids]
+        return [type("I", (), {"id": i, "kind": "math"})() for i in ids]
 
     monkeypatch.setattr(bench, "test_items", lambda dataset, n, seed=0: items(test_ids))
     pools: list[int | None] = []
@@ -80,7 +84,8 @@ def test_the_cascade_is_refitted_on_train_items_the_students_were_not_tuned_from
         lines = [json.dumps(asdict(o)) for o in table]
         (tmp_path / "gsm8k" / f"{role}.jsonl").write_text("\n".join(lines) + "\n")
     variants = ("student_before", "student_after", "teacher")
-    rows = [{"variant": v, "id": i, "correct": True, "mean_logprob": -0.1} for v in variants for i in test_ids]
+    rows = [{"variant": v, "id": i, "correct": True, "mean_logprob": -0.1, "tokens_out": 9} for v in variants
+            for i in test_ids]  # fmt: skip
     rows += [{"variant": "student_after", "id": i, "correct": True, "mean_logprob": -0.1} for i in train_ids]
     s = bench.DistillBench(work=tmp_path, rows=tmp_path / "rows.jsonl", outcomes=tmp_path, variants=variants)
     got = bench.summarise(rows, s)

@@ -125,6 +125,17 @@ def bootstrap_ci(values: np.ndarray, draws: int = 2000, seed: int = 0) -> tuple[
     return float(low), float(high)
 
 
+def paired_gain(after: Sequence[float], before: Sequence[float]) -> dict[str, Any]:
+    """Mean per-item difference of two paired score lists, its bootstrap 95% interval (resampling the
+    differences), and the items it won (after > before) and lost."""
+    diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
+    if not len(diff):
+        return {"gain": None, "ci_low": None, "ci_high": None, "won": 0, "lost": 0}
+    low, high = bootstrap_ci(diff)
+    return {"gain": round(float(diff.mean()), 4), "ci_low": round(low, 4), "ci_high": round(high, 4),
+            "won": int((diff > 0).sum()), "lost": int((diff < 0).sum())}  # fmt: skip
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     right = np.array([float(r["correct"]) for r in rows])
     low, high = bootstrap_ci(right)

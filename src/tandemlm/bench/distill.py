@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from tandemlm.bench.collab import bootstrap_ci
+from tandemlm.bench.collab import bootstrap_ci, paired_gain
 from tandemlm.bench.datasets import Item, load, sample, split_of
-from tandemlm.bench.outcomes import Outcome, measure, read_table
+from tandemlm.bench.outcomes import MAX_TOKENS, Outcome, measure, read_table
 from tandemlm.config import LlamaCppConfig, Runtime, TandemConfig
 from tandemlm.errors import ConfigError, ValidationError
 from tandemlm.models.base import LanguageModel
@@ -282,19 +282,17 @@ def summarise(rows: Sequence[dict[str, Any]], s: DistillBench) -> dict[str, Any]
     """Accuracies on the test items every variant answered, paired gains over the base student, the cascade."""
     tables = _tables(s)
     by = {v: {r["id"]: r for r in rows if r["variant"] == v} for v in s.variants}
-    test_ids = [i.id for i in test_items(s.dataset, s.items, s.seed)]
-    common = [i for i in test_ids if all(i in by[v] for v in s.variants)]
+    tests = test_items(s.dataset, s.items, s.seed)
+    common = [i.id for i in tests if all(i.id in by[v] for v in s.variants)]
     out: dict[str, Any] = {"test_items": len(common)}
     for v in s.variants:
         out[v] = accuracy([by[v][i]["correct"] for i in common])
-    base = np.array([float(by["student_before"][i]["correct"]) for i in common]) if "student_before" in by else None
-    for v in (v for v in s.variants if v in TRAINED):
-        if base is None:
-            break
-        diff = np.array([float(by[v][i]["correct"]) for i in common]) - base
-        low, high = bootstrap_ci(diff)
-        out[f"gain_{TRAINED[v]}"] = {"gain": round(float(diff.mean()), 4) if len(diff) else None,
-                                     "ci_low": round(low, 4), "ci_high": round(high, 4)}  # fmt: skip
+        cut = [by[v][i]["tokens_out"] >= MAX_TOKENS[tests[0].kind] for i in common]
+        out[v]["cut"] = round(sum(cut) / len(cut), 3) if cut else None  # answers that ran out of budget
+    if "student_before" in by:
+        base = [float(by["student_before"][i]["correct"]) for i in common]
+        for v in (v for v in s.variants if v in TRAINED):
+            out[f"gain_{TRAINED[v]}"] = paired_gain([float(by[v][i]["correct"]) for i in common], base)
     cloud = tables["cloud"]
     tuned = {r["id"]: r for r in rows if r["variant"] == s.cascade}
     before = {i: asdict(o) for i, o in tables["edge"].items()}
@@ -401,15 +399,17 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         "outcome tables where they have the item.", "",
         f"{result['test_items']} test items answered by every variant; `[lo, hi]`: bootstrap 95% interval "
         "(2000 resamples of the items; gains: paired, resampling the per-item differences).", "",
-        "| model | accuracy | gain over before | examples | training tokens | train s | tokens/s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | accuracy | gain over before (items won, lost) | cut at the budget | examples | training tokens "
+        "| train s | tokens/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
     for v in cfg["variants"]:
         t = result["training"].get(v, {})
         g = result.get(f"gain_{TRAINED[v]}") if v in TRAINED else None
-        gain = f"{g['gain']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]" if g and g["gain"] is not None else "—"
-        cells = [names[v], _acc(result[v]), gain, t.get("examples", "—"), t.get("tokens", "—"),
-                 t.get("seconds", "—"), t.get("tokens_per_s", "—")]  # fmt: skip
+        gain = (f"{g['gain']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}] ({g.get('won')}, {g.get('lost')})"
+                if g and g["gain"] is not None else "—")  # fmt: skip
+        cells = [names[v], _acc(result[v]), gain, result[v].get("cut", "—"), t.get("examples", "—"),
+                 t.get("tokens", "—"), t.get("seconds", "—"), t.get("tokens_per_s", "—")]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     sel = result["selection"]
     lines += [

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tandemlm.bench.collab import bootstrap_ci
+from tandemlm.bench.collab import paired_gain
 from tandemlm.bench.datasets import Item, chat_prompt
 from tandemlm.bench.distill import _settings, _trained, accuracy, read_rows, test_items
 from tandemlm.bench.fusion_safety import Prompt, build_safety_data, refused, safety_summary, test_prompts, train_prompts
@@ -110,14 +110,6 @@ def gap_closed(proxy: Sequence[float], base: Sequence[float], tuned: Sequence[fl
         return {"gap_closed": round(gap, 4), "ci_low": None, "ci_high": None}
     low, high = np.percentile(num[ok] / den[ok], [2.5, 97.5])
     return {"gap_closed": round(gap, 4), "ci_low": round(float(low), 4), "ci_high": round(float(high), 4)}
-
-
-def paired_gain(after: Sequence[float], before: Sequence[float]) -> dict[str, float | None]:
-    diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
-    if not len(diff):
-        return {"gain": None, "ci_low": None, "ci_high": None}
-    low, high = bootstrap_ci(diff)
-    return {"gain": round(float(diff.mean()), 4), "ci_low": round(low, 4), "ci_high": round(high, 4)}
 
 
 def _spec(config: TandemConfig, name: str) -> LlamaCppConfig:
@@ -417,7 +409,7 @@ def _acc(a: Mapping[str, Any] | None) -> str:
 def _gain(g: Mapping[str, Any] | None) -> str:
     if not g or g.get("gain") is None:
         return "—"
-    return f"{g['gain']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]"
+    return f"{g['gain']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}] (won {g.get('won')}, lost {g.get('lost')})"
 
 
 def to_markdown(result: dict[str, Any], command: str) -> str:
