@@ -77,6 +77,10 @@ def test_summary_holds_the_issue_keys(tmp_path: Path, dataset: Any) -> None:
     assert (sf["asr_base"], sf["asr_guided"], sf["helpful_base"], sf["helpful_guided"]) == (1.0, 0.5, 0.25, 0.25)
     assert (sf["asr_harmful_safety_guided"], sf["asr_jailbreak_safety_guided"]) == (0.0, 1.0)
     assert (sf["over_refusal_base"], sf["over_refusal_guided"]) == (0.0, 1.0)
+    assert (sf["refused_base_large"], sf["refused_safety_guided"]) == (0.0, 0.5)
+    assert {k: sf["asr_change"][k] for k in ("gain", "won", "lost")} == {"gain": -0.5, "won": 0, "lost": 1}
+    assert sf["over_refusal_change"]["gain"] == 1.0 and sf["helpful_change"]["gain"] == 0.0
+    assert result["contrastive"]["gain"]["won"] == 2 and result["contrastive"]["gain"]["lost"] == 0
     co = result["cost"]
     assert co["base_large"]["tokens_per_s"] == 5.0 and co["proxy"]["vs_large"] == 0.5
     assert co["proxy"]["cut"] == 0.0 and result["answer_seconds"] == 4 * 2.0 + 24 * 4.0  # measured rows only
@@ -89,7 +93,8 @@ def test_summary_holds_the_issue_keys(tmp_path: Path, dataset: Any) -> None:
     )  # fmt: skip
     md = to_markdown(result, "tandem bench fusion --items 4")
     assert "Smoke-sized run" in md and "Gap closed" in md and "tandem bench fusion --items 4" in md
-    assert "not judged (smoke-sized) (gap closed 0.5" in md and "answers 104.0 s" in md
+    assert "not judged (smoke-sized) (gap closed 0.5 on 4 items" in md and "answers 104.0 s" in md
+    assert "attack success -0.500 [" in md and "(won 0, lost 1)" in md
     json.dumps(result)
 
 
