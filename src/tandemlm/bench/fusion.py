@@ -325,9 +325,9 @@ def summarise(rows: Sequence[Mapping[str, Any]], s: FusionBench) -> dict[str, An
     by = {v: {r["id"]: r for r in gsm if r["variant"] == v} for v in s.variants()}
     ids = [i.id for i in test_items("gsm8k", s.items, s.seed)]
 
-    def scores(names: Sequence[str]) -> tuple[int, dict[str, list[float]]]:
+    def scores(names: Sequence[str], key: str = "correct") -> tuple[int, dict[str, list[float]]]:
         common = [i for i in ids if all(i in by.get(v, {}) for v in names)]
-        return len(common), {v: [float(by[v][i]["correct"]) for i in common] for v in names}
+        return len(common), {v: [float(by[v][i][key]) for i in common] for v in names}
 
     out: dict[str, Any] = {}
     if "proxy" in s.parts:
@@ -337,7 +337,13 @@ def summarise(rows: Sequence[Mapping[str, Any]], s: FusionBench) -> dict[str, An
                         **gap_closed(sc["proxy"], sc["base_large"], sc["tuned_large"]),
                         "gain_over_base_large": paired_gain(sc["proxy"], sc["base_large"]),
                         "tuned_small_gain": paired_gain(sc["tuned_small"], sc["base_small"]),
+                        "tuned_large_gain": paired_gain(sc["tuned_large"], sc["base_large"]),
                         "accuracy": acc}  # fmt: skip
+        # what the tuning does to the answers' length, and how much of that the proxy carries over
+        _, tokens = scores(GSM8K_VARIANTS["proxy"], "tokens_out")
+        out["proxy"]["tokens_out"] = {v: round(float(np.mean(t)), 1) if t else None for v, t in tokens.items()}
+        length = gap_closed(tokens["proxy"], tokens["base_large"], tokens["tuned_large"])
+        out["proxy"]["length_gap_closed"] = length
     if "contrastive" in s.parts:
         n, sc = scores(GSM8K_VARIANTS["contrastive"])
         out["contrastive"] = {"items": n, "expert": accuracy(sc["base_large"])["accuracy"],
@@ -452,6 +458,12 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
                   f"tuned small over base small {_gain(p['tuned_small_gain'])}. The tuned large model took "
                   f"{tr['tuned_large']['seconds']} s of training"
                   f"{' (reused)' if tr['tuned_large']['reused'] else ''}.", ""]  # fmt: skip
+        tok, lg = p.get("tokens_out") or {}, p.get("length_gap_closed") or {}
+        if tok:
+            lines += ["Mean answer length in tokens: " + ", ".join(f"{names[v]} {tok[v]}" for v in names)
+                      + f". Length gap closed, the same ratio on tokens: {lg.get('gap_closed')} "
+                      f"[{lg.get('ci_low')}, {lg.get('ci_high')}]; tuned large over base large "
+                      f"{_gain(p.get('tuned_large_gain'))}.", ""]  # fmt: skip
         cut = {v: (result.get("cost") or {}).get(v, {}).get("cut") for v in ("base_large", "proxy", "tuned_large")}
         if None not in cut.values() and cut["base_large"] > max(cut["proxy"], cut["tuned_large"]):
             lines += [f"Answers cut at the {cfg['max_tokens']}-token budget: base large {cut['base_large']}, proxy "
@@ -502,9 +514,13 @@ def targets(result: Mapping[str, Any]) -> list[str]:
     p, c, sf = result.get("proxy") or {}, result.get("contrastive") or {}, result.get("safety") or {}
     gap = p.get("gap_closed")
     smoke = p.get("items", 0) < SMOKE
+    no_gap = gap is not None and p["tuned_large"] <= p["base_large"]  # tuning does not lift the large model
     verdict = (
-        "n/a" if gap is None else "not judged (smoke-sized)" if smoke else "met" if gap >= GAP_TARGET else "not met"
-    )
+        "n/a" if gap is None else "not judged (smoke-sized)" if smoke
+        else f"not judged: there is no gap to close, the tuned large model scores {p['tuned_large']} against the "
+             f"base's {p['base_large']}" if no_gap
+        else "met" if gap >= GAP_TARGET else "not met"
+    )  # fmt: skip
     out = [
         f"- proxy-tuning closes >= {GAP_TARGET:.0%} of the gap (anchor: 91% at 13B, 88% at 70B, Liu et al. 2024): "
         f"{verdict} (gap closed {gap} on {p.get('items')} items, interval "
