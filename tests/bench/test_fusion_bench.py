@@ -95,6 +95,7 @@ def test_summary_holds_the_issue_keys(tmp_path: Path, dataset: Any) -> None:
     assert "Smoke-sized run" in md and "Gap closed" in md and "tandem bench fusion --items 4" in md
     assert "not judged (smoke-sized) (gap closed 0.5 on 4 items" in md and "answers 104.0 s" in md
     assert "attack success -0.500 [" in md and "(won 0, lost 1)" in md
+    assert p["cut"] == dict.fromkeys(GSM8K_VARIANTS["proxy"], 0.0) and result["contrastive"]["cut"]["contrastive"] == 0
     assert p["tokens_out"]["proxy"] == 10.0 and p["length_gap_closed"]["gap_closed"] is None  # equal lengths
     worse = {**result, "proxy": {**p, "items": 40, "tuned_large": 0.2}}  # tuning lowers the large model
     assert "not judged: there is no gap to close, the tuned large model scores 0.2" in fusion.targets(worse)[0]

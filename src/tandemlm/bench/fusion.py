@@ -329,6 +329,11 @@ def summarise(rows: Sequence[Mapping[str, Any]], s: FusionBench) -> dict[str, An
         common = [i for i in ids if all(i in by.get(v, {}) for v in names)]
         return len(common), {v: [float(by[v][i][key]) for i in common] for v in names}
 
+    def cut(names: Sequence[str]) -> dict[str, float | None]:
+        """Each variant's share of answers that ran out of the budget, on the items all of `names` answered."""
+        _, tokens = scores(names, "tokens_out")
+        return {v: round(sum(t >= s.max_tokens for t in ts) / len(ts), 3) if ts else None for v, ts in tokens.items()}
+
     out: dict[str, Any] = {}
     if "proxy" in s.parts:
         n, sc = scores(GSM8K_VARIANTS["proxy"])
@@ -344,11 +349,13 @@ def summarise(rows: Sequence[Mapping[str, Any]], s: FusionBench) -> dict[str, An
         out["proxy"]["tokens_out"] = {v: round(float(np.mean(t)), 1) if t else None for v, t in tokens.items()}
         length = gap_closed(tokens["proxy"], tokens["base_large"], tokens["tuned_large"])
         out["proxy"]["length_gap_closed"] = length
+        out["proxy"]["cut"] = cut(GSM8K_VARIANTS["proxy"])
     if "contrastive" in s.parts:
         n, sc = scores(GSM8K_VARIANTS["contrastive"])
         out["contrastive"] = {"items": n, "expert": accuracy(sc["base_large"])["accuracy"],
                               "fused": accuracy(sc["contrastive"])["accuracy"],
                               "gain": paired_gain(sc["contrastive"], sc["base_large"]),
+                              "cut": cut(GSM8K_VARIANTS["contrastive"]),
                               "accuracy": {"expert": accuracy(sc["base_large"]),
                                            "fused": accuracy(sc["contrastive"])}}  # fmt: skip
     if "safety" in s.parts:
@@ -464,18 +471,18 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
                       + f". Length gap closed, the same ratio on tokens: {lg.get('gap_closed')} "
                       f"[{lg.get('ci_low')}, {lg.get('ci_high')}]; tuned large over base large "
                       f"{_gain(p.get('tuned_large_gain'))}.", ""]  # fmt: skip
-        cut = {v: (result.get("cost") or {}).get(v, {}).get("cut") for v in ("base_large", "proxy", "tuned_large")}
-        if None not in cut.values() and cut["base_large"] > max(cut["proxy"], cut["tuned_large"]):
-            lines += [f"Answers cut at the {cfg['max_tokens']}-token budget: base large {cut['base_large']}, proxy "
-                      f"{cut['proxy']}, tuned large {cut['tuned_large']}: at this budget much of the tuning's gain "
-                      "is the shorter, reference-style answers fitting in it.", ""]  # fmt: skip
+        if cut := p.get("cut"):
+            lines += [f"Answers cut at the {cfg['max_tokens']}-token budget: "
+                      + ", ".join(f"{names[v]} {cut[v]}" for v in names) + ".", ""]  # fmt: skip
     if (c := result.get("contrastive")) is not None:
         lines += [f"## Contrastive decoding (GSM8K test, {c['items']} items)", "",
                   f"beta {cfg['beta']}, alpha_mask {cfg['alpha_mask']}, amateur the base small model.", "",
                   "| model | accuracy |", "|---|---:|",
                   f"| expert alone | {_acc(c['accuracy']['expert'])} |",
                   f"| contrastive | {_acc(c['accuracy']['fused'])} |", "",
-                  f"Gain {_gain(c['gain'])}.", ""]  # fmt: skip
+                  f"Gain {_gain(c['gain'])}. Answers cut at the {cfg['max_tokens']}-token budget: expert alone "
+                  f"{(c.get('cut') or {}).get('base_large')}, contrastive {(c.get('cut') or {}).get('contrastive')}.",
+                  ""]  # fmt: skip
     if (sf := result.get("safety")) is not None:
         t = tr.get("safe_small", {})
         lines += [
@@ -499,10 +506,11 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         ]  # fmt: skip
     if (co := result.get("cost")) is not None:
         lines += ["## Cost (decode speed on this CPU, prefill included)", "",
-                  "Tokens out over wall time per answer; speeds move with the shared machine's load.", "",
+                  "Tokens out over wall time of the measured answers (the large model alone on the first "
+                  f"{cfg.get('cost_items') or cfg['items']} items); speeds move with the shared machine's load.", "",
                   "| decoder | answers | tokens | seconds | tokens/s | vs large alone | cut at the budget |",
                   "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-        for v, r in co.items():
+        for v, r in ((v, r) for v, r in co.items() if r["answers"]):  # table-only variants were not timed
             lines.append(f"| {v} | {r['answers']} | {r['tokens']} | {r['seconds']} | {r['tokens_per_s']} | "
                          f"{r['vs_large']} | {r.get('cut')} |")  # fmt: skip
         lines.append("")
