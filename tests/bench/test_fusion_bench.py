@@ -139,13 +139,8 @@ def test_refusals_and_wrapping() -> None:
     assert safety_summary(rows, ("a", "b"))["prompts"] == {"harmful": 0, "jailbreak": 0, "sensitive": 0}
 
 
-def test_rows_resume_and_only_missing_answers_are_asked(tmp_path: Path, dataset: Any, monkeypatch: Any) -> None:
-    dataset("gsm8k")
-    s = _bench(tmp_path, items=2, parts=("contrastive",))
-    ids = [i.id for i in fusion.test_items("gsm8k", 2)]
-    first = {"variant": "base_large", "id": ids[0], "origin": "measured", "correct": True, "answer": "",
-             "tokens_out": 1, "latency_s": 1.0}  # fmt: skip
-    s.rows.write_text(json.dumps(first) + "\n")
+def _scripted_models(monkeypatch: Any) -> list[str]:
+    """Every variant answers from a scripted model; the list the variants asked are appended to."""
     asked: list[str] = []
 
     def get(self: Any, variant: str) -> ScriptedModel:
@@ -153,6 +148,17 @@ def test_rows_resume_and_only_missing_answers_are_asked(tmp_path: Path, dataset:
         return ScriptedModel("... The answer is 0", name=variant)
 
     monkeypatch.setattr(fusion._Models, "get", get)
+    return asked
+
+
+def test_rows_resume_and_only_missing_answers_are_asked(tmp_path: Path, dataset: Any, monkeypatch: Any) -> None:
+    dataset("gsm8k")
+    s = _bench(tmp_path, items=2, parts=("contrastive",))
+    ids = [i.id for i in fusion.test_items("gsm8k", 2)]
+    first = {"variant": "base_large", "id": ids[0], "origin": "measured", "correct": True, "answer": "",
+             "tokens_out": 1, "latency_s": 1.0}  # fmt: skip
+    s.rows.write_text(json.dumps(first) + "\n")
+    asked = _scripted_models(monkeypatch)
     rows = fusion.answer_all(None, s, {}, lambda _: None)  # type: ignore[arg-type]
     assert sorted(asked) == ["base_large", "contrastive", "contrastive"]
     assert len(rows) == 4 and len(s.rows.read_text().splitlines()) == 4
@@ -174,13 +180,7 @@ def test_cost_items_time_the_large_model_on_the_first_items_and_report_only_answ
                  "tokens_out": 7, "latency_s": 0.5, "cost_usd": 0.0} for i in ids]  # fmt: skip
         (tables / f"{role}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     s = replace(_bench(tmp_path, items=3, parts=("contrastive", "cost"), cost_items=1), outcomes=tmp_path / "outcomes")
-    asked: list[str] = []
-
-    def get(self: Any, variant: str) -> ScriptedModel:
-        asked.append(variant)
-        return ScriptedModel("... The answer is 0", name=variant)
-
-    monkeypatch.setattr(fusion._Models, "get", get)
+    asked = _scripted_models(monkeypatch)
     rows = fusion.answer_all(None, s, {}, lambda _: None)  # type: ignore[arg-type]
     large = {r["id"]: r["origin"] for r in rows if r["variant"] == "base_large"}
     assert large == {ids[0]: "measured", ids[1]: "table", ids[2]: "table"}
